@@ -1,0 +1,130 @@
+"""Command line: ``probeft grid``, ``probeft demo-data``, ``probeft book``.
+
+Examples::
+
+    probeft grid configs/demo.yaml --dry-run
+    probeft grid configs/minilm.yaml --data-dir ../shared/data --continue-on-error
+    probeft book runs/demo            # copy a run's results into the book and build it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from probeft import grid, results
+
+BOOK_INPUT_DIR = grid.REPO_ROOT / "book" / "_generated"
+
+
+def _grid_command(args: argparse.Namespace) -> int:
+    config = grid.load_config(args.config)
+    paths = grid.resolve_paths(config, data_dir=args.data_dir, output_dir=args.output_dir)
+    if config.demo_data and not args.dry_run:
+        if paths.data_dir is None:
+            raise ValueError(f"{args.config}: demo_data: true needs a data_dir")
+        from probeft.demo_data import write_demo_data
+
+        write_demo_data(paths.data_dir)
+        print(f"demo data in {paths.data_dir}")
+    report = grid.run_grid(
+        config,
+        paths,
+        force=args.force,
+        continue_on_error=args.continue_on_error,
+        dry_run=args.dry_run,
+        only_stages=args.stage,
+    )
+    print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
+    return 0 if report.ok else 1
+
+
+def _demo_data_command(args: argparse.Namespace) -> int:
+    from probeft.demo_data import write_demo_data
+
+    print(write_demo_data(Path(args.out_dir), seed=args.seed))
+    return 0
+
+
+def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) -> None:
+    """Copy a grid run's gathered results, grid record and executed notebooks where the book reads them.
+
+    Raises:
+        FileNotFoundError: the run has no ``results.csv`` (run the grid first).
+    """
+    results_csv = run_dir / results.RESULTS_FILE
+    results.load_results(results_csv)  # validates, and names the file when missing or malformed
+    if book_input_dir.exists():
+        shutil.rmtree(book_input_dir)
+    (book_input_dir / "notebooks").mkdir(parents=True)
+    shutil.copy2(results_csv, book_input_dir / results.RESULTS_FILE)
+    if (run_dir / "grid.json").is_file():
+        shutil.copy2(run_dir / "grid.json", book_input_dir / "grid.json")
+    provenance = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("cells/*/provenance.json"))}
+    results.atomic_write_text(book_input_dir / "provenance.json", json.dumps(provenance, indent=1))
+    for notebook in sorted((run_dir / "notebooks").glob("*.ipynb")):
+        if results.cell_complete(run_dir / "cells" / notebook.stem):
+            shutil.copy2(notebook, book_input_dir / "notebooks" / notebook.name)
+
+
+def _book_command(args: argparse.Namespace) -> int:
+    prepare_book_inputs(Path(args.run_dir).resolve())
+    if args.prepare_only:
+        return 0
+    command = ["jupyter-book", "build", str(grid.REPO_ROOT), "-W", "-n", "--keep-going"]
+    jb = Path(sys.executable).parent / "jupyter-book"
+    if jb.exists():
+        command[0] = str(jb)
+    code = subprocess.call(command)
+    index = grid.REPO_ROOT / "_build" / "html" / "index.html"
+    if code == 0 and not index.is_file():
+        print(f"jupyter-book reported success but {index} is missing", file=sys.stderr)
+        return 1
+    if code == 0:
+        print(f"report: {index}")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``probeft`` argument parser."""
+    parser = argparse.ArgumentParser(prog="probeft", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    grid_parser = sub.add_parser("grid", help="run a YAML experiment grid with papermill")
+    grid_parser.add_argument("config", help="grid YAML file, e.g. configs/demo.yaml")
+    grid_parser.add_argument("--data-dir", help="overrides PROBEFT_DATA_DIR and the config's data_dir")
+    grid_parser.add_argument("--output-dir", help="overrides the config's output_dir")
+    grid_parser.add_argument("--dry-run", action="store_true", help="list the cells that would run")
+    grid_parser.add_argument("--continue-on-error", action="store_true", help="run the other cells after a failure")
+    grid_parser.add_argument("--force", action="store_true", help="re-run cells that are already complete")
+    grid_parser.add_argument("--stage", action="append", choices=grid.STAGES, help="only this stage (repeatable)")
+    grid_parser.set_defaults(func=_grid_command)
+
+    demo_parser = sub.add_parser("demo-data", help="write the generated offline demo data set")
+    demo_parser.add_argument("out_dir")
+    demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.set_defaults(func=_demo_data_command)
+
+    book_parser = sub.add_parser("book", help="build the jupyter-book report from a grid run")
+    book_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/demo")
+    book_parser.add_argument("--prepare-only", action="store_true", help="copy inputs, don't build")
+    book_parser.set_defaults(func=_book_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; bad input exits 2 with the message on stderr."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"probeft {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

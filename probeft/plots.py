@@ -1,0 +1,145 @@
+"""One function per paper figure, drawn from a results table (never computing an experiment).
+
+Each function takes the long results table (see :mod:`probeft.results`) and returns a matplotlib
+``Figure``; a figure whose rows are absent raises ``ValueError`` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from probeft import results
+
+POOLING_STYLE = {"mean": "-", "cls": "--"}
+
+
+def _rows(table: pd.DataFrame, what: str, **equal: object) -> pd.DataFrame:
+    mask = np.ones(len(table), dtype=bool)
+    for column, value in equal.items():
+        mask &= (table[column] == value).to_numpy()
+    selected = table[mask]
+    if selected.empty:
+        raise ValueError(f"no rows for {what} ({', '.join(f'{k}={v!r}' for k, v in equal.items())})")
+    return selected
+
+
+def _grid(n_rows: int, n_cols: int, *, width: float = 3.6, height: float = 2.8) -> tuple[Figure, np.ndarray]:
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False)
+    return fig, axes
+
+
+def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "none") -> Figure:
+    """Figure 1: layer-wise probing accuracy, mean pooling solid, CLS dashed.
+
+    One panel per probing task, one colour per model; ``finetune_task="none"`` (the paper's Figure 1)
+    selects the pre-trained encoders, another task the encoders fine-tuned on it.
+    """
+    rows = _rows(table, "Figure 1", stage="probing", finetune_task=finetune_task, split=split, metric="accuracy")
+    curves = rows.groupby(["probe_task", "model", "pooling", "layer"], as_index=False)["value"].mean()
+    tasks, models = sorted(curves["probe_task"].unique()), sorted(curves["model"].unique())
+    fig, axes = _grid(1, len(tasks))
+    colours = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+    for ax, task in zip(axes[0], tasks):
+        for (model, pooling), curve in curves[curves["probe_task"] == task].groupby(["model", "pooling"]):
+            ax.plot(curve["layer"], 100 * curve["value"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
+                    color=colours[model], label=f"{model} ({pooling})")
+        ax.set(title=task, xlabel="layer", ylabel=f"{split} accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", baseline_pooling: str | None = None) -> Figure:
+    """Figures 4 and 5: Delta (fine-tuned minus pre-trained probing accuracy) per layer.
+
+    Rows = models, columns = probing tasks, one line per fine-tuning task. With ``baseline_pooling``
+    (Figure 4 uses ``"mean"``), a second y-axis shows the fine-tuned accuracy minus the pre-trained
+    model's accuracy under that pooling (dotted lines).
+    """
+    delta = results.probing_delta(table, split=split)
+    delta = _rows(delta, f"Delta with {pooling} pooling", pooling=pooling)
+    per_layer = delta.groupby(["model", "probe_task", "finetune_task", "layer"], as_index=False)[["delta", "finetuned"]].mean()
+    models, tasks = sorted(per_layer["model"].unique()), sorted(per_layer["probe_task"].unique())
+    baseline = None
+    if baseline_pooling:
+        pre = _rows(table, "pre-trained baseline", stage="probing", finetune_task="none", split=split,
+                    metric="accuracy", pooling=baseline_pooling)
+        baseline = pre.groupby(["model", "probe_task", "layer"], as_index=False)["value"].mean()
+    fig, axes = _grid(len(models), len(tasks))
+    for r, model in enumerate(models):
+        for c, task in enumerate(tasks):
+            ax = axes[r][c]
+            here = per_layer[(per_layer["model"] == model) & (per_layer["probe_task"] == task)]
+            twin = ax.twinx() if baseline is not None else None
+            for i, (ft_task, curve) in enumerate(here.groupby("finetune_task")):
+                colour = f"C{i}"
+                ax.plot(curve["layer"], 100 * curve["delta"], "-", marker="o", ms=3, color=colour, label=ft_task)
+                if twin is not None:
+                    ref = baseline[(baseline["model"] == model) & (baseline["probe_task"] == task)]
+                    joined = curve.merge(ref, on=["model", "probe_task", "layer"])
+                    twin.plot(joined["layer"], 100 * (joined["finetuned"] - joined["value"]), ":", color=colour)
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel=f"Delta {pooling} (points)")
+            if twin is not None:
+                twin.set_ylabel(f"vs pre-trained {baseline_pooling} (points, dotted)", fontsize=7)
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, title="fine-tuned on", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
+    """Figure 2: (a) entropy of a token's attention per layer; (b) EMD to the pre-trained attention.
+
+    One line per model state (pre-trained, and fine-tuned with each head); ``position`` selects the
+    query token (``"first"`` as in the paper).
+    """
+    rows = _rows(table, "Figure 2", stage="attention")
+    rows = rows[rows["position"].astype(str) == str(position)]
+    if rows.empty:
+        raise ValueError(f"no attention rows for position={position!r}")
+    models = sorted(rows["model"].unique())
+    fig, axes = _grid(len(models), 2)
+    for r, model in enumerate(models):
+        for c, metric in enumerate(("entropy", "emd")):
+            ax = axes[r][c]
+            part = rows[(rows["model"] == model) & (rows["metric"] == metric)]
+            for (ft_task, head), curve in part.groupby(["finetune_task", "finetune_head"]):
+                curve = curve.groupby("layer", as_index=False)["value"].mean()
+                label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
+                ax.plot(curve["layer"], curve["value"], marker="o", ms=3, label=label)
+            panel = "(a) entropy (nats)" if metric == "entropy" else "(b) earth mover's distance (positions)"
+            ax.set(title=f"{model}: {panel}", xlabel="layer")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure3(table: pd.DataFrame) -> Figure:
+    """Figure 3: MLM perplexity (a/b) per fine-tuning epoch, mean +- std over seeds; (c/d) vs layers replaced.
+
+    Rows = models; columns = for each fine-tuning task, the epoch curve then the replacement curve.
+    """
+    rows = _rows(table, "Figure 3", stage="perplexity", metric="perplexity")
+    models, tasks = sorted(rows["model"].unique()), sorted(t for t in rows["finetune_task"].unique() if t != "none")
+    if not tasks:
+        raise ValueError("Figure 3 needs perplexity rows of fine-tuned models")
+    fig, axes = _grid(len(models), 2 * len(tasks))
+    for r, model in enumerate(models):
+        for t, task in enumerate(tasks):
+            part = rows[(rows["model"] == model) & (rows["finetune_task"] == task)]
+            by_epoch = part[part["k_replaced"] == -1].groupby("epoch")["value"].agg(["mean", "std"]).fillna(0.0)
+            by_k = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].agg(["mean", "std"]).fillna(0.0)
+            for ax, curve, xlabel in ((axes[r][2 * t], by_epoch, "fine-tuning epoch (0 = pre-trained)"),
+                                      (axes[r][2 * t + 1], by_k, "top layers replaced by pre-trained")):
+                ax.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", ms=3, capsize=3)
+                ax.set(title=f"{model} / {task}", xlabel=xlabel, ylabel="MLM perplexity")
+                ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,146 @@
+"""Grid config validation, expansion, skip/resume and failure reporting (papermill replaced by a fake)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from probeft import cli, grid, results
+
+CONFIG = {
+    "name": "t",
+    "output_dir": "out",
+    "models": ["tiny-bert", {"name": "rob", "spec": "tiny-roberta"}],
+    "finetune": {"tasks": ["cola"], "seeds": [0, 1], "max_train": 8},
+    "probing": {"tasks": ["bigram_shift"], "finetune_tasks": ["none", "cola"]},
+    "attention": {"models": ["rob"], "finetune_task": "cola", "heads": ["cls", "mean"]},
+    "perplexity": {"models": ["tiny-bert"], "finetune_tasks": ["cola"], "seeds": [0, 1]},
+}
+
+
+def write_config(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_repo_configs_validate():
+    for path in sorted((grid.REPO_ROOT / "configs").glob("*.yaml")):
+        config = grid.load_config(path)
+        assert grid.expand(config, grid.resolve_paths(config, data_dir="/data", output_dir="/out"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"modles": []}, "modles"),
+        ({"finetune": {"tasks": ["mnli"]}}, "finetune.tasks"),
+        ({"probing": {"poolings": ["max"]}}, "probing.poolings"),
+        ({"attention": {"models": ["nope"]}}, "unknown model"),
+        ({"probing": {"tasks": []}}, "at least one probing task"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message) as error:
+        grid.load_config(write_config(tmp_path, {**CONFIG, **change}))
+    assert "grid.yaml" in str(error.value)
+
+
+def test_expand_orders_dependencies_and_names_cells(tmp_path):
+    config = grid.load_config(write_config(tmp_path, CONFIG))
+    cells = grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "out")))
+    names = [c.name for c in cells]
+    # 2 models x cola x cls x 2 seeds, plus the mean head the attention stage needs for "rob".
+    finetune = [c for c in cells if c.stage == "finetune"]
+    assert len(finetune) == 5
+    assert "finetune__model-rob__task-cola__head-mean__seed-0" in names
+    assert "probing__model-tiny-bert__ft-none__seed-0" in names
+    assert "probing__model-rob__ft-cola-cls__seed-1" in names
+    position = {name: i for i, name in enumerate(names)}
+    for cell in cells:
+        for dependency in cell.depends_on:
+            assert position[dependency] < position[cell.name]
+    probe = next(c for c in cells if c.name == "probing__model-rob__ft-cola-cls__seed-1")
+    assert probe.parameters["model"].endswith("cells/finetune__model-rob__task-cola__head-cls__seed-1")
+    assert probe.parameters["probe_tasks"] == ["bigram_shift"]
+    perplexity = next(c for c in cells if c.stage == "perplexity")
+    assert sorted(perplexity.parameters["finetune_runs"]) == [0, 1]
+
+
+def test_overrides_take_precedence(tmp_path, monkeypatch):
+    config = grid.load_config(write_config(tmp_path, {**CONFIG, "data_dir": "cfg"}))
+    monkeypatch.setenv("PROBEFT_DATA_DIR", str(tmp_path / "env"))
+    assert grid.resolve_paths(config).data_dir == tmp_path / "env"
+    assert grid.resolve_paths(config, data_dir=str(tmp_path / "flag")).data_dir == tmp_path / "flag"
+
+
+def fake_executor(calls: list[str], fail: set[str] = frozenset()):
+    def run(cell: grid.Cell, executed: Path) -> None:
+        calls.append(cell.name)
+        if cell.name in fail:
+            raise RuntimeError("boom")
+        row = {"stage": cell.stage, "model": cell.parameters["model_name"], "metric": "x", "value": 1.0}
+        results.write_cell(cell.parameters["output_dir"], results.results_frame([row]), params=cell.parameters,
+                           started=0.0, device="cpu")
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        executed.write_text("{}")
+    return run
+
+
+def small_config(tmp_path: Path) -> tuple[grid.GridConfig, grid.GridPaths]:
+    config = grid.load_config(write_config(tmp_path, {
+        "name": "t", "output_dir": str(tmp_path / "out"), "models": ["tiny-bert"],
+        "finetune": {"tasks": ["cola", "rte"]},
+        "probing": {"tasks": ["bigram_shift"], "finetune_tasks": ["none", "cola", "rte"]},
+    }))
+    return config, grid.resolve_paths(config)
+
+
+def test_grid_skips_finished_and_reruns_incomplete(tmp_path):
+    config, paths = small_config(tmp_path)
+    calls: list[str] = []
+    report = grid.run_grid(config, paths, executor=fake_executor(calls), log=lambda _: None)
+    assert report.ok and len(report.ran) == 5 and len(calls) == 5
+    assert len(results.load_results(paths.results_csv)) == 5
+    # An interrupted cell: results written but no completion marker.
+    victim = paths.cells_dir / "probing__model-tiny-bert__ft-cola-cls__seed-0"
+    (victim / "provenance.json").unlink()
+    calls.clear()
+    report = grid.run_grid(config, paths, executor=fake_executor(calls), log=lambda _: None)
+    assert calls == [victim.name] and len(report.skipped) == 4
+    calls.clear()
+    grid.run_grid(config, paths, executor=fake_executor(calls), log=lambda _: None, force=True)
+    assert len(calls) == 5
+
+
+def test_grid_failure_skips_dependants_and_reports(tmp_path):
+    config, paths = small_config(tmp_path)
+    calls: list[str] = []
+    failing = {"finetune__model-tiny-bert__task-cola__head-cls__seed-0"}
+    report = grid.run_grid(config, paths, executor=fake_executor(calls, failing), continue_on_error=True,
+                           log=lambda _: None)
+    assert not report.ok
+    assert set(report.failed) == failing | {"probing__model-tiny-bert__ft-cola-cls__seed-0"}
+    assert "probing__model-tiny-bert__ft-rte-cls__seed-0" in report.ran
+    calls.clear()
+    report = grid.run_grid(config, paths, executor=fake_executor(calls, failing), log=lambda _: None)
+    assert calls == sorted(failing)  # stops at the first failure without --continue-on-error
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    config, paths = small_config(tmp_path)
+    report = grid.run_grid(config, paths, dry_run=True, log=lambda _: None)
+    assert len(report.ran) == 5 and not paths.output_dir.exists()
+
+
+def test_cli_reports_bad_config(tmp_path, capsys):
+    path = write_config(tmp_path, {**CONFIG, "device": 3, "extra": 1})
+    assert cli.main(["grid", str(path), "--dry-run"]) == 2
+    assert "extra" in capsys.readouterr().err
+
+
+def test_book_inputs_need_results(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results.csv"):
+        cli.prepare_book_inputs(tmp_path, tmp_path / "book_in")

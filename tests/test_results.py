@@ -1,0 +1,112 @@
+"""Tidy results tables: validation, atomic cells, Delta aggregation by hand-computed values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from probeft import paper, results
+
+
+def probing_rows(model: str, ft: str, pooling: str, values: list[float], seed: int = 0) -> list[dict]:
+    return [
+        {"stage": "probing", "model": model, "finetune_task": ft, "finetune_head": "none" if ft == "none" else "cls",
+         "seed": seed, "probe_task": "bigram_shift", "pooling": pooling, "layer": layer, "split": "test",
+         "metric": "accuracy", "value": value}
+        for layer, value in enumerate(values)
+    ]
+
+
+def test_results_frame_fills_defaults_and_orders_columns():
+    frame = results.results_frame([{"metric": "accuracy", "value": 0.5, "l2": 1e-3}], stage="probing", model="m")
+    assert list(frame.columns) == [*results.RESULT_COLUMNS, "l2"]
+    row = frame.iloc[0]
+    assert (row["finetune_task"], row["probe_task"], row["layer"], row["epoch"]) == ("none", "none", -1, 0)
+
+
+def test_results_frame_rejects_missing_columns_and_nan():
+    with pytest.raises(ValueError, match="missing required"):
+        results.results_frame([{"metric": "accuracy", "value": 0.5}], stage="probing")
+    with pytest.raises(ValueError, match="non-finite"):
+        results.results_frame([{"metric": "a", "value": float("nan")}], stage="s", model="m")
+    with pytest.raises(ValueError, match="empty"):
+        results.results_frame([], stage="s", model="m")
+
+
+def test_write_cell_is_complete_and_round_trips(tmp_path):
+    table = results.results_frame(probing_rows("m", "none", "cls", [0.5, 0.75]))
+    path = results.write_cell(tmp_path / "cell", table, params={"model": "m", "path": tmp_path}, started=0.0, device="cpu")
+    assert results.cell_complete(tmp_path / "cell")
+    loaded = results.load_results(path)
+    pd.testing.assert_frame_equal(loaded, table)
+    prov = json.loads((tmp_path / "cell" / "provenance.json").read_text())
+    assert prov["rows"] == 2 and prov["params"]["model"] == "m" and prov["device"] == "cpu"
+    assert "torch" in prov["packages"]
+
+
+def test_cell_incomplete_without_marker_or_with_truncated_results(tmp_path):
+    table = results.results_frame(probing_rows("m", "none", "cls", [0.5, 0.75, 0.8]))
+    results.write_cell(tmp_path, table, params={}, started=0.0, device="cpu")
+    (tmp_path / "results.csv").write_text("\n".join((tmp_path / "results.csv").read_text().splitlines()[:2]))
+    assert not results.cell_complete(tmp_path)
+    (tmp_path / "provenance.json").unlink()
+    assert not results.cell_complete(tmp_path)
+
+
+def test_load_results_names_the_file(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("stage,model,metric\nprobing,m,accuracy\n")
+    with pytest.raises(ValueError, match="bad.csv.*value"):
+        results.load_results(bad)
+    with pytest.raises(FileNotFoundError, match="missing.csv"):
+        results.load_results(tmp_path / "missing.csv")
+
+
+def test_layer_groups_match_paper_and_scale():
+    assert results.layer_groups(12) == {"layers 0-6": (0, 6), "layers 7-12": (7, 12)}
+    assert results.layer_groups(6) == {"layers 0-3": (0, 3), "layers 4-6": (4, 6)}
+    assert results.layer_groups(4) == {"layers 0-2": (0, 2), "layers 3-4": (3, 4)}
+
+
+def synthetic_table() -> pd.DataFrame:
+    # 4-layer model (5 hidden states): groups 0-2 and 3-4.
+    rows = probing_rows("m", "none", "cls", [0.5, 0.6, 0.7, 0.8, 0.9], seed=0)
+    rows += probing_rows("m", "none", "cls", [0.5, 0.6, 0.7, 0.8, 0.7], seed=1)  # reference mean at layer 4: 0.8
+    rows += probing_rows("m", "cola", "cls", [0.5, 0.7, 0.7, 0.6, 0.6], seed=0)
+    rows += probing_rows("m", "cola", "cls", [0.5, 0.5, 0.7, 0.6, 0.8], seed=1)
+    return results.results_frame(rows)
+
+
+def test_probing_delta_by_hand():
+    delta = results.probing_delta(synthetic_table())
+    seed0 = delta[delta["seed"] == 0].set_index("layer")["delta"]
+    np.testing.assert_allclose(seed0.to_numpy(), [0.0, 0.1, 0.0, -0.2, -0.2], atol=1e-12)
+
+
+def test_delta_by_layer_group_by_hand():
+    grouped = results.delta_by_layer_group(results.probing_delta(synthetic_table()))
+    by_group = grouped.set_index("layer_group")["delta"]
+    # seed-mean deltas per layer: [0, 0, 0, -0.2, -0.1] -> lower mean 0, upper mean -0.15
+    assert by_group["layers 0-2"] == pytest.approx(0.0)
+    assert by_group["layers 3-4"] == pytest.approx(-0.15)
+    table = results.delta_group_table(synthetic_table(), pooling="cls")
+    assert table.loc[("m", "cola"), ("bigram_shift", "layers 3-4")] == pytest.approx(-15.0)
+
+
+def test_probing_delta_needs_pretrained_reference():
+    rows = results.results_frame(probing_rows("m", "cola", "cls", [0.5, 0.6]))
+    with pytest.raises(ValueError, match="without a pre-trained reference"):
+        results.probing_delta(rows)
+
+
+def test_table1_takes_last_epoch_and_quotes_paper():
+    rows = [
+        {"stage": "finetune", "model": "bert-base-cased", "finetune_task": "cola", "finetune_head": "cls", "seed": s,
+         "epoch": e, "split": "dev", "metric": "mcc", "value": v}
+        for s, e, v in [(0, 1, 0.1), (0, 2, 0.5), (1, 1, 0.2), (1, 2, 0.6)]
+    ]
+    table = results.table1(results.results_frame(rows), paper.TABLE1_METRICS, paper.TABLE1)
+    assert table.loc[("bert-base-cased", "cls"), "cola"] == "55.0 (59.5)"
