@@ -72,15 +72,18 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) ->
 
 
 def _book_command(args: argparse.Namespace) -> int:
-    prepare_book_inputs(Path(args.run_dir).resolve())
+    book_root = Path(args.book_root).resolve()
+    if not (book_root / "_toc.yml").is_file():
+        raise FileNotFoundError(f"no _toc.yml in --book-root {book_root}")
+    prepare_book_inputs(Path(args.run_dir).resolve(), book_root / "book" / "_generated")
     if args.prepare_only:
         return 0
-    command = ["jupyter-book", "build", str(grid.REPO_ROOT), "-W", "-n", "--keep-going"]
+    command = ["jupyter-book", "build", str(book_root), "-W", "-n", "--keep-going"]
     jb = Path(sys.executable).parent / "jupyter-book"
     if jb.exists():
         command[0] = str(jb)
     code = subprocess.call(command)
-    index = grid.REPO_ROOT / "_build" / "html" / "index.html"
+    index = book_root / "_build" / "html" / "index.html"
     if code == 0 and not index.is_file():
         print(f"jupyter-book reported success but {index} is missing", file=sys.stderr)
         return 1
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     book_parser = sub.add_parser("book", help="build the jupyter-book report from a grid run")
     book_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/demo")
     book_parser.add_argument("--prepare-only", action="store_true", help="copy inputs, don't build")
+    book_parser.add_argument("--book-root", default=str(grid.REPO_ROOT), help="folder with _config.yml and _toc.yml")
     book_parser.set_defaults(func=_book_command)
     return parser
 

@@ -227,9 +227,14 @@ def resolve_paths(config: GridConfig, *, data_dir: str | None = None, output_dir
     )
 
 
+def head_for(task: str, head: str) -> str:
+    """The head a fine-tuning run really uses: SQuAD always has the token-level span head."""
+    return "span" if task == "squad" else head
+
+
 def finetune_cell_name(model: str, task: str, head: str, seed: int) -> str:
     """Deterministic name of a fine-tuning cell."""
-    return f"finetune__model-{model}__task-{task}__head-{head}__seed-{seed}"
+    return f"finetune__model-{model}__task-{task}__head-{head_for(task, head)}__seed-{seed}"
 
 
 def _section_models(config: GridConfig, section: Any) -> list[ModelEntry]:
@@ -279,7 +284,7 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
     for model, task, head, seed in _finetune_runs(config):
         name = finetune_cell_name(model.name, task, head, seed)
         params = {
-            "model": model.spec, "model_name": model.name, "task": task, "head": head, "seed": seed,
+            "model": model.spec, "model_name": model.name, "task": task, "head": head_for(task, head), "seed": seed,
             "epochs": ft.epochs, "learning_rate": ft.learning_rate, "batch_size": ft.batch_size,
             "max_length": ft.max_length, "max_train": ft.max_train, "max_eval": ft.max_eval,
         }
@@ -294,7 +299,7 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
         for model in _section_models(config, pr):
             for task in pr.finetune_tasks:
                 for seed in (seeds[:1] if task == "none" else seeds):
-                    head = "none" if task == "none" else pr.finetune_head
+                    head = "none" if task == "none" else head_for(task, pr.finetune_head)
                     source = model.spec if task == "none" else finetuned_dir(model, task, head, seed)
                     depends = () if task == "none" else (Path(source).name,)
                     name = f"probing__model-{model.name}__ft-{task}" + ("" if task == "none" else f"-{head}")

@@ -432,3 +432,10 @@ def perplexity_summary(table: pd.DataFrame) -> str:
             text += f"; top layers replaced: " + ", ".join(f"k={k}: {v:.2f}" for k, v in replaced.items())
         lines.append(text)
     return "\n".join(lines)
+
+
+def scratch_dir(output_dir: str | Path | None, name: str) -> Path:
+    """``output_dir`` as a Path, or a fresh temporary folder when it is None (interactive runs)."""
+    if output_dir is None or str(output_dir) == "":
+        return Path(tempfile.mkdtemp(prefix=f"probeft-{name}-"))
+    return Path(output_dir)

@@ -1,0 +1,152 @@
+"""The probing stage: probing data -> cached features -> batched probes -> tidy result rows.
+
+This is what ``notebooks/probing.ipynb`` runs for one encoder (pre-trained, or a fine-tuned
+checkpoint) and a list of SentEval-format probing tasks (paper Sec. 3.2, 4.1, 4.2).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from probeft import data, extract, models, probe, results
+
+
+def resolve_checkpoint(model: str, epoch: int = -1) -> tuple[str, int]:
+    """Which weights to probe: a fine-tuning output folder becomes one of its epoch checkpoints.
+
+    Args:
+        model: a model spec, an epoch checkpoint folder, or a fine-tuning output folder holding
+            ``epoch-<e>/`` checkpoints.
+        epoch: for a fine-tuning output folder, the epoch (``-1``: the last complete one).
+
+    Returns:
+        ``(spec_to_load, epoch)``; epoch is 0 for a model that is not a fine-tuning output.
+    """
+    path = Path(model)
+    if path.is_dir() and any(path.glob("epoch-*")):
+        from probeft import finetune  # heavy import, only for fine-tuned models
+
+        if epoch == -1:
+            final = finetune.final_checkpoint(path)
+            return str(final), int(final.name.split("-")[1])
+        if epoch not in finetune.completed_epochs(path):
+            raise FileNotFoundError(f"epoch={epoch} is not a complete checkpoint in {path}")
+        return str(finetune.checkpoint_dir(path, epoch)), epoch
+    if path.is_dir() and (path / "checkpoint.json").is_file():
+        from probeft import finetune
+
+        return str(path), int(finetune.read_checkpoint_info(path).get("epoch", 0))
+    return model, max(epoch, 0)
+
+
+def probe_task_rows(
+    features: dict[str, dict[str, np.ndarray]],
+    labels: dict[str, np.ndarray],
+    *,
+    poolings: Sequence[str],
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Fit every (pooling, layer) probe of one task at once and return one row per split and probe.
+
+    Args:
+        features: split -> pooling -> ``(L + 1, N_split, D)``.
+        labels: split -> ``(N_split,)`` integer labels.
+        poolings: which poolings to probe.
+        device: where the probes train.
+        seed: probe initialisation seed.
+
+    Returns:
+        Rows with ``pooling, layer, split, metric="accuracy", value, l2``.
+    """
+    stacked, index = {}, None
+    for split in extract.SPLITS:
+        stacked[split], index = extract.stack_probes(features[split], poolings=poolings)
+    fitted = probe.fit_probes(
+        stacked["train"], labels["train"], stacked["dev"], labels["dev"], stacked["test"], labels["test"],
+        device=device, seed=seed,
+    )
+    accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
+    return [
+        {"pooling": pooling, "layer": layer, "split": split, "metric": "accuracy",
+         "value": float(accuracy[split][i]), "l2": float(fitted.l2[i])}
+        for i, (pooling, layer) in enumerate(index)
+        for split in extract.SPLITS
+    ]
+
+
+def probe_encoder(
+    model: str,
+    probe_tasks: Sequence[str],
+    data_dir: str | Path | None,
+    *,
+    poolings: Sequence[str] = extract.POOLINGS,
+    max_train: int | None = None,
+    max_eval: int | None = None,
+    batch_size: int = 64,
+    max_length: int = 128,
+    device: str | torch.device = "auto",
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    dtype: torch.dtype | str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Probe one encoder on several tasks: the probing-stage rows of the results table.
+
+    Args:
+        model: model spec or checkpoint folder (see :func:`probeft.models.resolve_model`).
+        probe_tasks: SentEval task names (resolved in ``data_dir``) or file paths.
+        data_dir: data folder (``senteval/<task>.txt``), or None for ``$PROBEFT_DATA_DIR``.
+        poolings: ``"cls"`` and/or ``"mean"``.
+        max_train: cap on training sentences per task; ``max_eval`` on dev and test.
+        batch_size, max_length, dtype: extraction settings.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...; extraction and probes run there.
+        cache_dir: feature cache root (None: no cache).
+        seed: probe seed.
+        progress: show progress bars.
+
+    Returns:
+        Rows with ``stage="probing", probe_task, pooling, layer, split, metric, value, l2`` and
+        ``wall_time_s`` per task (model and fine-tuning columns are set by the caller).
+    """
+    if not probe_tasks:
+        raise ValueError("probe_tasks is empty: name at least one probing task")
+    bad = [p for p in poolings if p not in extract.POOLINGS]
+    if bad or not poolings:
+        raise ValueError(f"poolings must be a non-empty subset of {extract.POOLINGS}, got {list(poolings)}")
+    target = models.resolve_device(device)
+    rows: list[dict[str, Any]] = []
+    for task in probe_tasks:
+        started = time.time()
+        task_data = data.read_senteval(data.resolve_probing_file(task, data_dir), max_train=max_train, max_eval=max_eval)
+        features = extract.extract_probing_features(
+            model, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
+            max_length=max_length, device=target, dtype=dtype, progress=progress,
+        )
+        labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
+        task_rows = probe_task_rows(features, labels, poolings=poolings, device=target, seed=seed)
+        elapsed = time.time() - started
+        rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)} for row in task_rows]
+    return pd.DataFrame(rows)
+
+
+def probing_table(
+    rows: pd.DataFrame,
+    *,
+    model_name: str,
+    finetune_task: str,
+    finetune_head: str,
+    seed: int,
+    epoch: int,
+) -> pd.DataFrame:
+    """Add the model and fine-tuning columns to probing rows and validate them."""
+    constants = {"model": model_name, "finetune_task": finetune_task, "finetune_head": finetune_head,
+                 "seed": seed, "epoch": epoch}
+    return results.results_frame(rows.to_dict("records"), **constants)

@@ -1,0 +1,325 @@
+"""Tests of probeft.data: SentEval, GLUE, SQuAD and WikiText readers on small hand-made files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from probeft import data
+
+SENTEVAL_LINES = [
+    "tr\tO\tThe cat sat on the mat .",
+    "tr\tI\tThe sat cat on the mat .",
+    "tr\tO\tShe went home .",
+    "tr\tI\tWent she home .",
+    "va\tI\tA dog barked loudly .",
+    "va\tO\tThe dog barked .",
+    "te\tO\tHe ran fast .",
+    "te\tI\tRan he fast .",
+]
+
+
+def _write(path: Path, lines: list[str] | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(lines if isinstance(lines, str) else "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_data_env(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PROBEFT_DATA_DIR", raising=False)
+    monkeypatch.setenv("PROBEFT_CACHE", str(tmp_path / "cache"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# SentEval
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_read_senteval_splits_labels_and_hash(tmp_path: Path) -> None:
+    path = _write(tmp_path / "bigram_shift.txt", SENTEVAL_LINES)
+    probing = data.read_senteval(path)
+    assert probing.task == "bigram_shift"
+    assert probing.path == path
+    assert probing.label_names == ["O", "I"]  # SentEval's unchanged class first
+    assert probing.train.sentences == [line.split("\t")[2] for line in SENTEVAL_LINES[:4]]
+    assert probing.train.labels.dtype == np.int64
+    assert probing.train.labels.tolist() == [0, 1, 0, 1]
+    assert probing.dev.labels.tolist() == [1, 0]
+    assert probing.test.sentences == ["He ran fast .", "Ran he fast ."]
+    assert probing.split("test") is probing.test
+    caps_text = b"max_train=None;max_eval=None"
+    assert probing.sha256 == hashlib.sha256(path.read_bytes() + caps_text).hexdigest()
+
+
+def test_read_senteval_caps_take_the_first_lines_and_change_the_hash(tmp_path: Path) -> None:
+    path = _write(tmp_path / "odd_man_out.txt", [line.replace("\tI\t", "\tC\t") for line in SENTEVAL_LINES])
+    full = data.read_senteval(path)
+    capped = data.read_senteval(path, max_train=3, max_eval=1)
+    assert full.label_names == ["O", "C"]
+    assert capped.train.sentences == full.train.sentences[:3]
+    assert capped.dev.sentences == full.dev.sentences[:1]
+    assert capped.test.labels.tolist() == full.test.labels[:1].tolist()
+    assert capped.sha256 != full.sha256
+    assert data.read_senteval(path, max_train=3, max_eval=1).sha256 == capped.sha256
+    with pytest.raises(ValueError, match="max_train"):
+        data.read_senteval(path, max_train=0)
+
+
+def test_read_senteval_tolerates_extra_columns_blank_lines_and_unknown_tasks(tmp_path: Path) -> None:
+    lines = [f"{p}\t{label}\t7\t{s}" for p, label, s in (line.split("\t") for line in SENTEVAL_LINES)]
+    path = _write(tmp_path / "my_task.txt", lines[:3] + [""] + lines[3:])
+    probing = data.read_senteval(path)
+    assert probing.task == "my_task"
+    assert probing.label_names == ["I", "O"]  # unknown task: sorted labels
+    assert probing.train.sentences[0] == "The cat sat on the mat ."
+    assert len(probing.train) == 4
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("tr\tO", r":3: expected 3 tab-separated columns"),
+        ("xx\tO\tA sentence .", r":3: unknown partition 'xx'"),
+        ("tr\tO\t   ", r":3: empty sentence"),
+        ("tr\t\tA sentence .", r":3: empty label"),
+    ],
+)
+def test_read_senteval_errors_name_file_and_line(tmp_path: Path, bad_line: str, message: str) -> None:
+    path = _write(tmp_path / "bigram_shift.txt", SENTEVAL_LINES[:2] + [bad_line] + SENTEVAL_LINES[2:])
+    with pytest.raises(ValueError, match=message) as error:
+        data.read_senteval(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_senteval_rejects_one_label_missing_splits_and_missing_files(tmp_path: Path) -> None:
+    one_label = _write(tmp_path / "a.txt", [line.replace("\tI\t", "\tO\t") for line in SENTEVAL_LINES])
+    with pytest.raises(ValueError, match="fewer than two labels"):
+        data.read_senteval(one_label)
+    no_test = _write(tmp_path / "b.txt", SENTEVAL_LINES[:6])
+    with pytest.raises(ValueError, match="partition 'te'"):
+        data.read_senteval(no_test)
+    dev_only_label = _write(tmp_path / "c.txt", SENTEVAL_LINES + ["va\tX\tA new label ."])
+    with pytest.raises(ValueError, match=r"\['X'\] occur in va/te but never in tr"):
+        data.read_senteval(dev_only_label)
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        data.read_senteval(tmp_path / "missing.txt")
+
+
+def test_resolve_probing_file_looks_in_the_data_dir_then_fails_with_the_places(tmp_path: Path, monkeypatch) -> None:
+    nested = _write(tmp_path / "data" / "senteval" / "bigram_shift.txt", SENTEVAL_LINES)
+    flat = _write(tmp_path / "flat" / "odd_man_out.txt", SENTEVAL_LINES)
+    assert data.resolve_probing_file("bigram_shift", tmp_path / "data") == nested
+    assert data.resolve_probing_file("odd_man_out", tmp_path / "flat") == flat
+    assert data.resolve_probing_file(str(flat), None) == flat  # a path is taken as is
+    monkeypatch.setenv("PROBEFT_DATA_DIR", str(tmp_path / "data"))
+    assert data.resolve_probing_file("bigram_shift", None) == nested
+    with pytest.raises(FileNotFoundError) as error:
+        data.resolve_probing_file("coordination_inversion", tmp_path / "data", download=False)
+    message = str(error.value)
+    assert str(tmp_path / "data" / "senteval" / "coordination_inversion.txt") in message
+    assert str(tmp_path / "data" / "coordination_inversion.txt") in message
+    with pytest.raises(FileNotFoundError, match="known tasks"):
+        data.resolve_probing_file("no_such_task", tmp_path / "data")
+
+
+def test_offline_environment_disables_downloads(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PROBEFT_OFFLINE", "1")
+    monkeypatch.setattr(data, "_download", lambda *a, **k: pytest.fail("must not download when offline"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="downloads disabled"):
+        data.resolve_probing_file("bigram_shift", tmp_path / "empty")
+
+
+def test_data_dir_from(tmp_path: Path, monkeypatch) -> None:
+    assert data.data_dir_from(tmp_path) == tmp_path
+    with pytest.raises(ValueError, match="PROBEFT_DATA_DIR"):
+        data.data_dir_from(None)
+    monkeypatch.setenv("PROBEFT_DATA_DIR", str(tmp_path))
+    assert data.data_dir_from(None) == tmp_path
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        data.data_dir_from(tmp_path / "nowhere")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# GLUE
+# ----------------------------------------------------------------------------------------------------------
+
+COLA_TRAIN = ["src1\t1\t\tThe \"big\" dog barked.", "src1\t0\t*\tDog the barked.", "src2\t1\t\tShe said 'hi'."]
+SST_TRAIN = ["sentence\tlabel", "a charming film \t1", "dull and flat \t0", "it 's \"great\" \t1"]
+RTE_TRAIN = [
+    "index\tsentence1\tsentence2\tlabel",
+    "0\tJohn ate the \"cake\" in the kitchen.\tJohn ate the cake.\tentailment",
+    "1\tMary drove the car.\tMary drove the bus.\tnot_entailment",
+]
+
+
+def _glue_dir(root: Path, cola=COLA_TRAIN, sst=SST_TRAIN, rte=RTE_TRAIN) -> Path:
+    for directory, lines in (("CoLA", cola), ("SST-2", sst), ("RTE", rte)):
+        _write(root / "glue" / directory / "train.tsv", lines)
+        _write(root / "glue" / directory / "dev.tsv", lines)
+    return root
+
+
+def test_read_glue_cola_keeps_quotes_and_reads_labels(tmp_path: Path) -> None:
+    cola = data.read_glue("CoLA", _glue_dir(tmp_path))
+    assert cola.task == "cola"
+    assert cola.label_names == ["unacceptable", "acceptable"]
+    assert cola.train.texts_a == ['The "big" dog barked.', "Dog the barked.", "She said 'hi'."]
+    assert cola.train.texts_b is None
+    assert cola.train.labels.dtype == np.int64
+    assert cola.train.labels.tolist() == [1, 0, 1]
+    assert len(cola.dev) == 3
+
+
+def test_read_glue_sst2_and_rte(tmp_path: Path) -> None:
+    root = _glue_dir(tmp_path)
+    for name in ("sst2", "SST-2", "sst_2"):
+        sst = data.read_glue(name, root)
+        assert sst.task == "sst2"
+    assert sst.label_names == ["negative", "positive"]
+    assert sst.train.texts_a == ["a charming film ", "dull and flat ", "it 's \"great\" "]
+    assert sst.train.labels.tolist() == [1, 0, 1]
+    rte = data.read_glue("RTE", root)
+    assert rte.label_names == ["entailment", "not_entailment"]
+    assert rte.train.texts_a == ['John ate the "cake" in the kitchen.', "Mary drove the car."]
+    assert rte.train.texts_b == ["John ate the cake.", "Mary drove the bus."]
+    assert rte.train.labels.tolist() == [0, 1]
+
+
+def test_read_glue_accepts_crlf_and_the_glue_dir_itself(tmp_path: Path) -> None:
+    (tmp_path / "SST-2").mkdir()
+    for split in ("train", "dev"):
+        (tmp_path / "SST-2" / f"{split}.tsv").write_bytes(("\r\n".join(SST_TRAIN) + "\r\n").encode())
+    sst = data.read_glue("sst2", tmp_path)
+    assert sst.train.labels.tolist() == [1, 0, 1]
+    assert sst.train.texts_a[1] == "dull and flat "
+
+
+def test_read_glue_caps_are_deterministic_subsets_in_file_order(tmp_path: Path) -> None:
+    lines = ["sentence\tlabel"] + [f"sentence number {i} \t{i % 2}" for i in range(50)]
+    root = _glue_dir(tmp_path, sst=lines)
+    capped = data.read_glue("sst2", root, max_train=10, max_eval=5)
+    assert len(capped.train) == 10
+    assert len(capped.dev) == 5
+    numbers = [int(text.split()[2]) for text in capped.train.texts_a]
+    assert numbers == sorted(numbers)
+    assert capped.train.labels.tolist() == [n % 2 for n in numbers]
+    assert data.read_glue("sst2", root, max_train=10).train.texts_a == capped.train.texts_a
+    assert len(data.read_glue("sst2", root, max_train=500).train) == 50
+
+
+@pytest.mark.parametrize(
+    ("task", "kwargs", "error", "message"),
+    [
+        ("mnli", {}, ValueError, "unknown GLUE task 'mnli'"),
+        ("cola", {"cola": COLA_TRAIN[:1] + ["src\t1\tonly three"]}, ValueError, r"CoLA/train.tsv:2: expected 4"),
+        ("cola", {"cola": ["src\tyes\t\tA sentence."]}, ValueError, r":1: label 'yes'"),
+        ("sst2", {"sst": ["text\tlabel", "a film\t1"]}, ValueError, r"missing columns \['sentence'\]"),
+        ("rte", {"rte": ["index\tsentence1\tlabel", "0\tA.\tentailment"]}, ValueError,
+         r"missing columns \['sentence2'\]"),
+        ("rte", {"rte": RTE_TRAIN[:1] + ["0\tA.\tB.\tmaybe"]}, ValueError, r"RTE/train.tsv:2: label 'maybe'"),
+        ("rte", {"rte": RTE_TRAIN[:1] + ["0\t\tB.\tentailment"]}, ValueError, r":2: empty sentence1"),
+        ("sst2", {"sst": ["sentence\tlabel"]}, ValueError, "no examples"),
+        ("sst2", {"sst": ""}, ValueError, "file is empty"),
+        ("cola", {"cola": ["s\t1\t\tA.", "s\t1\t\tB."]}, ValueError, "fewer than two labels"),
+    ],
+)
+def test_read_glue_errors(tmp_path: Path, task: str, kwargs: dict, error: type, message: str) -> None:
+    root = _glue_dir(tmp_path, **kwargs)
+    with pytest.raises(error, match=message):
+        data.read_glue(task, root)
+
+
+def test_read_glue_missing_files_say_where_they_looked(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as error:
+        data.read_glue("rte", tmp_path)
+    assert str(tmp_path / "glue" / "RTE" / "train.tsv") in str(error.value)
+
+
+def test_read_glue_without_a_data_dir_uses_the_hub(monkeypatch) -> None:
+    calls = []
+
+    def fake_hub(task: str):
+        calls.append(task)
+        split = data.ClassificationSplit(["good", "bad"], None, np.array([1, 0]))
+        return split, split
+
+    monkeypatch.setattr(data, "_read_glue_hub", fake_hub)
+    sst = data.read_glue("SST-2")
+    assert calls == ["sst2"]
+    assert sst.train.texts_a == ["good", "bad"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# SQuAD and WikiText
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _squad(context: str = "Mary baked the cake in the kitchen.", start: int = 0, text: str = "Mary") -> dict:
+    qa = {"answers": [{"answer_start": start, "text": text}], "question": "Who baked the cake?", "id": "q1"}
+    return {"data": [{"title": "Cakes", "paragraphs": [{"context": context, "qas": [qa]}]}], "version": "1.1"}
+
+
+def test_read_squad(tmp_path: Path) -> None:
+    document = _squad()
+    second = {"answers": [{"answer_start": 27, "text": "kitchen"}, {"answer_start": 23, "text": "the kitchen"}],
+              "question": "Where?", "id": "q2"}  # fmt: skip
+    document["data"][0]["paragraphs"][0]["qas"].append(second)
+    path = _write(tmp_path / "squad.json", json.dumps(document))
+    examples = data.read_squad(path)
+    assert [e.id for e in examples] == ["q1", "q2"]
+    assert examples[0] == data.SquadExample(
+        "q1", "Cakes", "Mary baked the cake in the kitchen.", "Who baked the cake?", ["Mary"], [0]
+    )
+    assert examples[1].answers == ["kitchen", "the kitchen"]
+    assert examples[1].answer_starts == [27, 23]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (_squad(start=3), r"question q1: answer 'Mary' is not at answer_start=3"),
+        ({"version": "1.1"}, "'data' list"),
+        ({"data": []}, "no questions"),
+        ({"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": [{"id": "q9", "question": "?"}]}]}]},
+         r"question q9: missing field 'answers'"),
+    ],
+)  # fmt: skip
+def test_read_squad_errors_name_file_and_question(tmp_path: Path, document: dict, message: str) -> None:
+    path = _write(tmp_path / "bad.json", json.dumps(document))
+    with pytest.raises(ValueError, match=message) as error:
+        data.read_squad(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_squad_invalid_json_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not valid JSON"):
+        data.read_squad(_write(tmp_path / "broken.json", "{"))
+    with pytest.raises(FileNotFoundError, match="nothing.json"):
+        data.read_squad(tmp_path / "nothing.json")
+
+
+def test_resolve_squad_files_prefers_the_full_train_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="train-subset.json"):
+        data.resolve_squad_files(tmp_path)
+    subset = _write(tmp_path / "squad" / "train-subset.json", "{}")
+    dev = _write(tmp_path / "squad" / "dev-v1.1.json", "{}")
+    assert data.resolve_squad_files(tmp_path) == (subset, dev)
+    full = _write(tmp_path / "squad" / "train-v1.1.json", "{}")
+    assert data.resolve_squad_files(tmp_path) == (full, dev)
+
+
+def test_read_wikitext(tmp_path: Path) -> None:
+    text = " \n = Title = \n \n Some text here . \n"
+    path = _write(tmp_path / "wikitext-2" / "wiki.test.raw", text)
+    assert data.resolve_wikitext_file(tmp_path) == path
+    assert data.read_wikitext(path) == text
+    with pytest.raises(ValueError, match="no text"):
+        data.read_wikitext(_write(tmp_path / "blank.raw", " \n \n"))
+    with pytest.raises(FileNotFoundError, match="wiki.valid.raw"):
+        data.resolve_wikitext_file(tmp_path, split="valid")

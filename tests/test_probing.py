@@ -1,0 +1,57 @@
+"""The probing stage on a tiny model and generated data: shapes, values, cache reuse, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from probeft import probing
+
+
+@pytest.fixture(scope="module")
+def probing_rows(demo_data_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("features")
+    rows = probing.probe_encoder("tiny-bert-L2", ["bigram_shift", "odd_man_out"], demo_data_dir, max_train=120,
+                                 max_eval=40, device="cpu", cache_dir=cache, progress=False)
+    return rows, cache
+
+
+def test_one_row_per_task_pooling_layer_split(probing_rows):
+    rows, _ = probing_rows
+    # 2 tasks x 2 poolings x (2 layers + embeddings) x 3 splits
+    assert len(rows) == 2 * 2 * 3 * 3
+    assert sorted(rows["layer"].unique()) == [0, 1, 2]
+    assert set(rows["split"]) == {"train", "dev", "test"}
+    assert rows["value"].between(0, 1).all()
+    assert set(rows["l2"]).issubset({1e-5, 1e-4, 1e-3, 1e-2})
+
+
+def test_cached_features_give_identical_results(probing_rows, demo_data_dir):
+    rows, cache = probing_rows
+    again = probing.probe_encoder("tiny-bert-L2", ["bigram_shift", "odd_man_out"], demo_data_dir, max_train=120,
+                                  max_eval=40, device="cpu", cache_dir=cache, progress=False)
+    np.testing.assert_array_equal(rows["value"].to_numpy(), again["value"].to_numpy())
+
+
+def test_probing_table_adds_model_columns(probing_rows):
+    rows, _ = probing_rows
+    table = probing.probing_table(rows, model_name="m", finetune_task="cola", finetune_head="cls", seed=3, epoch=2)
+    assert set(table["model"]) == {"m"} and set(table["seed"]) == {3} and set(table["epoch"]) == {2}
+    assert list(table.columns[:12]) == ["stage", "model", "finetune_task", "finetune_head", "seed", "epoch",
+                                        "probe_task", "pooling", "layer", "split", "metric", "value"]
+
+
+def test_bad_inputs_are_named(demo_data_dir):
+    with pytest.raises(ValueError, match="poolings"):
+        probing.probe_encoder("tiny-bert-L2", ["bigram_shift"], demo_data_dir, poolings=["max"])
+    with pytest.raises(ValueError, match="probe_tasks"):
+        probing.probe_encoder("tiny-bert-L2", [], demo_data_dir)
+    with pytest.raises(FileNotFoundError, match="no_such_task"):
+        probing.probe_encoder("tiny-bert-L2", ["no_such_task"], demo_data_dir)
+
+
+def test_resolve_checkpoint_passes_plain_models_through(tmp_path):
+    assert probing.resolve_checkpoint("bert-base-cased") == ("bert-base-cased", 0)
+    (tmp_path / "epoch-1").mkdir()  # no completion marker: not a usable checkpoint
+    with pytest.raises(FileNotFoundError, match="no complete fine-tuning epoch"):
+        probing.resolve_checkpoint(str(tmp_path))
