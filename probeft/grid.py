@@ -67,7 +67,7 @@ class FinetuneSection(_Strict):
     epochs: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=2e-5, gt=0)
     batch_size: int = Field(default=32, ge=1)
-    max_length: int = Field(default=128, ge=8)
+    max_length: int | None = Field(default=None, ge=8)  # None: 128 for GLUE, 384 for SQuAD (the paper's)
     max_train: int | None = Field(default=None, ge=1)
     max_eval: int | None = Field(default=None, ge=1)
 

@@ -1,0 +1,369 @@
+"""Masked-LM perplexity of fine-tuned encoders under the pre-trained MLM head (paper Sec. 5.2, Fig. 3).
+
+A fine-tuned encoder has no language-modelling head of its own, so we put the *pre-trained*
+model's masked-LM head on top of it (``models.load_mlm_model(finetuned_dir,
+mlm_head_from=pretrained)``) and measure how well the pair still predicts masked tokens of
+WikiText-2 (test, raw). Layer replacement (Fig. 3c/d) copies the top ``k`` pre-trained layers back
+into the fine-tuned encoder (``models.replace_top_layers``) for ``k = 0..L``.
+
+Evaluation text and masks:
+
+* The whole text is tokenised as one stream (the file's lines joined by newlines, no special
+  tokens) and cut into non-overlapping blocks of ``block_size - 2`` content tokens; each block is
+  wrapped in the model's special tokens (``[CLS] ... [SEP]`` / ``<s> ... </s>``), so every block
+  is exactly ``block_size`` tokens and needs no padding. The trailing partial block is dropped.
+* Masking follows BERT: each content position is selected with probability 15% (special tokens,
+  ``[UNK]`` included, are never selected); a selected token becomes the mask token with
+  probability 80%, a random non-special vocabulary token with 10% and stays unchanged with 10%.
+  All draws come from a CPU ``torch.Generator`` seeded with ``mask_seed`` and are made once for
+  all blocks of the text (before ``max_blocks`` is applied), so every model and device sees the
+  same masks and the first blocks' masks do not depend on ``max_blocks``.
+* Perplexity is ``exp(sum of cross-entropies / number of masked positions)`` over all masked
+  positions of all blocks (not a mean of per-batch means), in nats before the exponential.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from probeft import models
+
+__all__ = [
+    "IGNORE_INDEX",
+    "MaskedBlocks",
+    "make_masked_blocks",
+    "masked_lm_loss",
+    "masked_lm_perplexity",
+    "perplexity_table",
+    "replacement_curve",
+    "tokenize_stream",
+]
+
+IGNORE_INDEX = -100  # label of positions that are not predicted (the transformers convention)
+MASK_PROB = 0.15
+MASK_TOKEN_PROB = 0.8  # of the selected positions; then half the rest random, half unchanged
+RANDOM_TOKEN_PROB = 0.1
+
+
+@dataclass(frozen=True)
+class MaskedBlocks:
+    """Masked evaluation blocks.
+
+    Attributes:
+        input_ids: model inputs after masking, int64 (N, block_size).
+        labels: original token id at selected positions, ``IGNORE_INDEX`` elsewhere, int64 (N, block_size).
+        block_size: tokens per block, special tokens included.
+        mask_seed: seed of the mask generator.
+        total_blocks: full blocks the text gave before ``max_blocks`` was applied.
+    """
+
+    input_ids: Tensor
+    labels: Tensor
+    block_size: int
+    mask_seed: int
+    total_blocks: int
+
+    @property
+    def num_blocks(self) -> int:
+        """Number of blocks N."""
+        return int(self.input_ids.shape[0])
+
+    @property
+    def num_masked(self) -> int:
+        """Number of predicted (selected) positions over all blocks."""
+        return int((self.labels != IGNORE_INDEX).sum())
+
+    def sha256(self) -> str:
+        """Hash of inputs and labels (first 16 hex digits), to record which masks a result used."""
+        digest = hashlib.sha256(self.input_ids.numpy().tobytes())
+        digest.update(self.labels.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def tokenize_stream(text: str, tokenizer: PreTrainedTokenizerBase) -> Tensor:
+    """Token ids of a whole document as one stream, without special tokens.
+
+    Args:
+        text: the document (e.g. ``data.read_wikitext(...)``: lines joined by newlines).
+        tokenizer: the pre-trained model's tokenizer.
+
+    Returns:
+        int64 ids, shape (T,).
+
+    Raises:
+        ValueError: the text is empty or gives no tokens.
+    """
+    if not text.strip():
+        raise ValueError("the evaluation text is empty")
+    # verbose=False: the stream is longer than the model's maximum on purpose; blocks come later.
+    ids = tokenizer(text, add_special_tokens=False, return_attention_mask=False, verbose=False)["input_ids"]
+    if not ids:
+        raise ValueError("the evaluation text gives no tokens")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _special_wrapping(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
+    """The (leading, trailing) special token ids the tokenizer puts around one sequence."""
+    # transformers 5 fast tokenizers have no build_inputs_with_special_tokens; the template of an
+    # empty input is the wrapping ([CLS] [SEP] / <s> </s>).
+    template = list(tokenizer("", add_special_tokens=True)["input_ids"])
+    if len(template) != 2:
+        raise ValueError(
+            f"tokenizer {type(tokenizer).__name__} wraps a sequence in {len(template)} special tokens {template}; "
+            "masked-LM blocks assume one leading and one trailing special token"
+        )
+    return template[0], template[1]
+
+
+def _wrap_blocks(token_ids: Tensor, tokenizer: PreTrainedTokenizerBase, block_size: int) -> Tensor:
+    """Cut the stream into (N, block_size) blocks of content wrapped in the model's special tokens."""
+    content = block_size - 2
+    total = token_ids.numel() // content
+    if total == 0:
+        raise ValueError(f"the text has {token_ids.numel()} tokens, fewer than one block of {content} content tokens")
+    first, last = _special_wrapping(tokenizer)
+    blocks = torch.empty(total, block_size, dtype=torch.long)
+    blocks[:, 0], blocks[:, -1] = first, last
+    blocks[:, 1:-1] = token_ids[: total * content].view(total, content)
+    return blocks
+
+
+def make_masked_blocks(
+    token_ids: Tensor | Sequence[int],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    block_size: int = 128,
+    mask_seed: int = 0,
+    max_blocks: int | None = None,
+) -> MaskedBlocks:
+    """Blocks of the token stream with BERT-style masks drawn once from ``mask_seed``.
+
+    Each block holds ``block_size - 2`` content tokens wrapped in the model's special tokens
+    (non-overlapping, trailing partial block dropped). 15% of content positions are selected
+    (special tokens never); of those 80% -> mask token, 10% -> random non-special token, 10% kept.
+    Draws use a CPU generator over all blocks of the stream, then the first ``max_blocks`` are
+    kept, so masks depend only on the token ids, ``block_size`` and ``mask_seed``.
+
+    Args:
+        token_ids: the stream, shape (T,) (see :func:`tokenize_stream`).
+        tokenizer: supplies special tokens, the mask token and the vocabulary.
+        block_size: tokens per block including the two special tokens (>= 3).
+        mask_seed: seed of the mask generator.
+        max_blocks: keep only the first ``max_blocks`` blocks (None: all).
+
+    Returns:
+        The masked blocks.
+
+    Raises:
+        ValueError: bad ``block_size`` / ``max_blocks``, no mask token, or too little text.
+    """
+    if block_size < 3:
+        raise ValueError(f"block_size must be >= 3 (two special tokens + content), got {block_size}")
+    if max_blocks is not None and max_blocks < 1:
+        raise ValueError(f"max_blocks must be >= 1 or None, got {max_blocks}")
+    if tokenizer.mask_token_id is None:
+        raise ValueError(f"tokenizer {type(tokenizer).__name__} has no mask token; it cannot be used for masked-LM evaluation")
+    token_ids = torch.as_tensor(token_ids, dtype=torch.long).flatten().cpu()
+    originals = _wrap_blocks(token_ids, tokenizer, block_size)
+    special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+    vocab = torch.arange(len(tokenizer), dtype=torch.long)
+    random_pool = vocab[~torch.isin(vocab, special_ids)]  # replacement tokens: never special
+
+    generator = torch.Generator(device="cpu").manual_seed(mask_seed)
+    select_draw = torch.rand(originals.shape, generator=generator)
+    action_draw = torch.rand(originals.shape, generator=generator)
+    random_tokens = random_pool[torch.randint(len(random_pool), originals.shape, generator=generator)]
+
+    selected = (select_draw < MASK_PROB) & ~torch.isin(originals, special_ids)
+    to_mask = selected & (action_draw < MASK_TOKEN_PROB)
+    to_random = selected & (action_draw >= MASK_TOKEN_PROB) & (action_draw < MASK_TOKEN_PROB + RANDOM_TOKEN_PROB)
+    inputs = torch.where(to_mask, torch.tensor(tokenizer.mask_token_id), originals)
+    inputs = torch.where(to_random, random_tokens, inputs)
+    labels = torch.where(selected, originals, torch.tensor(IGNORE_INDEX))
+    keep = originals.shape[0] if max_blocks is None else min(max_blocks, originals.shape[0])
+    return MaskedBlocks(
+        input_ids=inputs[:keep].clone(), labels=labels[:keep].clone(), block_size=block_size,
+        mask_seed=mask_seed, total_blocks=int(originals.shape[0]),
+    )
+
+
+def _check_fits(model: PreTrainedModel, blocks: MaskedBlocks) -> None:
+    """Raise ValueError if the blocks are longer than the model's positions or use ids past its vocabulary."""
+    config = model.config
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        limit -= (config.pad_token_id or 0) + 1  # RoBERTa positions start after padding_idx
+    if limit is not None and blocks.block_size > limit:
+        raise ValueError(f"block_size={blocks.block_size} exceeds the model's {limit} positions")
+    largest = int(torch.maximum(blocks.input_ids.max(), blocks.labels.max()))
+    if largest >= config.vocab_size:
+        raise ValueError(f"token id {largest} is outside the model's vocabulary of {config.vocab_size}; wrong tokenizer?")
+
+
+@torch.inference_mode()
+def masked_lm_loss(
+    mlm_model: PreTrainedModel, blocks: MaskedBlocks, *, batch_size: int = 16, device: str | torch.device | None = None
+) -> tuple[float, int]:
+    """Summed cross-entropy (nats) over all masked positions, and their count.
+
+    Args:
+        mlm_model: a masked-LM model (logits over the vocabulary), in eval mode.
+        blocks: the masked blocks.
+        batch_size: blocks per forward pass.
+        device: where to run (default: the model's device). The model is not moved.
+
+    Returns:
+        (sum of cross-entropies, number of masked positions).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_fits(mlm_model, blocks)
+    device = models.resolve_device(device) if device is not None else next(mlm_model.parameters()).device
+    mlm_model.eval()
+    total, count = 0.0, 0
+    for start in range(0, blocks.num_blocks, batch_size):
+        input_ids = blocks.input_ids[start : start + batch_size].to(device)
+        labels = blocks.labels[start : start + batch_size].to(device)
+        logits = mlm_model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).logits  # (B, T, V)
+        predicted = labels != IGNORE_INDEX
+        loss = F.cross_entropy(logits[predicted].float(), labels[predicted], reduction="sum")
+        total += float(loss.double().item())
+        count += int(predicted.sum())
+    return total, count
+
+
+def masked_lm_perplexity(
+    mlm_model: PreTrainedModel, blocks: MaskedBlocks, *, batch_size: int = 16, device: str | torch.device | None = None
+) -> float:
+    """Perplexity ``exp(sum CE / count)`` over every masked position of every block.
+
+    Args:
+        mlm_model: a masked-LM model, e.g. from ``models.load_mlm_model``.
+        blocks: the masked blocks (same for every model compared).
+        batch_size: blocks per forward pass.
+        device: where to run (default: the model's device).
+
+    Raises:
+        ValueError: no masked position at all (text too short).
+    """
+    total, count = masked_lm_loss(mlm_model, blocks, batch_size=batch_size, device=device)
+    if count == 0:
+        raise ValueError("no masked positions in the blocks; use more text or more blocks")
+    return math.exp(total / count)
+
+
+def replacement_curve(
+    finetuned: str | Path,
+    pretrained: str,
+    blocks: MaskedBlocks,
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+) -> dict[int, float]:
+    """Perplexity after replacing the top ``k`` fine-tuned layers by pre-trained ones, k = 0..L.
+
+    The fine-tuned encoder gets the pre-trained MLM head; ``models.replace_top_layers`` copies
+    the last ``k`` pre-trained transformer layers (embeddings untouched). Layers are replaced
+    cumulatively in one model (replacing the top k+1 after the top k equals replacing the top k+1
+    of the original).
+
+    Args:
+        finetuned: fine-tuned encoder checkpoint (or the pre-trained spec for a trivial check).
+        pretrained: the pre-trained model spec (MLM head and replacement layers).
+        blocks: masked blocks.
+        batch_size: blocks per forward pass.
+        device: where to run.
+
+    Returns:
+        k -> perplexity.
+    """
+    pretrained_mlm = models.load_mlm_model(pretrained, device=device)
+    model = models.load_mlm_model(str(finetuned), mlm_head_from=pretrained, device=device)
+    curve = {}
+    for k in range(models.num_hidden_layers(model) + 1):
+        models.replace_top_layers(model, pretrained_mlm, k)
+        curve[k] = masked_lm_perplexity(model, blocks, batch_size=batch_size, device=device)
+    return curve
+
+
+def perplexity_table(
+    pretrained: str,
+    checkpoints: Mapping[int, Mapping[int, str | Path]],
+    blocks: MaskedBlocks,
+    *,
+    model_name: str,
+    finetune_task: str = "none",
+    finetune_head: str = "none",
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    replacement: bool = True,
+) -> pd.DataFrame:
+    """Perplexity rows: pre-trained (epoch 0), every fine-tuned epoch, and layer replacement.
+
+    Args:
+        pretrained: pre-trained model spec; its MLM head is used for every model.
+        checkpoints: fine-tuning seed -> {epoch -> fine-tuned encoder folder}. Empty: only the
+            pre-trained perplexity, plus (if ``replacement``) the trivial check of replacing the
+            pre-trained model's layers by its own, which must leave the perplexity unchanged.
+        blocks: masked blocks (see :func:`make_masked_blocks`).
+        model_name: ``model`` column.
+        finetune_task: ``finetune_task`` of the fine-tuned rows.
+        finetune_head: ``finetune_head`` of the fine-tuned rows.
+        batch_size: blocks per forward pass.
+        device: where to run.
+        replacement: also compute the k = 0..L replacement curve for each seed's final epoch.
+
+    Returns:
+        Rows ``stage="perplexity"``, ``metric="perplexity"``, ``split="test"``, ``layer=-1``: the
+        pre-trained model (``finetune_task="none"``, epoch 0); per seed, an epoch-0 row with the same
+        value (the start of that run's curve, carrying its task / head / seed) and one row per
+        completed epoch (``k_replaced=-1``); per seed, the final epoch with ``k_replaced`` = 0..L.
+        Extra columns ``k_replaced`` (-1 for plain evaluations), ``masked_tokens``, ``blocks``,
+        ``block_size``, ``mask_seed``, ``masks_sha256``.
+
+    Raises:
+        ValueError: the pre-trained checkpoint has no masked-LM head (from ``models.load_mlm_model``),
+            or a seed has no epochs.
+    """
+    extra = {"masked_tokens": blocks.num_masked, "blocks": blocks.num_blocks, "block_size": blocks.block_size,
+             "mask_seed": blocks.mask_seed, "masks_sha256": blocks.sha256()}
+    pretrained_cols = {"finetune_task": "none", "finetune_head": "none", "seed": 0, "epoch": 0}
+
+    def row(columns: Mapping[str, Any], value: float, k: int) -> dict[str, Any]:
+        # Keys in the order of the results contract, then the stage's extra columns.
+        return {"stage": "perplexity", "model": model_name, **columns, "probe_task": "none", "pooling": "none",
+                "layer": -1, "split": "test", "metric": "perplexity", "value": value, "k_replaced": k, **extra}
+
+    pretrained_mlm = models.load_mlm_model(pretrained, device=device)  # fails early on a headless model
+    pretrained_value = masked_lm_perplexity(pretrained_mlm, blocks, batch_size=batch_size, device=device)
+    rows = [row(pretrained_cols, pretrained_value, -1)]
+    del pretrained_mlm
+    if not checkpoints and replacement:
+        curve = replacement_curve(pretrained, pretrained, blocks, batch_size=batch_size, device=device)
+        rows += [row(pretrained_cols, value, k) for k, value in curve.items()]
+    for seed, epochs in checkpoints.items():
+        if not epochs:
+            raise ValueError(f"fine-tuning seed {seed} has no completed epochs")
+        columns = {"finetune_task": finetune_task, "finetune_head": finetune_head, "seed": int(seed)}
+        # Epoch 0 of every run's curve is the pre-trained model (Fig. 3a/b start there).
+        rows.append(row({**columns, "epoch": 0}, pretrained_value, -1))
+        for epoch in sorted(epochs):
+            model = models.load_mlm_model(str(epochs[epoch]), mlm_head_from=pretrained, device=device)
+            value = masked_lm_perplexity(model, blocks, batch_size=batch_size, device=device)
+            rows.append(row({**columns, "epoch": int(epoch)}, value, -1))
+        if replacement:
+            final = max(epochs)
+            curve = replacement_curve(epochs[final], pretrained, blocks, batch_size=batch_size, device=device)
+            rows += [row({**columns, "epoch": int(final)}, value, k) for k, value in curve.items()]
+    return pd.DataFrame.from_records(rows)

@@ -1,0 +1,213 @@
+"""Tests for probeft.attention: entropy / EMD definitions, scipy agreement, padding invariance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import wasserstein_distance
+from transformers import BertTokenizerFast, PreTrainedModel
+
+from probeft import models
+from probeft.attention import attention_emd, attention_entropy, attention_statistics, checkpoint_info
+
+SENTENCES = [
+    "the cat sat on the mat .",
+    "a dog ran .",
+    "colourless green ideas sleep furiously in the old house by the river .",
+    "we can 't put him at the scene .",
+    "yes",
+]
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tiny_models) -> str:
+    return str(tiny_models["tiny-bert"])
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bert_dir):
+    return models.load_tokenizer(bert_dir)
+
+
+@pytest.fixture(scope="module")
+def encoders(bert_dir) -> tuple[PreTrainedModel, PreTrainedModel]:
+    """The tiny pre-trained encoder and a perturbed copy standing in for a fine-tuned one (eager attention)."""
+    pretrained = models.load_encoder(bert_dir, attn_implementation="eager")
+    finetuned = models.load_encoder(bert_dir, attn_implementation="eager")
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for layer in finetuned.encoder.layer:
+            for param in layer.attention.parameters():
+                param.add_(0.5 * torch.randn(param.shape, generator=generator))
+    return pretrained, finetuned
+
+
+def test_entropy_uniform_and_one_hot_with_padding():
+    n, pad = 5, 3
+    attn = torch.zeros(2, 1, 1, n + pad)
+    attn[0, 0, 0, :n] = 1.0 / n  # uniform over the real keys
+    attn[0, 0, 0, n:] = 0.3  # garbage mass on padded keys must be ignored
+    attn[1, 0, 0, 2] = 1.0  # one-hot
+    key_mask = torch.tensor([[1] * n + [0] * pad, [1] * n + [0] * pad])
+    entropy = attention_entropy(attn, key_mask)
+    assert entropy.shape == (2, 1, 1)
+    assert entropy[0, 0, 0].item() == pytest.approx(math.log(n), abs=1e-6)
+    assert entropy[1, 0, 0].item() == 0.0  # 0 * log 0 counts as 0, no NaN
+
+
+def test_emd_hand_computed_and_identical():
+    attn_a = torch.zeros(1, 1, 1, 6)
+    attn_b = torch.zeros(1, 1, 1, 6)
+    attn_a[..., 0] = 1.0
+    attn_b[..., 2] = 1.0
+    key_mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    assert attention_emd(attn_a, attn_b, key_mask).item() == pytest.approx(2.0, abs=1e-6)
+    assert attention_emd(attn_b, attn_a, key_mask).item() == pytest.approx(2.0, abs=1e-6)
+    half = torch.tensor([0.5, 0.0, 0.0, 0.5, 0.0, 0.0]).view(1, 1, 1, 6)  # 0.5 moved by 3 -> 1.5
+    assert attention_emd(attn_a, half, key_mask).item() == pytest.approx(1.5, abs=1e-6)
+    assert attention_emd(attn_a, attn_a, key_mask).item() == 0.0
+
+
+def test_emd_matches_scipy_on_random_rows():
+    generator = torch.Generator().manual_seed(0)
+    batch, heads, tq, tk = 4, 3, 5, 9
+    lengths = [9, 6, 3, 1]
+    key_mask = torch.zeros(batch, tk, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        key_mask[i, :n] = 1
+    logits_a = torch.randn(batch, heads, tq, tk, generator=generator) * 2
+    logits_b = torch.randn(batch, heads, tq, tk, generator=generator) * 2
+    bias = torch.where(key_mask.bool(), 0.0, float("-inf"))[:, None, None, :]
+    attn_a, attn_b = (logits_a + bias).softmax(-1), (logits_b + bias).softmax(-1)
+    ours = attention_emd(attn_a, attn_b, key_mask)
+    for i, n in enumerate(lengths):
+        for h in range(heads):
+            for q in range(tq):
+                expected = wasserstein_distance(
+                    np.arange(n), np.arange(n), attn_a[i, h, q, :n].numpy(), attn_b[i, h, q, :n].numpy()
+                )
+                assert ours[i, h, q].item() == pytest.approx(expected, abs=1e-6)
+    assert ours[3].abs().max().item() == 0.0  # one real token: both distributions are the same point
+
+
+def test_emd_ignores_left_padding():
+    """Positions count over real tokens, so padding in front shifts nothing."""
+    right = torch.tensor([[0.7, 0.2, 0.1, 0.0]]).view(1, 1, 1, 4)
+    right_b = torch.tensor([[0.1, 0.2, 0.7, 0.0]]).view(1, 1, 1, 4)
+    left, left_b = right.roll(1, -1), right_b.roll(1, -1)
+    emd_right = attention_emd(right, right_b, torch.tensor([[1, 1, 1, 0]]))
+    emd_left = attention_emd(left, left_b, torch.tensor([[0, 1, 1, 1]]))
+    assert emd_right.item() == pytest.approx(1.2, abs=1e-6)  # 0.6 of mass moved by 2 positions
+    assert emd_left.item() == pytest.approx(emd_right.item(), abs=1e-7)
+
+
+def _values(table, **where):
+    rows = table
+    for column, value in where.items():
+        rows = rows[rows[column] == value]
+    return rows.sort_values(["label", "metric", "layer", "position"])["value"].to_numpy()
+
+
+def test_statistics_rows_and_batch_padding_invariance(tokenizer, encoders):
+    pretrained, finetuned = encoders
+    kwargs = dict(positions="all", max_length=64, model_name="tiny", finetune_task="cola", probe_task="bigram_shift")
+    alone = attention_statistics(pretrained, {"cls": finetuned}, tokenizer, SENTENCES[2:3], batch_size=1, **kwargs)
+    padded_batch = ["a dog ran .", SENTENCES[2], "yes", "we sat on the mat ."]
+    batched = attention_statistics(pretrained, {"cls": finetuned}, tokenizer, padded_batch, batch_size=4, **kwargs)
+    one_by_one = attention_statistics(pretrained, {"cls": finetuned}, tokenizer, padded_batch, batch_size=1, **kwargs)
+    np.testing.assert_allclose(_values(batched), _values(one_by_one), rtol=1e-5, atol=1e-6)
+
+    # Position rows exist for every position of the longest sentence; positions past the short ones
+    # are averaged over fewer inputs, so the long sentence alone must match there exactly.
+    n_tokens = len(tokenizer(SENTENCES[2])["input_ids"])
+    last = str(n_tokens - 1)
+    for metric in ("entropy", "emd"):
+        a = _values(alone, metric=metric, label="cls", position=last)
+        b = _values(batched, metric=metric, label="cls", position=last)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    # Layout: layers 1..L, stage / columns per the results contract.
+    assert set(batched["layer"]) == {1, 2, 3, 4}
+    assert set(batched["stage"]) == {"attention"}
+    assert set(batched["metric"]) == {"entropy", "emd"}
+    pre_rows = batched[batched["label"] == "pretrained"]
+    assert set(pre_rows["metric"]) == {"entropy"} and set(pre_rows["finetune_task"]) == {"none"}
+    first = batched[(batched["position"] == "first")]
+    assert (first["n"] == len(padded_batch)).all()
+    all_rows = batched[batched["position"] == "all"]
+    n_real = sum(len(ids) for ids in tokenizer(padded_batch)["input_ids"])
+    assert (all_rows["n"] == n_real).all()
+    emd = batched[batched["metric"] == "emd"]["value"]
+    assert (emd > 0).all()  # the perturbed attention really moved
+    entropy_first = _values(batched, metric="entropy", position="first", label="pretrained")
+    assert (entropy_first > 0).all() and (entropy_first <= math.log(n_tokens) + 1e-6).all()
+
+
+def test_roberta_left_padding_tokenizer_gives_same_statistics(tiny_models):
+    """RoBERTa (position ids offset by padding) and a tokenizer set to pad left: batching changes nothing."""
+    spec = str(tiny_models["tiny-roberta"])
+    pretrained = models.load_encoder(spec, attn_implementation="eager")
+    tokenizer = models.load_tokenizer(spec)
+    tokenizer.padding_side = "left"  # attention_statistics pads right regardless
+    batched = attention_statistics(pretrained, {"same": pretrained}, tokenizer, SENTENCES, batch_size=5, positions="all")
+    single = attention_statistics(pretrained, {"same": pretrained}, tokenizer, SENTENCES, batch_size=1, positions="all")
+    np.testing.assert_allclose(_values(batched), _values(single), rtol=1e-5, atol=1e-6)
+
+
+def test_first_token_entropy_matches_direct_computation(tokenizer, encoders):
+    pretrained, _ = encoders
+    table = attention_statistics(pretrained, {}, tokenizer, SENTENCES, batch_size=2, max_length=64)
+    expected = []
+    with torch.no_grad():
+        for sentence in SENTENCES:
+            enc = tokenizer(sentence, return_tensors="pt")
+            attns = pretrained(**enc, output_attentions=True).attentions
+            p = torch.stack([a[0, :, 0, :] for a in attns])  # (L, H, T): first query
+            expected.append((-(p * p.log()).sum(-1)).mean(-1))  # (L,)
+    expected = torch.stack(expected).mean(0).numpy()
+    got = table.sort_values("layer")["value"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert set(table["metric"]) == {"entropy"} and len(table) == 4
+
+
+def test_identical_models_have_zero_emd(tokenizer, encoders):
+    pretrained, _ = encoders
+    table = attention_statistics(pretrained, {"same": pretrained}, tokenizer, SENTENCES, batch_size=3)
+    assert (table[table["metric"] == "emd"]["value"] == 0.0).all()
+
+
+def test_non_eager_model_is_refused(tokenizer, bert_dir):
+    sdpa = models.load_encoder(bert_dir, attn_implementation="sdpa")
+    with pytest.raises(ValueError, match="eager"):
+        attention_statistics(sdpa, {}, tokenizer, SENTENCES, batch_size=2)
+
+
+def test_different_tokenisation_is_refused(tokenizer, encoders):
+    pretrained, finetuned = encoders
+    other = BertTokenizerFast(vocab={t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])})
+    with pytest.raises(ValueError, match="encodes sentence 0 differently"):
+        attention_statistics(pretrained, {"cls": finetuned}, tokenizer, SENTENCES, finetuned_tokenizers={"cls": other})
+
+
+def test_bad_arguments(tokenizer, encoders):
+    pretrained, _ = encoders
+    with pytest.raises(ValueError, match="positions"):
+        attention_statistics(pretrained, {}, tokenizer, SENTENCES, positions="last")
+    with pytest.raises(ValueError, match="no sentences"):
+        attention_statistics(pretrained, {}, tokenizer, [])
+    with pytest.raises(ValueError, match="key_mask"):
+        attention_entropy(torch.ones(1, 1, 2, 3), torch.ones(1, 2))
+
+
+def test_checkpoint_info(tmp_path):
+    folder = tmp_path / "epoch-3"
+    folder.mkdir()
+    assert checkpoint_info(folder) == {"epoch": 3}
+    (folder / "checkpoint.json").write_text('{"task": "cola", "head": "mean", "seed": 7, "epoch": 3, "metrics": {}}')
+    assert checkpoint_info(folder) == {"epoch": 3, "finetune_task": "cola", "finetune_head": "mean", "seed": 7}
+    (folder / "checkpoint.json").write_text("{not json")
+    with pytest.raises(ValueError, match="checkpoint.json"):
+        checkpoint_info(folder)
