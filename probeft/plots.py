@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from probeft import results
 
@@ -28,6 +29,8 @@ def _rows(table: pd.DataFrame, what: str, **equal: object) -> pd.DataFrame:
 
 def _grid(n_rows: int, n_cols: int, *, width: float = 3.6, height: float = 2.8) -> tuple[Figure, np.ndarray]:
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False)
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers, epochs and k are whole numbers
     return fig, axes
 
 
