@@ -32,15 +32,13 @@ configuration is never overwritten: that is an error naming the differing settin
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +60,6 @@ from transformers import (
     TrainingArguments,
 )
 from transformers import set_seed as hf_set_seed
-from transformers.utils import logging as hf_logging
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
 from probeft import data, metrics, models
@@ -983,7 +980,7 @@ def run_finetune(config: FinetuneConfig, data_dir: str | Path | None, output_dir
     if finished:
         return _results_table(config, output_dir)
 
-    with _quiet_loading():
+    with models.quiet_transformers():
         hf_set_seed(config.seed)  # the fresh head's initialisation depends on it
         tokenizer = models.load_tokenizer(config.model)
         tokenizer.padding_side = "right"  # SQuAD token positions assume right padding
@@ -1006,7 +1003,7 @@ def run_finetune(config: FinetuneConfig, data_dir: str | Path | None, output_dir
             "label_names": task_data.label_names, "data_sizes": task_data.sizes, "signature": signature,
             "wall_time_s": round(time.time() - started, 2), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        with _quiet_loading():
+        with models.quiet_transformers():
             _write_epoch(output_dir, epoch, trained, tokenizer, info)
 
     trainer = Trainer(
@@ -1045,30 +1042,6 @@ def _fit_to_positions(config: FinetuneConfig, encoder_config: Any) -> FinetuneCo
         stacklevel=3,
     )
     return dataclasses.replace(config, max_length=limit, doc_stride=doc_stride)
-
-
-@contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Hide transformers' LOAD REPORT tables (missing weights are checked explicitly) and its per-file
-    loading / saving progress bars (the Trainer's own progress bar is not affected)."""
-    report_filter = _DropLoadReport()
-    loggers = [logging.getLogger(n) for n in ("transformers.modeling_utils", "transformers.utils.loading_report")]
-    bars_were_enabled = hf_logging.is_progress_bar_enabled()
-    for logger in loggers:
-        logger.addFilter(report_filter)
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(report_filter)
-        if bars_were_enabled:
-            hf_logging.enable_progress_bar()
-
-
-class _DropLoadReport(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "LOAD REPORT" not in str(record.msg)
 
 
 def _resume_point(config: FinetuneConfig, output_dir: Path, done: list[int], is_main: bool) -> Path | None:

@@ -407,7 +407,7 @@ def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int
         model = _tiny_mlm_model(name, config)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model.save_pretrained(tmp_dir)
         tokenizer.save_pretrained(tmp_dir)
         (tmp_dir / _TINY_MARKER).write_text(json.dumps(_tiny_marker(name, seed, int(num_layers)), indent=1))
@@ -453,7 +453,7 @@ class _DropLoadReport(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Silence LOAD REPORT tables and progress bars while loading/saving.
 
     A filter, not a higher log level: transformers 5 runs an extra tensor-parallel check (with its own warning)
@@ -512,7 +512,7 @@ def load_encoder(
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     resolved = resolve_model(spec)
-    with _quiet_transformers():
+    with quiet_transformers():
         model, info = AutoModel.from_pretrained(resolved, output_loading_info=True, **kwargs)
     # A checkpoint without a pooler (e.g. saved from *ForMaskedLM) is fine: nothing here uses the pooler.
     missing = sorted(k for k in info["missing_keys"] if not _is_pooler_key(k))
@@ -547,7 +547,7 @@ def load_mlm_model(
     """
     head_spec = mlm_head_from or encoder_spec
     head_resolved = resolve_model(head_spec)
-    with _quiet_transformers():
+    with quiet_transformers():
         model, info = AutoModelForMaskedLM.from_pretrained(head_resolved, output_loading_info=True)
     prefix = model.base_model_prefix + "."
     missing_head = sorted(k for k in info["missing_keys"] if not k.startswith(prefix))

@@ -429,7 +429,7 @@ def perplexity_summary(table: pd.DataFrame) -> str:
             text += f", after epoch {epochs.index.max()} {epochs.iloc[-1]:.2f}"
         replaced = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].mean()
         if not replaced.empty:
-            text += f"; top layers replaced: " + ", ".join(f"k={k}: {v:.2f}" for k, v in replaced.items())
+            text += "; top layers replaced: " + ", ".join(f"k={k}: {v:.2f}" for k, v in replaced.items())
         lines.append(text)
     return "\n".join(lines)
 

@@ -45,3 +45,17 @@ def shared_data_dir() -> Path:
     if not (candidate / "senteval").is_dir():
         pytest.skip(f"real data not found at {candidate} (set PROBEFT_SHARED_DATA)")
     return candidate
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tiny_models: dict[str, Path]) -> str:
+    """The tiny BERT's folder (it has a pre-trained masked-LM head)."""
+    return str(tiny_models["tiny-bert"])
+
+
+@pytest.fixture(scope="session")
+def tokenizer(bert_dir: str):
+    """The tiny BERT's tokenizer."""
+    from probeft import models
+
+    return models.load_tokenizer(bert_dir)

@@ -23,16 +23,6 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def bert_dir(tiny_models) -> str:
-    return str(tiny_models["tiny-bert"])
-
-
-@pytest.fixture(scope="module")
-def tokenizer(bert_dir):
-    return models.load_tokenizer(bert_dir)
-
-
-@pytest.fixture(scope="module")
 def encoders(bert_dir) -> tuple[PreTrainedModel, PreTrainedModel]:
     """The tiny pre-trained encoder and a perturbed copy standing in for a fine-tuned one (eager attention)."""
     pretrained = models.load_encoder(bert_dir, attn_implementation="eager")

@@ -40,16 +40,6 @@ def _wrapped(stream: torch.Tensor, tokenizer, num_blocks: int) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def bert_dir(tiny_models) -> str:
-    return str(tiny_models["tiny-bert"])
-
-
-@pytest.fixture(scope="module")
-def tokenizer(bert_dir):
-    return models.load_tokenizer(bert_dir)
-
-
-@pytest.fixture(scope="module")
 def stream(tokenizer) -> torch.Tensor:
     return tokenize_stream(_text(), tokenizer)
 
