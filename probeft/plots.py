@@ -106,7 +106,7 @@ def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
     if rows.empty:
         raise ValueError(f"no attention rows for position={position!r}")
     models = sorted(rows["model"].unique())
-    fig, axes = _grid(len(models), 2)
+    fig, axes = _grid(len(models), 2, width=5.0)
     for r, model in enumerate(models):
         for c, metric in enumerate(("entropy", "emd")):
             ax = axes[r][c]
@@ -115,7 +115,7 @@ def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
                 curve = curve.groupby("layer", as_index=False)["value"].mean()
                 label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
                 ax.plot(curve["layer"], curve["value"], marker="o", ms=3, label=label)
-            panel = "(a) entropy (nats)" if metric == "entropy" else "(b) earth mover's distance (positions)"
+            panel = "(a) entropy (nats)" if metric == "entropy" else "(b) EMD to pre-trained (positions)"
             ax.set(title=f"{model}: {panel}", xlabel="layer")
             ax.grid(alpha=0.3)
             if ax.lines:

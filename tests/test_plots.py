@@ -48,3 +48,24 @@ def test_figure_delta_values_and_baseline_axis():
 def test_missing_rows_are_named():
     with pytest.raises(ValueError, match="Figure 3"):
         plots.figure3(probing_table())
+
+
+def test_figure2_one_line_per_model_state():
+    rows = [{"stage": "attention", "model": "m", "finetune_task": ft, "finetune_head": head, "layer": layer,
+             "metric": metric, "value": value, "position": "first"}
+            for ft, head, value in (("none", "none", 1.0), ("cola", "cls", 0.5), ("cola", "mean", 0.9))
+            for metric in ("entropy", "emd") if not (ft == "none" and metric == "emd")
+            for layer in (1, 2)]
+    fig = plots.figure2(results.results_frame(rows))
+    entropy_ax, emd_ax = fig.get_axes()[:2]
+    assert sorted(line.get_label() for line in entropy_ax.get_lines()) == ["cola (cls head)", "cola (mean head)", "pre-trained"]
+    assert len(emd_ax.get_lines()) == 2
+
+
+def test_figure3_mean_and_std_over_seeds():
+    rows = [{"stage": "perplexity", "model": "m", "finetune_task": "cola", "finetune_head": "cls", "seed": seed,
+             "epoch": epoch, "split": "test", "metric": "perplexity", "value": value, "k_replaced": -1}
+            for seed, values in ((0, (10.0, 12.0)), (1, (10.0, 16.0))) for epoch, value in enumerate(values)]
+    fig = plots.figure3(results.results_frame(rows))
+    epoch_line = fig.get_axes()[0].get_lines()[0]
+    np.testing.assert_allclose(np.asarray(epoch_line.get_ydata(), dtype=float), [10.0, 14.0])
