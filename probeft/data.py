@@ -557,9 +557,41 @@ def resolve_squad_files(data_dir: str | Path | None = None) -> tuple[Path, Path]
     return train, dev
 
 
+def _use_hub(data_dir: str | Path | None) -> bool:
+    """No data dir given and none in the environment: read from the Hugging Face hub."""
+    return (data_dir is None or str(data_dir) == "") and not os.environ.get(DATA_DIR_ENV)
+
+
+def read_squad_splits(data_dir: str | Path | None = None) -> tuple[list[SquadExample], list[SquadExample]]:
+    """SQuAD v1.1 (train, dev) examples from the data dir's JSON files or, without a data dir, the hub."""
+    if not _use_hub(data_dir):
+        train, dev = resolve_squad_files(data_dir)
+        return read_squad(train), read_squad(dev)
+    import datasets
+
+    loaded = datasets.load_dataset("rajpurkar/squad")
+
+    def convert(split) -> list[SquadExample]:
+        return [SquadExample(row["id"], row["title"], row["context"], row["question"], list(row["answers"]["text"]),
+                             [int(s) for s in row["answers"]["answer_start"]]) for row in split]
+
+    return convert(loaded["train"]), convert(loaded["validation"])
+
+
 # ----------------------------------------------------------------------------------------------------------
 # WikiText
 # ----------------------------------------------------------------------------------------------------------
+
+
+def read_wikitext_test(data_dir: str | Path | None = None) -> tuple[str, str]:
+    """WikiText-2 raw test text and where it came from: ``wikitext-2/wiki.test.raw`` or the hub."""
+    if not _use_hub(data_dir):
+        path = resolve_wikitext_file(data_dir)
+        return read_wikitext(path), str(path)
+    import datasets
+
+    rows = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split="test")["text"]
+    return "".join(rows), "hub:Salesforce/wikitext/wikitext-2-raw-v1/test"
 
 
 def resolve_wikitext_file(data_dir: str | Path | None = None, split: str = "test") -> Path:

@@ -536,12 +536,16 @@ def write_demo_data(
     return out_dir
 
 
-def data_dir_or_demo(data_dir: str | Path | None, *, seed: int = 0) -> Path:
+def data_dir_or_demo(data_dir: str | Path | None, *, seed: int = 0) -> Path | None:
     """The data folder a notebook should use: ``data_dir``, else ``$PROBEFT_DATA_DIR``, else demo data.
 
+    ``data_dir="hub"`` returns None: the readers then load GLUE, SQuAD and WikiText from the Hugging
+    Face hub and download SentEval files (what the grid asks for when a config names no data dir).
     The demo data is generated once into ``$PROBEFT_CACHE/demo-data-s<seed>`` (default
     ``~/.cache/probeft``), so notebooks run offline as they are.
     """
+    if data_dir == "hub":
+        return None
     if (data_dir is not None and str(data_dir) != "") or os.environ.get("PROBEFT_DATA_DIR"):
         from probeft.data import data_dir_from
 

@@ -665,12 +665,12 @@ def _cap_examples(examples: list[data.SquadExample], cap: int | None) -> list[da
 
 
 def _load_squad(config: FinetuneConfig, data_dir, tokenizer, keys) -> _TaskData:
-    train_path, dev_path = data.resolve_squad_files(data_dir)
-    train_examples = _cap_examples(data.read_squad(train_path), config.max_train)
-    dev_examples = _cap_examples(data.read_squad(dev_path), config.max_eval)
-    for name, examples, path in (("train", train_examples, train_path), ("dev", dev_examples, dev_path)):
+    train_all, dev_all = data.read_squad_splits(data_dir)
+    train_examples = _cap_examples(train_all, config.max_train)
+    dev_examples = _cap_examples(dev_all, config.max_eval)
+    for name, examples in (("train", train_examples), ("dev", dev_examples)):
         if not examples:
-            raise ValueError(f"task 'squad': the {name} split is empty ({path})")
+            raise ValueError(f"task 'squad': the {name} split is empty (data_dir={data_dir})")
     train_columns = prepare_squad_train_features(
         train_examples, tokenizer, keys, max_length=config.max_length, doc_stride=config.doc_stride
     )

@@ -57,6 +57,17 @@ class ModelEntry(_Strict):
     spec: str
 
 
+class TaskOverrides(_Strict):
+    """Settings of one fine-tuning task that differ from the section's (e.g. SQuAD's batch size)."""
+
+    epochs: int | None = Field(default=None, ge=1)
+    learning_rate: float = Field(default=2e-5, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    max_length: int | None = Field(default=None, ge=8)
+    max_train: int | None = Field(default=None, ge=1)
+    max_eval: int | None = Field(default=None, ge=1)
+
+
 class FinetuneSection(_Strict):
     """Fine-tuning runs: every model x task x head x seed (plus what later stages need)."""
 
@@ -70,6 +81,13 @@ class FinetuneSection(_Strict):
     max_length: int | None = Field(default=None, ge=8)  # None: 128 for GLUE, 384 for SQuAD (the paper's)
     max_train: int | None = Field(default=None, ge=1)
     max_eval: int | None = Field(default=None, ge=1)
+    per_task: dict[Literal["cola", "sst2", "rte", "squad"], TaskOverrides] = Field(default_factory=dict)
+
+    def settings(self, task: str) -> dict[str, Any]:
+        """The training settings of ``task``: the section's, then its ``per_task`` entry on top."""
+        base = {k: getattr(self, k) for k in TaskOverrides.model_fields}
+        override = self.per_task.get(task)
+        return {**base, **(override.model_dump(exclude_unset=True) if override else {})}
 
 
 class ProbingSection(_Strict):
@@ -278,15 +296,15 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
     Returns:
         Fine-tuning cells, then probing, attention and perplexity cells.
     """
-    common = {"data_dir": str(paths.data_dir) if paths.data_dir else None, "device": config.device}
+    # No data dir anywhere: the notebooks read from the hub ("hub"), never the offline demo data.
+    common = {"data_dir": str(paths.data_dir) if paths.data_dir else "hub", "device": config.device}
     cells: list[Cell] = []
     ft = config.finetune or FinetuneSection()
     for model, task, head, seed in _finetune_runs(config):
         name = finetune_cell_name(model.name, task, head, seed)
         params = {
             "model": model.spec, "model_name": model.name, "task": task, "head": head_for(task, head), "seed": seed,
-            "epochs": ft.epochs, "learning_rate": ft.learning_rate, "batch_size": ft.batch_size,
-            "max_length": ft.max_length, "max_train": ft.max_train, "max_eval": ft.max_eval,
+            **ft.settings(task),
         }
         cells.append(_cell(name, "finetune", "finetune.ipynb", params, common, paths))
 

@@ -323,3 +323,28 @@ def test_read_wikitext(tmp_path: Path) -> None:
         data.read_wikitext(_write(tmp_path / "blank.raw", " \n \n"))
     with pytest.raises(FileNotFoundError, match="wiki.valid.raw"):
         data.resolve_wikitext_file(tmp_path, split="valid")
+
+
+def test_without_a_data_dir_squad_and_wikitext_come_from_the_hub(monkeypatch):
+    import datasets
+
+    from probeft import demo_data
+
+    monkeypatch.delenv("PROBEFT_DATA_DIR", raising=False)
+    row = {"id": "q1", "title": "T", "context": "Paris is in France.", "question": "Where is Paris?",
+           "answers": {"text": ["France"], "answer_start": [12]}}
+    calls = []
+
+    def fake_load_dataset(name, config=None, split=None):
+        calls.append((name, config, split))
+        if name == "rajpurkar/squad":
+            return {"train": [row], "validation": [row, row]}
+        return {"text": [" = A = \n", " \n", " Text .\n"]}
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    train, dev = data.read_squad_splits(None)
+    assert (len(train), len(dev)) == (1, 2) and train[0].answers == ["France"] and train[0].answer_starts == [12]
+    text, source = data.read_wikitext_test(None)
+    assert text == " = A = \n \n Text .\n" and source.startswith("hub:")
+    assert calls == [("rajpurkar/squad", None, None), ("Salesforce/wikitext", "wikitext-2-raw-v1", "test")]
+    assert demo_data.data_dir_or_demo("hub") is None

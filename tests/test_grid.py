@@ -144,3 +144,24 @@ def test_cli_reports_bad_config(tmp_path, capsys):
 def test_book_inputs_need_results(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.csv"):
         cli.prepare_book_inputs(tmp_path, tmp_path / "book_in")
+
+
+def test_per_task_settings_override_the_section(tmp_path):
+    config = grid.load_config(write_config(tmp_path, {
+        "name": "t", "output_dir": "out", "models": ["tiny-bert"],
+        "finetune": {"tasks": ["cola", "squad"], "max_train": 100, "learning_rate": 1e-4,
+                     "per_task": {"squad": {"learning_rate": 5e-5, "batch_size": 16}}},
+    }))
+    cells = {c.parameters["task"]: c.parameters for c in grid.expand(config, grid.resolve_paths(config))}
+    assert (cells["cola"]["learning_rate"], cells["cola"]["batch_size"], cells["cola"]["max_train"]) == (1e-4, 32, 100)
+    assert (cells["squad"]["learning_rate"], cells["squad"]["batch_size"], cells["squad"]["max_train"]) == (5e-5, 16, 100)
+    assert cells["squad"]["head"] == "span"
+    with pytest.raises(ValueError, match="per_task.mnli"):
+        grid.load_config(write_config(tmp_path, {**CONFIG, "finetune": {"per_task": {"mnli": {}}}}))
+
+
+def test_no_data_dir_means_hub_not_demo_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROBEFT_DATA_DIR", raising=False)
+    config = grid.load_config(write_config(tmp_path, CONFIG))
+    cells = grid.expand(config, grid.resolve_paths(config))
+    assert {c.parameters["data_dir"] for c in cells} == {"hub"}
