@@ -3,7 +3,7 @@
 Examples::
 
     probeft grid configs/demo.yaml --dry-run
-    probeft grid configs/minilm.yaml --data-dir ../shared/data --continue-on-error
+    probeft grid configs/minilm.yaml --data-dir /path/to/data --continue-on-error
     probeft book runs/demo            # copy a run's results into the book and build it
 """
 
