@@ -405,7 +405,8 @@ def attention_summary(table: pd.DataFrame, *, position: str = "first") -> str:
         raise ValueError(f"no attention rows for position={position!r}")
     lines = []
     for model, part in rows.groupby("model"):
-        groups = layer_groups(int(part["layer"].max()))
+        first = int(part["layer"].min())  # attention starts at layer 1 (no attention in the embeddings)
+        groups = {f"layers {max(lo, first)}-{hi}": (lo, hi) for lo, hi in layer_groups(int(part["layer"].max())).values()}
         for (ft_task, head, metric), curve in part.groupby(["finetune_task", "finetune_head", "metric"]):
             label = "pre-trained" if ft_task == "none" else f"fine-tuned on {ft_task} ({head} head)"
             means = [
@@ -422,14 +423,14 @@ def perplexity_summary(table: pd.DataFrame) -> str:
     if rows.empty:
         raise ValueError("no perplexity rows in the results table")
     lines = []
-    for (model, task), part in rows.groupby(["model", "finetune_task"]):
+    for (model, task), part in rows[rows["finetune_task"] != "none"].groupby(["model", "finetune_task"]):
         epochs = part[part["k_replaced"] == -1].groupby("epoch")["value"].mean()
         text = f"{model} / {task}: pre-trained {epochs.get(0, float('nan')):.2f}"
         if len(epochs) > 1:
             text += f", after epoch {epochs.index.max()} {epochs.iloc[-1]:.2f}"
         replaced = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].mean()
         if not replaced.empty:
-            text += "; top layers replaced: " + ", ".join(f"k={k}: {v:.2f}" for k, v in replaced.items())
+            text += "; top layers replaced: " + ", ".join(f"k={int(k)}: {v:.2f}" for k, v in replaced.items())
         lines.append(text)
     return "\n".join(lines)
 

@@ -110,3 +110,12 @@ def test_table1_takes_last_epoch_and_quotes_paper():
     ]
     table = results.table1(results.results_frame(rows), paper.TABLE1_METRICS, paper.TABLE1)
     assert table.loc[("bert-base-cased", "cls"), "cola"] == "55.0 (59.5)"
+
+
+def test_perplexity_summary_by_hand():
+    rows = [{"stage": "perplexity", "model": "m", "finetune_task": task, "epoch": epoch, "metric": "perplexity",
+             "value": value, "k_replaced": k}
+            for task, epoch, value, k in [("none", 0, 10.0, -1), ("cola", 0, 10.0, -1), ("cola", 1, 14.0, -1),
+                                          ("cola", 1, 14.0, 0), ("cola", 1, 11.0, 1)]]
+    summary = results.perplexity_summary(results.results_frame(rows))
+    assert summary == "m / cola: pre-trained 10.00, after epoch 1 14.00; top layers replaced: k=0: 14.00, k=1: 11.00"
