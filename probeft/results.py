@@ -435,6 +435,32 @@ def perplexity_summary(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# Names a Jupyter kernel (or IPython) puts in a notebook's globals that are not parameters.
+_KERNEL_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+
+
+def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of a notebook: its public, JSON-like globals at the time of the call.
+
+    Call it in the cell right after the ``parameters`` cell (and papermill's injected one), before
+    anything else is defined: ``params = results.notebook_parameters(globals())``. Modules,
+    functions, private names (``_x``) and the kernel's own names are left out, so the dict holds
+    exactly the parameter cell's names with their (possibly injected) values, and no Save cell has
+    to list them by hand.
+
+    Args:
+        namespace: the notebook's ``globals()``.
+
+    Returns:
+        ``{name: value}`` in definition order, values being str / int / float / bool / None / list / dict.
+    """
+    plain = (str, int, float, bool, type(None), list, tuple, dict)
+    return {
+        name: value for name, value in namespace.items()
+        if not name.startswith("_") and name not in _KERNEL_NAMES and isinstance(value, plain)
+    }
+
+
 def scratch_dir(output_dir: str | Path | None, name: str) -> Path:
     """``output_dir`` as a Path, or a fresh temporary folder when it is None (interactive runs)."""
     if output_dir is None or str(output_dir) == "":

@@ -1,0 +1,111 @@
+"""Task, head and pooling names and their defaults: the one place the grid, fine-tuning, probing
+and extraction take them from.
+
+Names are normalised leniently (case, ``-`` and ``_`` ignored: ``"SST-2"``, ``"sst_2"`` and
+``"sst2"`` are one task) and rejected with the list of valid names otherwise.
+
+This module imports nothing else from :mod:`probeft`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CLASSIFICATION_TASKS",
+    "FINETUNE_TASKS",
+    "HEADS",
+    "NO_FINETUNE",
+    "POOLINGS",
+    "PROBING_TASKS",
+    "SQUAD_HEAD",
+    "TASK_METRICS",
+    "default_epochs",
+    "default_max_length",
+    "head_for",
+    "normalise_finetune_task",
+    "normalise_head",
+    "normalise_pooling",
+]
+
+FINETUNE_TASKS: tuple[str, ...] = ("cola", "sst2", "rte", "squad")
+CLASSIFICATION_TASKS: tuple[str, ...] = ("cola", "sst2", "rte")
+NO_FINETUNE = "none"  # the pre-trained encoder, in the results' finetune_task column
+HEADS: tuple[str, ...] = ("cls", "mean")  # sentence-level fine-tuning heads (paper Sec. 3.4 and 5.1)
+SQUAD_HEAD = "span"  # SQuAD always uses the token-level span head
+POOLINGS: tuple[str, ...] = ("cls", "mean")  # probing feature poolings (paper Sec. 3.2)
+PROBING_TASKS: tuple[str, ...] = ("bigram_shift", "coordination_inversion", "odd_man_out")
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "cola": ("mcc", "accuracy"),
+    "sst2": ("accuracy",),
+    "rte": ("accuracy",),
+    "squad": ("exact_match", "f1"),
+}
+
+
+def _key(name: object) -> str:
+    return str(name).strip().lower().replace("-", "").replace("_", "")
+
+
+def normalise_finetune_task(task: str, *, allow_none: bool = False, parameter: str = "task") -> str:
+    """``"CoLA"``, ``"SST-2"``, ``"sst_2"`` -> ``"cola"``, ``"sst2"``.
+
+    Args:
+        task: a fine-tuning task name.
+        allow_none: also accept ``"none"`` (the pre-trained encoder).
+        parameter: the name shown in the error.
+
+    Raises:
+        ValueError: an unknown task, listing the valid ones.
+    """
+    valid = FINETUNE_TASKS + ((NO_FINETUNE,) if allow_none else ())
+    key = _key(task)
+    if key not in valid:
+        raise ValueError(f"{parameter}={task!r} is not a fine-tuning task; expected one of {valid}")
+    return key
+
+
+def normalise_head(head: str, task: str | None = None, *, parameter: str = "head") -> str:
+    """A fine-tuning head name, checked against the task (SQuAD takes only :data:`SQUAD_HEAD`).
+
+    Args:
+        head: ``"cls"`` / ``"mean"`` (or ``"span"`` for SQuAD); ``None`` picks the task's default.
+        task: the (normalised or not) fine-tuning task, or None to check the name alone.
+        parameter: the name shown in the error.
+    """
+    task = normalise_finetune_task(task) if task is not None else None
+    if head is None:
+        return SQUAD_HEAD if task == "squad" else "cls"
+    name = str(head).strip().lower()
+    if task == "squad":
+        if name != SQUAD_HEAD:
+            raise ValueError(
+                f"{parameter}={head!r} is not valid for task 'squad': SQuAD uses the token-level span head, "
+                f"use {parameter}={SQUAD_HEAD!r} (or None)"
+            )
+        return name
+    if name not in HEADS:
+        raise ValueError(f"{parameter}={head!r} is not a head" + (f" for task {task!r}" if task else "")
+                         + f"; expected one of {HEADS}")
+    return name
+
+
+def head_for(task: str, head: str) -> str:
+    """The head a fine-tuning run really uses: SQuAD always has the span head, others keep ``head``."""
+    return SQUAD_HEAD if normalise_finetune_task(task) == "squad" else head
+
+
+def normalise_pooling(pooling: str, *, parameter: str = "pooling") -> str:
+    """``"cls"`` or ``"mean"``; ValueError naming ``parameter`` otherwise."""
+    name = str(pooling).strip().lower()
+    if name not in POOLINGS:
+        raise ValueError(f"{parameter}={pooling!r} is not a pooling; expected one of {POOLINGS}")
+    return name
+
+
+def default_epochs(task: str) -> int:
+    """The paper's epochs: 1 for SST-2, 3 otherwise (Sec. 3.4)."""
+    return 1 if normalise_finetune_task(task) == "sst2" else 3
+
+
+def default_max_length(task: str) -> int:
+    """The paper's input length: 384 tokens for SQuAD, 128 for the GLUE tasks."""
+    return 384 if normalise_finetune_task(task) == "squad" else 128
