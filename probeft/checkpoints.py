@@ -1,0 +1,173 @@
+"""The fine-tuning checkpoint store: layout, completion markers, reading and choosing checkpoints.
+
+A fine-tuning run folder holds one sub-folder per finished epoch::
+
+    <run_dir>/epoch-<e>/            encoder + tokenizer (AutoModel loads it) + heads.safetensors
+    <run_dir>/epoch-<e>/checkpoint.json   the completion marker, written last
+
+An ``epoch-<e>`` folder without a readable marker is incomplete and never used. Fine-tuning writes
+the store (:mod:`probeft.finetune`); probing, attention and perplexity only read it, through the
+functions here, so none of them imports the Trainer.
+
+This module imports nothing else from :mod:`probeft`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CHECKPOINT_MARKER",
+    "HEADS_FILE",
+    "checkpoint_dir",
+    "checkpoint_fields",
+    "completed_epochs",
+    "epoch_checkpoints",
+    "epoch_dirs",
+    "final_checkpoint",
+    "is_run_dir",
+    "load_point",
+    "read_checkpoint_info",
+    "resolve_checkpoint",
+]
+
+CHECKPOINT_MARKER = "checkpoint.json"
+HEADS_FILE = "heads.safetensors"
+_EPOCH_DIR = re.compile(r"epoch-(\d+)")
+
+
+def checkpoint_dir(run_dir: str | Path, epoch: int) -> Path:
+    """``run_dir/epoch-<epoch>`` (epochs count from 1)."""
+    if int(epoch) < 1:
+        raise ValueError(f"epoch must be >= 1, got {epoch!r}")
+    return Path(run_dir) / f"epoch-{int(epoch)}"
+
+
+def epoch_dirs(run_dir: str | Path) -> dict[int, Path]:
+    """Every ``epoch-<e>`` folder of a run, complete or not, by epoch."""
+    run_dir = Path(run_dir)
+    found = {}
+    if run_dir.is_dir():
+        for path in run_dir.iterdir():
+            match = _EPOCH_DIR.fullmatch(path.name)
+            if match and path.is_dir():
+                found[int(match.group(1))] = path
+    return found
+
+
+def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """The ``checkpoint.json`` of an epoch folder.
+
+    Raises:
+        FileNotFoundError: the folder has no marker (incomplete or not a checkpoint).
+        ValueError: the marker is not valid JSON.
+    """
+    marker = Path(path) / CHECKPOINT_MARKER
+    if not marker.is_file():
+        raise FileNotFoundError(f"no {CHECKPOINT_MARKER} in {path}: not a complete fine-tuning checkpoint")
+    try:
+        return json.loads(marker.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{marker}: invalid JSON ({error})") from error
+
+
+def completed_epochs(run_dir: str | Path) -> list[int]:
+    """Epochs whose folder holds a readable completion marker, ascending."""
+    complete = []
+    for epoch, path in sorted(epoch_dirs(run_dir).items()):
+        try:
+            read_checkpoint_info(path)
+        except (FileNotFoundError, ValueError):
+            continue
+        complete.append(epoch)
+    return complete
+
+
+def epoch_checkpoints(run_dir: str | Path) -> dict[int, Path]:
+    """The complete checkpoints of a run: ``{epoch: folder}``, ascending."""
+    return {epoch: checkpoint_dir(run_dir, epoch) for epoch in completed_epochs(run_dir)}
+
+
+def final_checkpoint(run_dir: str | Path) -> Path:
+    """Folder of the last complete epoch.
+
+    Raises:
+        FileNotFoundError: no complete epoch in ``run_dir``.
+    """
+    epochs = completed_epochs(run_dir)
+    if not epochs:
+        raise FileNotFoundError(f"no complete fine-tuning epoch (epoch-<e>/{CHECKPOINT_MARKER}) in {run_dir}")
+    return checkpoint_dir(run_dir, epochs[-1])
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a fine-tuning run folder (it has ``epoch-<e>/`` sub-folders)."""
+    return bool(epoch_dirs(path))
+
+
+def load_point(path: str | Path) -> Path:
+    """A loadable model folder: an epoch checkpoint (or any model folder) as it is, a run folder's final epoch.
+
+    Raises:
+        FileNotFoundError: a run folder with no complete epoch, or a path that is neither.
+    """
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    if is_run_dir(path):
+        return final_checkpoint(path)
+    raise FileNotFoundError(f"{path} is neither a model folder (config.json) nor a fine-tuning run (epoch-<e>/)")
+
+
+def resolve_checkpoint(model: str, epoch: int = -1) -> tuple[str, int]:
+    """Which weights to use: a fine-tuning run folder becomes one of its epoch checkpoints.
+
+    Args:
+        model: a model spec, an epoch checkpoint folder, or a fine-tuning run folder.
+        epoch: for a run folder, the epoch (``-1``: the last complete one).
+
+    Returns:
+        ``(spec_to_load, epoch)``; epoch is 0 for a model that is not a fine-tuning output.
+
+    Raises:
+        FileNotFoundError: the requested epoch is not complete, or the run has none.
+    """
+    path = Path(model)
+    if path.is_dir() and is_run_dir(path):
+        if epoch == -1:
+            final = final_checkpoint(path)
+            return str(final), int(final.name.split("-")[1])
+        if epoch not in completed_epochs(path):
+            raise FileNotFoundError(f"epoch={epoch} is not a complete checkpoint in {path}")
+        return str(checkpoint_dir(path, epoch)), epoch
+    if path.is_dir() and (path / CHECKPOINT_MARKER).is_file():
+        return str(path), int(read_checkpoint_info(path).get("epoch", 0))
+    return model, max(epoch, 0)
+
+
+def checkpoint_fields(path: str | Path) -> dict[str, Any]:
+    """Result-table fields (finetune_task, finetune_head, seed, epoch) of a checkpoint folder.
+
+    Reads ``checkpoint.json`` when present; otherwise takes the epoch from a folder name
+    ``epoch-<e>`` and leaves the rest unknown.
+
+    Returns:
+        A dict with any of ``finetune_task``, ``finetune_head``, ``seed``, ``epoch`` that could be determined.
+
+    Raises:
+        ValueError: the marker is not valid JSON.
+    """
+    path = Path(path)
+    info: dict[str, Any] = {}
+    match = _EPOCH_DIR.fullmatch(path.name)
+    if match:
+        info["epoch"] = int(match.group(1))
+    if (path / CHECKPOINT_MARKER).is_file():
+        meta = read_checkpoint_info(path)
+        for key, column in (("task", "finetune_task"), ("head", "finetune_head"), ("seed", "seed"), ("epoch", "epoch")):
+            if meta.get(key) is not None:
+                info[column] = meta[key]
+    return info
