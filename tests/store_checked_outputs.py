@@ -24,6 +24,22 @@ MARKER = "# NBVAL_CHECK_OUTPUT"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _kept(output: dict) -> bool:
+    """Printed text and text results are compared; stderr (warnings) and pictures are not."""
+    if output.get("output_type") == "stream":
+        return output.get("name") == "stdout"
+    return output.get("output_type") in ("execute_result", "display_data") and "text/plain" in output.get("data", {})
+
+
+def _text_only(output: dict) -> dict:
+    if output.get("output_type") in ("execute_result", "display_data"):
+        output["data"] = {"text/plain": output["data"]["text/plain"]}
+        output["metadata"] = {}
+        if output["output_type"] == "execute_result":
+            output["execution_count"] = None
+    return output
+
+
 def store(path: Path) -> int:
     """Execute ``path`` and keep outputs of its marked cells; returns how many cells are marked."""
     notebook = nbformat.read(path, as_version=4)
@@ -37,12 +53,7 @@ def store(path: Path) -> int:
         source_cell.outputs = []
         if source_cell.source.lstrip().startswith(MARKER):
             marked += 1
-            source_cell.outputs = [o for o in run_cell.outputs if o.get("output_type") != "display_data"
-                                   or "text/plain" in o.get("data", {})]
-            for output in source_cell.outputs:
-                output.pop("execution_count", None) if output.get("output_type") != "execute_result" else None
-                if output.get("output_type") == "execute_result":
-                    output["execution_count"] = None
+            source_cell.outputs = [_text_only(o) for o in run_cell.outputs if _kept(o)]
     nbformat.write(notebook, path)
     return marked
 
