@@ -15,7 +15,7 @@ RUN ?= runs/demo
 DATA_DIR ?=
 STAMP := $(VENV)/.probeft-installed
 
-.PHONY: setup demo test grid book lab clean-runs
+.PHONY: setup demo test grid book lab clean-runs notebook-outputs
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ grid: setup
 
 book: setup
 	$(BIN)/probeft book $(RUN)
+
+# Re-store the outputs nbval compares (cells starting with `# NBVAL_CHECK_OUTPUT`) after a deliberate change.
+notebook-outputs: setup
+	$(BIN)/python tests/store_checked_outputs.py notebooks/*.ipynb
 
 lab: setup
 	$(BIN)/python -m pip install --quiet "jupyterlab>=4"

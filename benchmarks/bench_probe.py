@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 from probeft import data, extract, models, probe
+from probeft.devices import resolve_device
+from probeft.locations import DATA_DIR_ENV
+from probeft.names import POOLINGS
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,7 +74,7 @@ def _data_file(args: argparse.Namespace) -> Path | None:
         print(f"skipping benchmark: --data-file {args.data_file} does not exist")
         return None
     data_dir = args.data_dir
-    if data_dir is None and not os.environ.get(data.DATA_DIR_ENV):
+    if data_dir is None and not os.environ.get(DATA_DIR_ENV):
         data_dir = Path(os.environ.get("PROBEFT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
     try:
         return data.resolve_probing_file(args.task, data_dir, download=False)
@@ -89,7 +92,7 @@ def _cache_root(args: argparse.Namespace) -> Path:
 
 def _throughput(args: argparse.Namespace, sentences: list[str]) -> dict:
     """Sentences per second with length-sorted vs unsorted batching on the same sentences."""
-    device = models.resolve_device(args.device)
+    device = resolve_device(args.device)
     model = models.load_encoder(args.model, device=device, dtype=torch.float32)
     tokenizer = models.load_tokenizer(args.model)
     extract.extract_features(model, tokenizer, sentences[: args.batch_size], device=device, progress=False,
@@ -108,7 +111,7 @@ def _throughput(args: argparse.Namespace, sentences: list[str]) -> dict:
             )
             _synchronize(device)
             timings[mode] = min(timings.get(mode, float("inf")), time.perf_counter() - start)
-    difference = max(float(np.abs(features["sorted"][p] - features["unsorted"][p]).max()) for p in extract.POOLINGS)
+    difference = max(float(np.abs(features["sorted"][p] - features["unsorted"][p]).max()) for p in POOLINGS)
     # Tokens the model processes, padding included: the load-independent part of the comparison.
     encoded = tokenizer(sentences, truncation=True, max_length=args.max_length)["input_ids"]
     lengths = np.array([len(ids) for ids in encoded])
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     probing = data.read_senteval(path, max_train=args.max_train, max_eval=args.max_eval)
     sizes = {split: len(probing.split(split).sentences) for split in extract.SPLITS}
     print(f"data: {path} ({probing.task}) sizes {sizes}; model {args.model}; "
-          f"torch threads {torch.get_num_threads()}; device {models.resolve_device(args.device)}")
+          f"torch threads {torch.get_num_threads()}; device {resolve_device(args.device)}")
 
     report: dict = {"data_file": str(path), "task": probing.task, "model": args.model, "sizes": sizes,
                     "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     index = stacked["train"][1]
     splits = {split: (stacked[split][0], probing.split(split).labels) for split in extract.SPLITS}
 
-    device = models.resolve_device(args.device)
+    device = resolve_device(args.device)
     _synchronize(device)
     start = time.perf_counter()
     ours = probe.fit_probes(*splits["train"], *splits["dev"], *splits["test"], device=device,

@@ -19,12 +19,13 @@ time, never the whole data set's. Models must use eager attention
 Padding never influences a statistic: padded keys are excluded from the sums, padded queries
 from the averages, and positions are counted over non-padding tokens only, so a sentence gives the
 same numbers alone or in a padded batch.
+
+:func:`load_models` loads the pre-trained encoder and fine-tuned checkpoints (epoch folders, or run
+folders meaning their final epoch, via :mod:`probeft.checkpoints`) with eager attention.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +36,18 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from probeft import models
+from probeft.checkpoints import checkpoint_fields, load_point
+from probeft.devices import resolve_device
+
 __all__ = [
     "ENTROPY_UNIT",
     "EMD_UNIT",
     "attention_emd",
     "attention_entropy",
+    "AttentionModels",
     "attention_statistics",
-    "checkpoint_info",
+    "load_models",
 ]
 
 ENTROPY_UNIT = "nats"
@@ -186,33 +192,56 @@ def _position_rows(
     return rows
 
 
-def checkpoint_info(path: str | Path) -> dict[str, Any]:
-    """Result-table fields (finetune_task, finetune_head, seed, epoch) of a fine-tuned checkpoint folder.
+@dataclass(frozen=True)
+class AttentionModels:
+    """Everything :func:`attention_statistics` compares, loaded with eager attention.
 
-    Reads ``checkpoint.json`` (written by :mod:`probeft.finetune`) when present; otherwise takes
-    the epoch from a folder name ``epoch-<e>`` and leaves the rest unknown (-1 / "none").
+    Attributes:
+        tokenizer: the pre-trained model's tokenizer (used for every model's inputs).
+        pretrained: the pre-trained encoder.
+        finetuned_models: label -> fine-tuned encoder.
+        finetuned_tokenizers: label -> the tokenizer saved with that checkpoint.
+        finetuned_info: label -> result-table fields of the checkpoint (``checkpoints.checkpoint_fields``).
+        checkpoints: label -> the epoch folder actually loaded.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    pretrained: PreTrainedModel
+    finetuned_models: dict[str, PreTrainedModel]
+    finetuned_tokenizers: dict[str, PreTrainedTokenizerBase]
+    finetuned_info: dict[str, dict[str, Any]]
+    checkpoints: dict[str, Path]
+
+
+def load_models(
+    model: str, finetuned: Mapping[str, str | Path], *, device: str | torch.device = "cpu"
+) -> AttentionModels:
+    """Load a pre-trained encoder and fine-tuned checkpoints for attention statistics (eager attention).
 
     Args:
-        path: the checkpoint folder, e.g. ``<cell_dir>/epoch-3``.
+        model: the pre-trained model spec.
+        finetuned: label -> an epoch checkpoint folder, or a fine-tuning run folder (its final epoch is used).
+        device: where to put the models (``"auto"`` allowed).
 
     Returns:
-        A dict with any of ``finetune_task``, ``finetune_head``, ``seed``, ``epoch`` that could be determined.
+        The loaded models, tokenizers, checkpoint fields and resolved checkpoint folders.
+
+    Raises:
+        FileNotFoundError: a path is neither a model folder nor a run with a complete epoch.
     """
-    path = Path(path)
-    info: dict[str, Any] = {}
-    match = re.fullmatch(r"epoch-(\d+)", path.name)
-    if match:
-        info["epoch"] = int(match.group(1))
-    marker = path / "checkpoint.json"
-    if marker.is_file():
-        try:
-            meta = json.loads(marker.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{marker}: not valid JSON ({error})") from error
-        for key, column in (("task", "finetune_task"), ("head", "finetune_head"), ("seed", "seed"), ("epoch", "epoch")):
-            if key in meta and meta[key] is not None:
-                info[column] = meta[key]
-    return info
+    target = resolve_device(device)
+    points = {label: load_point(path) for label, path in finetuned.items()}
+    return AttentionModels(
+        tokenizer=models.load_tokenizer(model),
+        pretrained=models.load_encoder(model, device=target, attn_implementation="eager"),
+        finetuned_models={
+            label: models.load_encoder(str(path), device=target, attn_implementation="eager")
+            for label, path in points.items()
+        },
+        finetuned_tokenizers={label: models.load_tokenizer(str(path)) for label, path in points.items()},
+        finetuned_info={label: checkpoint_fields(path) for label, path in points.items()},
+        checkpoints=points,
+    )
 
 
 @torch.inference_mode()
@@ -254,7 +283,7 @@ def attention_statistics(
         probe_task: where the sentences come from (``probe_task`` column).
         split: which split of ``probe_task`` the sentences are (``split`` column).
         finetuned_info: label -> extra column values for that model's rows (e.g. from
-            :func:`checkpoint_info`: ``finetune_task``, ``finetune_head``, ``seed``, ``epoch``); by default
+            :func:`probeft.checkpoints.checkpoint_fields`: ``finetune_task``, ``finetune_head``, ``seed``, ``epoch``); by default
             ``finetune_head`` is the label and epoch is -1.
         finetuned_tokenizers: label -> the tokenizer saved with that checkpoint; if given, every
             sentence must encode to the same ids as with ``tokenizer`` (else ValueError).

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from probeft import grid, results
+from probeft import files, grid, results
 
 BOOK_INPUT_DIR = grid.REPO_ROOT / "book" / "_generated"
 
@@ -58,17 +58,18 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) ->
     """
     results_csv = run_dir / results.RESULTS_FILE
     results.load_results(results_csv)  # validates, and names the file when missing or malformed
-    if book_input_dir.exists():
-        shutil.rmtree(book_input_dir)
-    (book_input_dir / "notebooks").mkdir(parents=True)
-    shutil.copy2(results_csv, book_input_dir / results.RESULTS_FILE)
-    if (run_dir / "grid.json").is_file():
-        shutil.copy2(run_dir / "grid.json", book_input_dir / "grid.json")
-    provenance = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("cells/*/provenance.json"))}
-    results.atomic_write_text(book_input_dir / "provenance.json", json.dumps(provenance, indent=1))
-    for notebook in sorted((run_dir / "notebooks").glob("*.ipynb")):
-        if results.cell_complete(run_dir / "cells" / notebook.stem):
-            shutil.copy2(notebook, book_input_dir / "notebooks" / notebook.name)
+    # Built aside and swapped in whole: a failed copy never leaves the book a mixture of two runs.
+    with files.atomic_directory(book_input_dir) as staging:
+        (staging / "notebooks").mkdir()
+        shutil.copy2(results_csv, staging / results.RESULTS_FILE)
+        if (run_dir / "grid.json").is_file():
+            shutil.copy2(run_dir / "grid.json", staging / "grid.json")
+        cells = sorted(run_dir.glob("cells/*/provenance.json"))
+        provenance = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in cells}
+        (staging / "provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
+        for notebook in sorted((run_dir / "notebooks").glob("*.ipynb")):
+            if results.cell_complete(run_dir / "cells" / notebook.stem):
+                shutil.copy2(notebook, staging / "notebooks" / notebook.name)
 
 
 def _book_command(args: argparse.Namespace) -> int:

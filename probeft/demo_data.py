@@ -25,17 +25,21 @@ The tasks are made learnable by construction:
 
 Labels are balanced (exactly half per class and split where the size is even). Output is deterministic for a seed
 (each file has its own ``random.Random`` stream) and rewriting is idempotent (files are replaced atomically).
-This module imports nothing else from :mod:`probeft`.
+
+This module stays whole (~530 lines) because it is one template grammar: every generator draws from the same
+word lists, which a test checks against the tiny tokenizers' vocabulary, and splitting it would scatter them.
+It imports only :mod:`probeft.files` and the probing label names of :mod:`probeft.names`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from probeft.names import PROBING_LABELS
+from probeft.files import atomic_write_text
 
 __all__ = ["write_demo_data", "DEMO_VOCABULARY", "NAMES", "TOPICS"]
 
@@ -128,7 +132,6 @@ WIKI_BUILDINGS = ("museum", "church", "library", "station", "bridge", "castle", 
 CONJUNCTIONS = ("and", "but", "or")
 _COORDINATION_PRONOUN_RATE = 0.7
 
-_PROBING_LABELS = {"bigram_shift": ("O", "I"), "coordination_inversion": ("O", "I"), "odd_man_out": ("O", "C")}
 
 
 def _vocabulary() -> tuple[str, ...]:
@@ -162,19 +165,6 @@ def _article(word: str) -> str:
 
 def _is_name(word: str) -> bool:
     return word in {n for n, _ in NAMES}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file + rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _balanced_labels(rng: random.Random, n: int, classes: tuple) -> list:
@@ -282,7 +272,7 @@ _PROBING_GENERATORS = {
 
 def _probing_file(task: str, n: int, seed: int) -> str:
     rng = _rng(seed, task)
-    original, changed = _PROBING_LABELS[task]
+    original, changed = PROBING_LABELS[task]
     lines: list[str] = []
     for code, size in zip(("tr", "va", "te"), _split_sizes(n, (0.8, 0.1, 0.1))):
         for label in _balanced_labels(rng, size, (original, changed)):
@@ -517,41 +507,20 @@ def write_demo_data(
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     out_dir = Path(out_dir)
-    for task in _PROBING_LABELS:
-        _write_atomic(out_dir / "senteval" / f"{task}.txt", _probing_file(task, n_probing, seed))
+    for task in PROBING_LABELS:
+        atomic_write_text(out_dir / "senteval" / f"{task}.txt", _probing_file(task, n_probing, seed))
     n_train, n_dev = _split_sizes(n_glue, (0.8, 0.2))
     for directory, make in (("CoLA", _cola_file), ("SST-2", _sst_file), ("RTE", _rte_file)):
         for split, size in (("train", n_train), ("dev", n_dev)):
-            _write_atomic(out_dir / "glue" / directory / f"{split}.tsv", make(_rng(seed, f"{directory}/{split}"), size))
+            atomic_write_text(out_dir / "glue" / directory / f"{split}.tsv", make(_rng(seed, f"{directory}/{split}"), size))
     squad_train, squad_dev = _split_sizes(n_squad, (0.8, 0.2))
-    _write_atomic(
+    atomic_write_text(
         out_dir / "squad" / "train-v1.1.json",
         _squad_file(_rng(seed, "squad/train"), squad_train, seed, 0, with_variants=False),
     )
-    _write_atomic(
+    atomic_write_text(
         out_dir / "squad" / "dev-v1.1.json",
         _squad_file(_rng(seed, "squad/dev"), squad_dev, seed, squad_train, with_variants=True),
     )
-    _write_atomic(out_dir / "wikitext-2" / "wiki.test.raw", _wikitext_file(_rng(seed, "wikitext"), n_wiki_lines))
+    atomic_write_text(out_dir / "wikitext-2" / "wiki.test.raw", _wikitext_file(_rng(seed, "wikitext"), n_wiki_lines))
     return out_dir
-
-
-def data_dir_or_demo(data_dir: str | Path | None, *, seed: int = 0) -> Path | None:
-    """The data folder a notebook should use: ``data_dir``, else ``$PROBEFT_DATA_DIR``, else demo data.
-
-    ``data_dir="hub"`` returns None: the readers then load GLUE, SQuAD and WikiText from the Hugging
-    Face hub and download SentEval files (what the grid asks for when a config names no data dir).
-    The demo data is generated once into ``$PROBEFT_CACHE/demo-data-s<seed>`` (default
-    ``~/.cache/probeft``), so notebooks run offline as they are.
-    """
-    if data_dir == "hub":
-        return None
-    if (data_dir is not None and str(data_dir) != "") or os.environ.get("PROBEFT_DATA_DIR"):
-        from probeft.data import data_dir_from
-
-        return data_dir_from(data_dir)
-    root = Path(os.environ.get("PROBEFT_CACHE") or Path.home() / ".cache" / "probeft").expanduser()
-    target = root / f"demo-data-s{seed}"
-    if not (target / "wikitext-2" / "wiki.test.raw").is_file():  # written last by write_demo_data
-        write_demo_data(target, seed=seed)
-    return target

@@ -1,4 +1,4 @@
-"""Sentence features from every layer of an encoder, with a checked on-disk cache.
+"""Sentence features from every layer of an encoder, cached on disk with checked metadata.
 
 One forward pass per batch with ``output_hidden_states=True`` gives all ``L + 1`` hidden states of
 an ``L``-layer encoder: ``hidden_states[0]`` is the embedding output (layer 0), ``hidden_states[l]``
@@ -17,22 +17,13 @@ Features are float32 numpy arrays ``(L + 1, N, D)`` per pooling; with ``dtype=to
 ``bfloat16`` on CUDA the forward pass runs under autocast and the mean is still accumulated in
 float32.
 
-The cache (:func:`load_or_extract`) stores one ``.npy`` per array next to ``metadata.json`` and
-refuses to load when the stored metadata differ from the requested ones
-(:class:`FeatureCacheMismatch` names the keys), so features of another model revision, data file,
-layer count, pooling or max length are never used silently (structural-probes #11).
+:func:`feature_metadata` names everything that changes the numbers; :mod:`probeft.feature_cache`
+stores the arrays under it and refuses a cache written for other metadata.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
-import re
-import shutil
-import tempfile
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,76 +34,23 @@ from tqdm.auto import tqdm
 
 import probeft
 from probeft import models
+from probeft.devices import resolve_device
+from probeft.feature_cache import feature_cache_path, load_or_extract
+from probeft.names import POOLINGS
+from probeft.pooling import masked_mean
 
 if TYPE_CHECKING:
     from probeft.data import ProbingData
 
-POOLINGS: tuple[str, ...] = ("cls", "mean")
+__all__ = [
+    "SPLITS", "dtype_name", "extract_features", "extract_probing_features", "feature_metadata",
+    "load_for_extraction", "stack_probes",
+]
+
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
-METADATA_FILE = "metadata.json"
 CACHE_FORMAT = 1  # bump when the on-disk layout changes
-_ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _HALF_DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
                 "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-
-
-class FeatureCacheMismatch(ValueError):
-    """A feature cache exists but was written for different metadata.
-
-    Attributes:
-        cache_dir: the cache directory.
-        differing_keys: sorted metadata keys whose stored and requested values differ.
-    """
-
-    def __init__(self, cache_dir: Path, differences: Mapping[str, tuple[Any, Any]]) -> None:
-        self.cache_dir = cache_dir
-        self.differing_keys = sorted(differences)
-        details = "; ".join(
-            f"{key}: cached={_short(differences[key][0])} requested={_short(differences[key][1])}"
-            for key in self.differing_keys
-        )
-        super().__init__(
-            f"feature cache {cache_dir} was written for other metadata (differing keys: "
-            f"{', '.join(self.differing_keys)}): {details}. Delete the directory, pass refresh=True, "
-            "or use another cache_dir."
-        )
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def masked_mean(
-    hidden: torch.Tensor, attention_mask: torch.Tensor, special_tokens_mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mean over the real tokens of each sequence, accumulated in float32.
-
-    Args:
-        hidden: ``(B, T, D)`` token states (any float dtype).
-        attention_mask: ``(B, T)``; 1 for tokens, 0 for padding (padding never enters the mean).
-        special_tokens_mask: optional ``(B, T)``; 1 marks special tokens, which are then excluded too.
-
-    Returns:
-        ``(B, D)`` float32 means. A row without any selected token gives zeros.
-    """
-    if hidden.ndim != 3 or attention_mask.shape != hidden.shape[:2]:
-        raise ValueError(
-            f"masked_mean needs hidden (B, T, D) and attention_mask (B, T); got {tuple(hidden.shape)} "
-            f"and {tuple(attention_mask.shape)}"
-        )
-    keep = attention_mask.bool()
-    if special_tokens_mask is not None:
-        if special_tokens_mask.shape != attention_mask.shape:
-            raise ValueError(
-                f"special_tokens_mask has shape {tuple(special_tokens_mask.shape)}, "
-                f"expected {tuple(attention_mask.shape)}"
-            )
-        keep = keep & ~special_tokens_mask.bool()
-    weights = keep.to(torch.float32).unsqueeze(1)  # (B, 1, T)
-    total = torch.bmm(weights, hidden.to(torch.float32)).squeeze(1)  # (B, D)
-    count = weights.sum(dim=2).clamp(min=1.0)  # (B, 1)
-    return total / count
 
 
 def dtype_name(dtype: torch.dtype | str | None) -> str:
@@ -209,7 +147,7 @@ def extract_features(
     for index, sentence in enumerate(sentences):
         if not isinstance(sentence, str) or not sentence.strip():
             raise ValueError(f"sentence {index} is empty or not a string: {sentence!r}")
-    target = models.resolve_device(device)
+    target = resolve_device(device)
     autocast = _autocast(target, dtype)
 
     ids, special = _tokenize(tokenizer, sentences, max_length)
@@ -308,145 +246,14 @@ def feature_metadata(
     }
 
 
-def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
-    """Round-trip through JSON so tuples/lists and ints/floats compare as they will when stored."""
-    try:
-        return json.loads(json.dumps(value, sort_keys=True))
-    except TypeError as error:
-        raise ValueError(f"feature metadata must be JSON-serialisable: {error}") from error
+def load_for_extraction(model_spec: str, device: str | torch.device = "auto") -> tuple[torch.nn.Module, Any]:
+    """The encoder (float32 weights, on ``device``) and tokenizer that feature extraction uses.
 
-
-def _check_arrays(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any], where: str) -> None:
-    """Array names must be file-safe; shapes must agree with the metadata's layer count and width."""
-    if not arrays:
-        raise ValueError(f"{where}: no feature arrays")
-    for name, array in arrays.items():
-        if not _ARRAY_NAME.match(name):
-            raise ValueError(f"{where}: array name {name!r} must match {_ARRAY_NAME.pattern}")
-        layers, width = metadata.get("num_feature_layers"), metadata.get("hidden_size")
-        if layers is not None and (array.ndim < 2 or array.shape[0] != layers):
-            raise ValueError(f"{where}: array {name!r} has shape {array.shape}, expected {layers} layers on axis 0")
-        if width is not None and array.shape[-1] != width:
-            raise ValueError(f"{where}: array {name!r} has shape {array.shape}, expected hidden size {width}")
-
-
-def _differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    keys = set(stored) | set(requested)
-    return {key: (stored.get(key), requested.get(key)) for key in keys if stored.get(key) != requested.get(key)}
-
-
-def _read_cache(cache_dir: Path, requested: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Load a complete cache after checking its metadata and array shapes."""
-    stored = json.loads((cache_dir / METADATA_FILE).read_text())
-    differences = _differences(stored.get("metadata", {}), requested)
-    if differences:
-        raise FeatureCacheMismatch(cache_dir, differences)
-    arrays: dict[str, np.ndarray] = {}
-    for name, entry in stored["arrays"].items():
-        path = cache_dir / f"{name}.npy"
-        if not path.is_file():
-            raise FileNotFoundError(f"feature cache {cache_dir} lists {name!r} but {path.name} is missing")
-        array = np.load(path)
-        if list(array.shape) != entry["shape"]:
-            raise ValueError(f"{path}: shape {array.shape} differs from {entry['shape']} in {METADATA_FILE}")
-        arrays[name] = array
-    _check_arrays(arrays, requested, str(cache_dir))
-    return arrays
-
-
-def _write_cache(cache_dir: Path, requested: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                 info: Mapping[str, Any] | None, replace: bool) -> None:
-    """Write arrays + metadata into a temporary sibling directory, then rename it into place."""
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.tmp-", dir=cache_dir.parent))
-    old: Path | None = None
-    try:
-        for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", np.ascontiguousarray(array, dtype=np.float32))
-        record = {
-            "metadata": dict(requested),
-            "arrays": {name: {"shape": list(array.shape), "dtype": "float32"} for name, array in arrays.items()},
-            "info": _jsonable(info or {}),
-        }
-        (staging / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        if cache_dir.exists():
-            if replace or not any(cache_dir.iterdir()):
-                old = cache_dir.parent / f".{cache_dir.name}.old-{uuid.uuid4().hex[:8]}"
-                os.rename(cache_dir, old)
-        try:
-            os.rename(staging, cache_dir)  # atomic: readers see no cache or a complete one
-        except OSError:
-            if not (cache_dir / METADATA_FILE).is_file():
-                raise
-            _read_cache(cache_dir, requested)  # another writer won the race; it must agree with us
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def load_or_extract(
-    cache_dir: str | Path | None,
-    metadata: Mapping[str, Any],
-    compute: Callable[[], Mapping[str, np.ndarray]],
-    *,
-    refresh: bool = False,
-    info: Mapping[str, Any] | None = None,
-) -> dict[str, np.ndarray]:
-    """Return cached arrays if ``cache_dir`` holds them for ``metadata``, else compute and cache.
-
-    Layout: ``cache_dir/<name>.npy`` per array and ``cache_dir/metadata.json`` holding
-    ``{"metadata": ..., "arrays": {name: {"shape", "dtype"}}, "info": ...}``. The directory is
-    written under a temporary name and renamed, so it is either absent or complete.
-
-    Args:
-        cache_dir: the cache directory (one per feature set), or None to always compute.
-        metadata: JSON-compatible identity of the features (see :func:`feature_metadata`). If it
-            has ``num_feature_layers`` / ``hidden_size``, every array's axis 0 / last axis must match.
-        compute: called only on a cache miss; returns name -> array (names ``[A-Za-z0-9_.-]+``).
-        refresh: recompute and replace an existing cache instead of loading / refusing it.
-        info: extra JSON-compatible provenance stored alongside but never compared.
-
-    Returns:
-        name -> float32 array.
-
-    Raises:
-        FeatureCacheMismatch: the cache exists with different metadata (keys named).
-        ValueError: ``cache_dir`` is a non-empty directory without ``metadata.json``, or arrays
-            disagree with the metadata.
+    Weights are float32 whatever the checkpoint holds; half precision comes only through the
+    ``dtype`` autocast of :func:`extract_features`.
     """
-    requested = _jsonable(metadata)
-    if cache_dir is None:
-        arrays = {name: np.asarray(array, dtype=np.float32) for name, array in compute().items()}
-        _check_arrays(arrays, requested, "computed features")
-        return arrays
-    cache_dir = Path(cache_dir)
-    if (cache_dir / METADATA_FILE).is_file() and not refresh:
-        return _read_cache(cache_dir, requested)
-    if cache_dir.is_file() or (cache_dir.is_dir() and any(cache_dir.iterdir()) and not refresh):
-        raise ValueError(f"{cache_dir} exists but holds no {METADATA_FILE}, so it is not a feature cache")
-    arrays = {name: np.asarray(array, dtype=np.float32) for name, array in compute().items()}
-    _check_arrays(arrays, requested, "computed features")
-    _write_cache(cache_dir, requested, arrays, info, replace=refresh)
-    return arrays
-
-
-def _slug(text: str, limit: int = 60) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")
-    return slug[-limit:] or "model"
-
-
-def feature_cache_path(cache_root: str | Path, metadata: Mapping[str, Any]) -> Path:
-    """Directory under ``cache_root`` for one feature set: ``<model-slug>__<task>__<digest>``.
-
-    The digest covers the model spec, task, data hash and extraction settings, so changing caps or
-    max length selects another directory; model revision and probeft version are left out on
-    purpose: if they change, the same directory is found and refused with :class:`FeatureCacheMismatch`.
-    """
-    keyed = {k: v for k, v in _jsonable(metadata).items() if k not in ("model_fingerprint", "probeft_version")}
-    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"{_slug(str(metadata.get('model', 'model')))}__{metadata.get('task') or 'data'}__{digest}"
-    return Path(cache_root) / name
+    target = resolve_device(device)
+    return models.load_encoder(model_spec, device=target, dtype=torch.float32), models.load_tokenizer(model_spec)
 
 
 def extract_probing_features(
@@ -463,11 +270,12 @@ def extract_probing_features(
     sort_by_length: bool = True,
     progress: bool = True,
     refresh: bool = False,
+    encoder: Callable[[], tuple[torch.nn.Module, Any]] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Features of the train/dev/test sentences of a probing task, cached under ``cache_dir``.
 
     The model and tokenizer are loaded once, only on a cache miss. With ``cache_dir`` set the
-    features live in :func:`feature_cache_path` ``(cache_dir, metadata)``.
+    features live in :func:`probeft.feature_cache.feature_cache_path` ``(cache_dir, metadata)``.
 
     Args:
         model_spec: anything :func:`probeft.models.load_encoder` accepts (tiny name, alias, path, hub id).
@@ -476,6 +284,8 @@ def extract_probing_features(
         poolings, batch_size, max_length, device, mean_includes_special, dtype, sort_by_length,
             progress: as in :func:`extract_features`.
         refresh: recompute and overwrite an existing cache.
+        encoder: called on a cache miss for ``(model, tokenizer)`` instead of loading them, so a caller
+            probing several tasks loads the encoder once (see :func:`load_for_extraction`).
 
     Returns:
         split ("train", "dev", "test") -> pooling -> float32 ``(L + 1, N_split, D)``.
@@ -500,10 +310,8 @@ def extract_probing_features(
     splits = {"train": data.train, "dev": data.dev, "test": data.test}
 
     def compute() -> dict[str, np.ndarray]:
-        target = models.resolve_device(device)
-        # float32 weights whatever the checkpoint holds; half precision only through `dtype` (autocast).
-        model = models.load_encoder(model_spec, device=target, dtype=torch.float32)
-        tokenizer = models.load_tokenizer(model_spec)
+        target = resolve_device(device)
+        model, tokenizer = encoder() if encoder is not None else load_for_extraction(model_spec, target)
         arrays: dict[str, np.ndarray] = {}
         for split, part in splits.items():
             features = extract_features(

@@ -21,6 +21,12 @@ __all__ = ["CACHE_ENV", "atomic_directory", "atomic_write_bytes", "atomic_write_
 CACHE_ENV = "PROBEFT_CACHE"
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def cache_root(*parts: str) -> Path:
     """``$PROBEFT_CACHE`` (default ``~/.cache/probeft``) joined with ``parts``; not created.
 
@@ -40,6 +46,7 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(payload)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -86,6 +93,7 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder ordinary permissions
     try:
         yield staging
         replace_directory(staging, final)

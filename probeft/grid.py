@@ -1,7 +1,8 @@
 """The experiment grid: a validated YAML config expanded into papermill cells, run with skip/resume.
 
-One YAML file (``configs/*.yaml``) names the models and, per stage, what to run. :func:`load_config`
-validates it (unknown keys and bad values are errors naming the key), :func:`expand` turns it into
+One YAML file (``configs/*.yaml``) names the models and, per stage, what to run.
+:func:`probeft.grid_config.load_config` validates it (unknown keys and bad values are errors naming
+the key; re-exported here), :func:`expand` turns it into
 ordered :class:`Cell` objects (fine-tuning first, then probing, attention, perplexity), and
 :func:`run_grid` executes each cell's notebook with papermill into
 ``<output_dir>/notebooks/<cell>.ipynb`` while the notebook writes ``<output_dir>/cells/<cell>/``.
@@ -18,184 +19,34 @@ Output layout::
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from probeft import files, locations, names, results
+from probeft.grid_config import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
 
-from probeft import results
+__all__ = [
+    "NOTEBOOK_DIR",
+    "REPO_ROOT",
+    "STAGES",
+    "Cell",
+    "GridConfig",
+    "GridPaths",
+    "GridReport",
+    "execute_cell",
+    "expand",
+    "finetune_cell_name",
+    "load_config",
+    "resolve_paths",
+    "run_grid",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-FINETUNE_TASKS = ("cola", "sst2", "rte", "squad")
-HEADS = ("cls", "mean")
-POOLINGS = ("cls", "mean")
-STAGES = ("finetune", "probing", "attention", "perplexity")
-_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of ``text`` (e.g. ``org/model`` -> ``org-model``)."""
-    return _SLUG.sub("-", text).strip("-.") or "x"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelEntry(_Strict):
-    """A model: ``name`` labels it in tables and file names; ``spec`` is a hub id, path or tiny name."""
-
-    name: str
-    spec: str
-
-
-class TaskOverrides(_Strict):
-    """Settings of one fine-tuning task that differ from the section's (e.g. SQuAD's batch size)."""
-
-    epochs: int | None = Field(default=None, ge=1)
-    learning_rate: float = Field(default=2e-5, gt=0)
-    batch_size: int = Field(default=32, ge=1)
-    max_length: int | None = Field(default=None, ge=8)
-    max_train: int | None = Field(default=None, ge=1)
-    max_eval: int | None = Field(default=None, ge=1)
-
-
-class FinetuneSection(_Strict):
-    """Fine-tuning runs: every model x task x head x seed (plus what later stages need)."""
-
-    tasks: list[Literal["cola", "sst2", "rte", "squad"]] = Field(default_factory=list)
-    heads: list[Literal["cls", "mean"]] = Field(default_factory=lambda: ["cls"])
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    models: list[str] | None = None
-    epochs: int | None = Field(default=None, ge=1)
-    learning_rate: float = Field(default=2e-5, gt=0)
-    batch_size: int = Field(default=32, ge=1)
-    max_length: int | None = Field(default=None, ge=8)  # None: 128 for GLUE, 384 for SQuAD (the paper's)
-    max_train: int | None = Field(default=None, ge=1)
-    max_eval: int | None = Field(default=None, ge=1)
-    per_task: dict[Literal["cola", "sst2", "rte", "squad"], TaskOverrides] = Field(default_factory=dict)
-
-    def settings(self, task: str) -> dict[str, Any]:
-        """The training settings of ``task``: the section's, then its ``per_task`` entry on top."""
-        base = {k: getattr(self, k) for k in TaskOverrides.model_fields}
-        override = self.per_task.get(task)
-        return {**base, **(override.model_dump(exclude_unset=True) if override else {})}
-
-
-class ProbingSection(_Strict):
-    """Probing cells: every model x fine-tuning state (``none`` = pre-trained) x fine-tuning seed."""
-
-    tasks: list[str] = Field(default_factory=lambda: ["bigram_shift", "coordination_inversion", "odd_man_out"])
-    poolings: list[Literal["cls", "mean"]] = Field(default_factory=lambda: ["cls", "mean"])
-    finetune_tasks: list[Literal["none", "cola", "sst2", "rte", "squad"]] = Field(default_factory=lambda: ["none"])
-    finetune_head: Literal["cls", "mean"] = "cls"
-    models: list[str] | None = None
-    max_train: int | None = Field(default=None, ge=2)
-    max_eval: int | None = Field(default=None, ge=2)
-    batch_size: int = Field(default=64, ge=1)
-    max_length: int = Field(default=128, ge=8)
-
-    @field_validator("tasks")
-    @classmethod
-    def _tasks_nonempty(cls, tasks: list[str]) -> list[str]:
-        if not tasks:
-            raise ValueError("probing.tasks must name at least one probing task")
-        return tasks
-
-
-class AttentionSection(_Strict):
-    """Attention cells: pre-trained vs models fine-tuned on ``finetune_task`` with each head."""
-
-    models: list[str] | None = None
-    finetune_task: Literal["cola", "sst2", "rte", "squad"] = "cola"
-    heads: list[Literal["cls", "mean"]] = Field(default_factory=lambda: ["cls", "mean"])
-    seed: int = 0
-    probe_task: str = "bigram_shift"
-    max_sentences: int | None = Field(default=1000, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    max_length: int = Field(default=128, ge=8)
-
-
-class PerplexitySection(_Strict):
-    """Perplexity cells: per model x fine-tuning task, over fine-tuning seeds and epochs."""
-
-    models: list[str] | None = None
-    finetune_tasks: list[Literal["cola", "sst2", "rte", "squad"]] = Field(default_factory=lambda: ["cola", "sst2"])
-    head: Literal["cls", "mean"] = "cls"
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
-    block_size: int = Field(default=128, ge=8)
-    max_blocks: int | None = Field(default=None, ge=1)
-    mask_seed: int = 0
-    batch_size: int = Field(default=16, ge=1)
-
-
-class GridConfig(_Strict):
-    """A whole experiment grid (one YAML file)."""
-
-    name: str
-    description: str = ""
-    data_dir: str | None = None
-    demo_data: bool = False
-    output_dir: str
-    device: str = "auto"
-    kernel_name: str = "python3"
-    models: list[ModelEntry]
-    finetune: FinetuneSection | None = None
-    probing: ProbingSection | None = None
-    attention: AttentionSection | None = None
-    perplexity: PerplexitySection | None = None
-
-    @field_validator("models", mode="before")
-    @classmethod
-    def _models_from_strings(cls, models: Any) -> Any:
-        if not isinstance(models, list) or not models:
-            raise ValueError("models must be a non-empty list of specs or {name, spec} entries")
-        return [{"name": slug(m), "spec": m} if isinstance(m, str) else m for m in models]
-
-    @model_validator(mode="after")
-    def _check_references(self) -> GridConfig:
-        names = [m.name for m in self.models]
-        if len(set(names)) != len(names):
-            raise ValueError(f"model names must be unique, got {names}")
-        for section_name in STAGES:
-            section = getattr(self, section_name)
-            unknown = [m for m in (getattr(section, "models", None) or []) if m not in names]
-            if unknown:
-                raise ValueError(f"{section_name}.models names unknown model(s) {unknown}; known: {names}")
-        return self
-
-
-def load_config(path: str | Path) -> GridConfig:
-    """Read and validate a grid YAML file.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: invalid YAML or schema violations, naming the file and the offending keys.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"grid config not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    try:
-        return GridConfig.model_validate(raw)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in error.errors()
-        )
-        raise ValueError(f"{path}: invalid grid config: {problems}") from error
 
 
 @dataclass(frozen=True)
@@ -234,25 +85,20 @@ class GridPaths:
 
 
 def resolve_paths(config: GridConfig, *, data_dir: str | None = None, output_dir: str | None = None) -> GridPaths:
-    """Apply overrides: ``--data-dir`` beats ``PROBEFT_DATA_DIR`` beats the config; paths are made absolute.
+    """Apply overrides and make paths absolute (relative ones are taken from the working directory).
 
-    Relative paths are taken from the current working directory.
+    The data folder follows :func:`probeft.locations.grid_data_dir`: ``--data-dir`` beats
+    ``PROBEFT_DATA_DIR`` beats the config's ``data_dir``; none of them (or ``"hub"``) means the hub.
     """
-    chosen_data = data_dir or os.environ.get("PROBEFT_DATA_DIR") or config.data_dir
     return GridPaths(
         output_dir=Path(output_dir or config.output_dir).resolve(),
-        data_dir=Path(chosen_data).resolve() if chosen_data else None,
+        data_dir=locations.grid_data_dir(data_dir, config.data_dir),
     )
-
-
-def head_for(task: str, head: str) -> str:
-    """The head a fine-tuning run really uses: SQuAD always has the token-level span head."""
-    return "span" if task == "squad" else head
 
 
 def finetune_cell_name(model: str, task: str, head: str, seed: int) -> str:
     """Deterministic name of a fine-tuning cell."""
-    return f"finetune__model-{model}__task-{task}__head-{head_for(task, head)}__seed-{seed}"
+    return f"finetune__model-{model}__task-{task}__head-{names.head_for(task, head)}__seed-{seed}"
 
 
 def _section_models(config: GridConfig, section: Any) -> list[ModelEntry]:
@@ -271,7 +117,7 @@ def _finetune_runs(config: GridConfig) -> list[tuple[ModelEntry, str, str, int]]
     if config.probing:
         seeds = config.finetune.seeds if config.finetune else [0]
         for model in _section_models(config, config.probing):
-            for task in (t for t in config.probing.finetune_tasks if t != "none"):
+            for task in (t for t in config.probing.finetune_tasks if t != names.NO_FINETUNE):
                 runs += [(model, task, config.probing.finetune_head, seed) for seed in seeds]
     if config.attention:
         for model in _section_models(config, config.attention):
@@ -297,13 +143,13 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
         Fine-tuning cells, then probing, attention and perplexity cells.
     """
     # No data dir anywhere: the notebooks read from the hub ("hub"), never the offline demo data.
-    common = {"data_dir": str(paths.data_dir) if paths.data_dir else "hub", "device": config.device}
+    common = {"data_dir": str(paths.data_dir) if paths.data_dir else locations.HUB, "device": config.device}
     cells: list[Cell] = []
     ft = config.finetune or FinetuneSection()
     for model, task, head, seed in _finetune_runs(config):
         name = finetune_cell_name(model.name, task, head, seed)
         params = {
-            "model": model.spec, "model_name": model.name, "task": task, "head": head_for(task, head), "seed": seed,
+            "model": model.spec, "model_name": model.name, "task": task, "head": names.head_for(task, head), "seed": seed,
             **ft.settings(task),
         }
         cells.append(_cell(name, "finetune", "finetune.ipynb", params, common, paths))
@@ -316,14 +162,14 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
         seeds = config.finetune.seeds if config.finetune else [0]
         for model in _section_models(config, pr):
             for task in pr.finetune_tasks:
-                for seed in (seeds[:1] if task == "none" else seeds):
-                    head = "none" if task == "none" else head_for(task, pr.finetune_head)
-                    source = model.spec if task == "none" else finetuned_dir(model, task, head, seed)
-                    depends = () if task == "none" else (Path(source).name,)
-                    name = f"probing__model-{model.name}__ft-{task}" + ("" if task == "none" else f"-{head}")
+                for seed in (seeds[:1] if task == names.NO_FINETUNE else seeds):
+                    head = names.NO_FINETUNE if task == names.NO_FINETUNE else names.head_for(task, pr.finetune_head)
+                    source = model.spec if task == names.NO_FINETUNE else finetuned_dir(model, task, head, seed)
+                    depends = () if task == names.NO_FINETUNE else (Path(source).name,)
+                    name = f"probing__model-{model.name}__ft-{task}" + ("" if task == names.NO_FINETUNE else f"-{head}")
                     params = {
                         "model": source, "model_name": model.name, "finetune_task": task, "finetune_head": head,
-                        "seed": seed, "epoch": -1 if task != "none" else 0, "probe_tasks": list(pr.tasks),
+                        "seed": seed, "epoch": -1 if task != names.NO_FINETUNE else 0, "probe_tasks": list(pr.tasks),
                         "poolings": list(pr.poolings), "max_train": pr.max_train, "max_eval": pr.max_eval,
                         "batch_size": pr.batch_size, "max_length": pr.max_length,
                         "cache_dir": str(paths.cache_dir / "features"),
@@ -490,4 +336,4 @@ def _prepare(config: GridConfig, paths: GridPaths, cells: list[Cell], log: Calla
         "data_dir": str(paths.data_dir) if paths.data_dir else None,
         "cells": [{"name": c.name, "stage": c.stage, "notebook": c.notebook.name} for c in cells],
     }
-    results.atomic_write_text(paths.output_dir / "grid.json", json.dumps(record, indent=2))
+    files.atomic_write_text(paths.output_dir / "grid.json", json.dumps(record, indent=2))

@@ -20,7 +20,7 @@ from typing import Literal
 
 from probeft.files import cache_root
 
-__all__ = ["DATA_DIR_ENV", "HUB", "data_location", "demo_data_dir", "grid_data_dir"]
+__all__ = ["DATA_DIR_ENV", "HUB", "data_location", "demo_data_dir", "grid_data_dir", "required_data_dir"]
 
 DATA_DIR_ENV = "PROBEFT_DATA_DIR"
 HUB = "hub"
@@ -39,7 +39,7 @@ def _existing_dir(value: str | Path, source: str) -> Path:
 
 def demo_data_dir(seed: int = 0) -> Path:
     """Generated demo data in ``<cache>/demo-data-s<seed>``, written once (its last file marks it complete)."""
-    from probeft.demo_data import write_demo_data  # demo_data imports data; keep this module light
+    from probeft.demo_data import write_demo_data  # the generator is large; import it only when needed
 
     target = cache_root(f"demo-data-s{seed}")
     if not (target / "wikitext-2" / "wiki.test.raw").is_file():  # written last by write_demo_data
@@ -75,6 +75,26 @@ def data_location(
     if from_env.strip():
         return _existing_dir(from_env, f"${DATA_DIR_ENV}")
     return demo_data_dir(demo_seed) if fallback == "demo" else None
+
+
+def required_data_dir(data_dir: str | Path | None, what: str) -> Path:
+    """A data folder for readers of files that have no hub copy: ``data_dir``, else ``$PROBEFT_DATA_DIR``.
+
+    Args:
+        data_dir: a folder, or unset for ``$PROBEFT_DATA_DIR``.
+        what: what is being looked for, for the error message (e.g. ``"SQuAD files"``).
+
+    Raises:
+        ValueError: no folder given (unset with the variable unset, or ``"hub"``).
+        FileNotFoundError: the folder (named with where it came from) does not exist.
+    """
+    root = data_location(data_dir, fallback=HUB)
+    if root is None:
+        raise ValueError(
+            f"{what} need a data folder, got data_dir={data_dir!r}: pass data_dir=... or set the "
+            f"{DATA_DIR_ENV} environment variable"
+        )
+    return root
 
 
 def grid_data_dir(cli_value: str | None, config_value: str | None) -> Path | None:

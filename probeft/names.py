@@ -15,6 +15,7 @@ __all__ = [
     "HEADS",
     "NO_FINETUNE",
     "POOLINGS",
+    "PROBING_LABELS",
     "PROBING_TASKS",
     "SQUAD_HEAD",
     "TASK_METRICS",
@@ -33,6 +34,12 @@ HEADS: tuple[str, ...] = ("cls", "mean")  # sentence-level fine-tuning heads (pa
 SQUAD_HEAD = "span"  # SQuAD always uses the token-level span head
 POOLINGS: tuple[str, ...] = ("cls", "mean")  # probing feature poolings (paper Sec. 3.2)
 PROBING_TASKS: tuple[str, ...] = ("bigram_shift", "coordination_inversion", "odd_man_out")
+# Label order per probing task (index = class id): the "unchanged" class first, as in the SentEval README.
+PROBING_LABELS: dict[str, tuple[str, ...]] = {
+    "bigram_shift": ("O", "I"),
+    "coordination_inversion": ("O", "I"),
+    "odd_man_out": ("O", "C"),
+}
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "cola": ("mcc", "accuracy"),
     "sst2": ("accuracy",),

@@ -4,7 +4,9 @@ A fine-tuned encoder has no language-modelling head of its own, so we put the *p
 model's masked-LM head on top of it (``models.load_mlm_model(finetuned_dir,
 mlm_head_from=pretrained)``) and measure how well the pair still predicts masked tokens of
 WikiText-2 (test, raw). Layer replacement (Fig. 3c/d) copies the top ``k`` pre-trained layers back
-into the fine-tuned encoder (``models.replace_top_layers``) for ``k = 0..L``.
+into the fine-tuned encoder (``layer_swap.replace_top_layers``) for ``k = 0..L``; for ALBERT, whose
+layers share one set of weights, the last ``k`` *applications* of the shared layer use the
+pre-trained weights (see :mod:`probeft.layer_swap`).
 
 Evaluation text and masks:
 
@@ -20,12 +22,16 @@ Evaluation text and masks:
   same masks and the first blocks' masks do not depend on ``max_blocks``.
 * Perplexity is ``exp(sum of cross-entropies / number of masked positions)`` over all masked
   positions of all blocks (not a mean of per-batch means), in nats before the exponential.
+
+The module runs a little over 400 lines because masks, scoring and the result rows share one
+contract (:class:`MaskedBlocks`) and splitting them would scatter it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +43,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from probeft import models
+from probeft import checkpoints as checkpoint_store
+from probeft import layer_swap, models
+from probeft.devices import resolve_device
 
 __all__ = [
     "IGNORE_INDEX",
     "MaskedBlocks",
+    "finetune_checkpoints",
     "make_masked_blocks",
     "masked_lm_loss",
     "masked_lm_perplexity",
@@ -229,7 +238,7 @@ def masked_lm_loss(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     _check_fits(mlm_model, blocks)
-    device = models.resolve_device(device) if device is not None else next(mlm_model.parameters()).device
+    device = resolve_device(device) if device is not None else next(mlm_model.parameters()).device
     mlm_model.eval()
     total, count = 0.0, 0
     for start in range(0, blocks.num_blocks, batch_size):
@@ -273,8 +282,9 @@ def replacement_curve(
 ) -> dict[int, float]:
     """Perplexity after replacing the top ``k`` fine-tuned layers by pre-trained ones, k = 0..L.
 
-    The fine-tuned encoder gets the pre-trained MLM head; ``models.replace_top_layers`` copies
-    the last ``k`` pre-trained transformer layers (embeddings untouched). Layers are replaced
+    The fine-tuned encoder gets the pre-trained MLM head; ``layer_swap.replace_top_layers`` copies
+    the last ``k`` pre-trained transformer layers (embeddings untouched; ALBERT: the last ``k``
+    applications of the shared layer). Layers are replaced
     cumulatively in one model (replacing the top k+1 after the top k equals replacing the top k+1
     of the original).
 
@@ -287,14 +297,46 @@ def replacement_curve(
 
     Returns:
         k -> perplexity.
+
+    Raises:
+        layer_swap.LayerSwapError: the architecture has no layer layout that can be replaced.
     """
     pretrained_mlm = models.load_mlm_model(pretrained, device=device)
     model = models.load_mlm_model(str(finetuned), mlm_head_from=pretrained, device=device)
     curve = {}
     for k in range(models.num_hidden_layers(model) + 1):
-        models.replace_top_layers(model, pretrained_mlm, k)
+        layer_swap.replace_top_layers(model, pretrained_mlm, k)
         curve[k] = masked_lm_perplexity(model, blocks, batch_size=batch_size, device=device)
     return curve
+
+
+def finetune_checkpoints(finetune_runs: Mapping[int | str, str | Path]) -> dict[int, dict[int, Path]]:
+    """Every complete epoch checkpoint of every fine-tuning run: ``{seed: {epoch: folder}}``.
+
+    Args:
+        finetune_runs: fine-tuning seed -> run folder holding ``epoch-<e>/`` checkpoints (seeds may be
+            strings, as YAML / papermill pass them).
+
+    Returns:
+        Seeds as ints, epochs ascending; a run without complete epochs maps to ``{}``
+        (:func:`perplexity_table` refuses it with an error naming the seed).
+    """
+    return {int(seed): checkpoint_store.epoch_checkpoints(run) for seed, run in finetune_runs.items()}
+
+
+def _replacement_or_note(
+    finetuned: str | Path, pretrained: str, blocks: MaskedBlocks, notes: list[str] | None, **run: Any
+) -> dict[int, float]:
+    """The replacement curve, or ``{}`` plus a warning (and a note) if the architecture cannot swap layers."""
+    try:
+        return replacement_curve(finetuned, pretrained, blocks, **run)
+    except layer_swap.LayerSwapError as error:
+        # The epoch rows are already computed; losing them over an undefined swap would waste the run.
+        note = f"no layer replacement for {finetuned}: {error}"
+        warnings.warn(note, stacklevel=3)
+        if notes is not None:
+            notes.append(note)
+        return {}
 
 
 def perplexity_table(
@@ -308,14 +350,16 @@ def perplexity_table(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     replacement: bool = True,
+    notes: list[str] | None = None,
 ) -> pd.DataFrame:
     """Perplexity rows: pre-trained (epoch 0), every fine-tuned epoch, and layer replacement.
 
     Args:
         pretrained: pre-trained model spec; its MLM head is used for every model.
-        checkpoints: fine-tuning seed -> {epoch -> fine-tuned encoder folder}. Empty: only the
-            pre-trained perplexity, plus (if ``replacement``) the trivial check of replacing the
-            pre-trained model's layers by its own, which must leave the perplexity unchanged.
+        checkpoints: fine-tuning seed -> {epoch -> fine-tuned encoder folder} (see
+            :func:`finetune_checkpoints`). Empty: only the pre-trained perplexity, plus (if
+            ``replacement``) the trivial check of replacing the pre-trained model's layers by its own,
+            which must leave the perplexity unchanged.
         blocks: masked blocks (see :func:`make_masked_blocks`).
         model_name: ``model`` column.
         finetune_task: ``finetune_task`` of the fine-tuned rows.
@@ -323,6 +367,9 @@ def perplexity_table(
         batch_size: blocks per forward pass.
         device: where to run.
         replacement: also compute the k = 0..L replacement curve for each seed's final epoch.
+        notes: if given, one note is appended per replacement curve that could not be computed
+            (an architecture without a known layer layout, :class:`layer_swap.LayerSwapError`); such a
+            curve is skipped with a warning and every other row is kept.
 
     Returns:
         Rows ``stage="perplexity"``, ``metric="perplexity"``, ``split="test"``, ``layer=-1``: the
@@ -336,9 +383,13 @@ def perplexity_table(
         ValueError: the pre-trained checkpoint has no masked-LM head (from ``models.load_mlm_model``),
             or a seed has no epochs.
     """
+    for seed, epochs in checkpoints.items():  # before any model runs: a bad run fails fast
+        if not epochs:
+            raise ValueError(f"fine-tuning seed {seed} has no completed epochs")
     extra = {"masked_tokens": blocks.num_masked, "blocks": blocks.num_blocks, "block_size": blocks.block_size,
              "mask_seed": blocks.mask_seed, "masks_sha256": blocks.sha256()}
     pretrained_cols = {"finetune_task": "none", "finetune_head": "none", "seed": 0, "epoch": 0}
+    run = {"batch_size": batch_size, "device": device}
 
     def row(columns: Mapping[str, Any], value: float, k: int) -> dict[str, Any]:
         # Keys in the order of the results contract, then the stage's extra columns.
@@ -346,24 +397,22 @@ def perplexity_table(
                 "layer": -1, "split": "test", "metric": "perplexity", "value": value, "k_replaced": k, **extra}
 
     pretrained_mlm = models.load_mlm_model(pretrained, device=device)  # fails early on a headless model
-    pretrained_value = masked_lm_perplexity(pretrained_mlm, blocks, batch_size=batch_size, device=device)
+    pretrained_value = masked_lm_perplexity(pretrained_mlm, blocks, **run)
     rows = [row(pretrained_cols, pretrained_value, -1)]
     del pretrained_mlm
     if not checkpoints and replacement:
-        curve = replacement_curve(pretrained, pretrained, blocks, batch_size=batch_size, device=device)
+        curve = _replacement_or_note(pretrained, pretrained, blocks, notes, **run)
         rows += [row(pretrained_cols, value, k) for k, value in curve.items()]
     for seed, epochs in checkpoints.items():
-        if not epochs:
-            raise ValueError(f"fine-tuning seed {seed} has no completed epochs")
         columns = {"finetune_task": finetune_task, "finetune_head": finetune_head, "seed": int(seed)}
         # Epoch 0 of every run's curve is the pre-trained model (Fig. 3a/b start there).
         rows.append(row({**columns, "epoch": 0}, pretrained_value, -1))
         for epoch in sorted(epochs):
             model = models.load_mlm_model(str(epochs[epoch]), mlm_head_from=pretrained, device=device)
-            value = masked_lm_perplexity(model, blocks, batch_size=batch_size, device=device)
+            value = masked_lm_perplexity(model, blocks, **run)
             rows.append(row({**columns, "epoch": int(epoch)}, value, -1))
         if replacement:
             final = max(epochs)
-            curve = replacement_curve(epochs[final], pretrained, blocks, batch_size=batch_size, device=device)
+            curve = _replacement_or_note(epochs[final], pretrained, blocks, notes, **run)
             rows += [row({**columns, "epoch": int(final)}, value, k) for k, value in curve.items()]
     return pd.DataFrame.from_records(rows)

@@ -1,6 +1,6 @@
 """One function per paper figure, drawn from a results table (never computing an experiment).
 
-Each function takes the long results table (see :mod:`probeft.results`) and returns a matplotlib
+Each function takes the long results table (see :mod:`probeft.results`; aggregates come from :mod:`probeft.analysis`) and returns a matplotlib
 ``Figure``; a figure whose rows are absent raises ``ValueError`` naming what is missing.
 """
 
@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from probeft import results
+from probeft import analysis
 
 POOLING_STYLE = {"mean": "-", "cls": "--"}
 
@@ -59,13 +59,14 @@ def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "n
 def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", baseline_pooling: str | None = None) -> Figure:
     """Figures 4 and 5: Delta (fine-tuned minus pre-trained probing accuracy) per layer.
 
-    Rows = models, columns = probing tasks, one line per fine-tuning task. With ``baseline_pooling``
-    (Figure 4 uses ``"mean"``), a second y-axis shows the fine-tuned accuracy minus the pre-trained
-    model's accuracy under that pooling (dotted lines).
+    Rows = models, columns = probing tasks, one line per fine-tuned encoder (task and head; seeds
+    averaged). With ``baseline_pooling`` (Figure 4 uses ``"mean"``), a second y-axis shows the
+    fine-tuned accuracy minus the pre-trained model's accuracy under that pooling (dotted lines).
     """
-    delta = results.probing_delta(table, split=split)
+    delta = analysis.probing_delta(table, split=split)
     delta = _rows(delta, f"Delta with {pooling} pooling", pooling=pooling)
-    per_layer = delta.groupby(["model", "probe_task", "finetune_task", "layer"], as_index=False)[["delta", "finetuned"]].mean()
+    keys = ["model", "probe_task", "finetune_task", "finetune_head", "layer"]
+    per_layer = delta.groupby(keys, as_index=False)[["delta", "finetuned"]].mean()
     models, tasks = sorted(per_layer["model"].unique()), sorted(per_layer["probe_task"].unique())
     baseline = None
     if baseline_pooling:
@@ -78,9 +79,10 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
             ax = axes[r][c]
             here = per_layer[(per_layer["model"] == model) & (per_layer["probe_task"] == task)]
             twin = ax.twinx() if baseline is not None else None
-            for i, (ft_task, curve) in enumerate(here.groupby("finetune_task")):
+            for i, ((ft_task, head), curve) in enumerate(here.groupby(["finetune_task", "finetune_head"])):
                 colour = f"C{i}"
-                ax.plot(curve["layer"], 100 * curve["delta"], "-", marker="o", ms=3, color=colour, label=ft_task)
+                ax.plot(curve["layer"], 100 * curve["delta"], "-", marker="o", ms=3, color=colour,
+                        label=f"{ft_task} ({head} head)")
                 if twin is not None:
                     ref = baseline[(baseline["model"] == model) & (baseline["probe_task"] == task)]
                     joined = curve.merge(ref, on=["model", "probe_task", "layer"])
@@ -144,5 +146,32 @@ def figure3(table: pd.DataFrame) -> Figure:
                 ax.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", ms=3, capsize=3)
                 ax.set(title=f"{model} / {task}", xlabel=xlabel, ylabel="MLM perplexity")
                 ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def finetune_curves(table: pd.DataFrame) -> Figure:
+    """Dev score per fine-tuning epoch, one line per task metric (the fine-tuning notebook's plot).
+
+    Args:
+        table: result rows of one fine-tuning run (``stage == "finetune"``, columns ``epoch``,
+            ``metric``, ``value``; the title comes from ``model``, ``finetune_task``, ``finetune_head``).
+
+    Returns:
+        A small figure whose x ticks are the epochs.
+
+    Raises:
+        ValueError: no fine-tuning rows.
+    """
+    rows = _rows(table, "the fine-tuning curves", stage="finetune")
+    per_epoch = rows.pivot_table(index="epoch", columns="metric", values="value")  # (epochs, metrics)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for metric in per_epoch.columns:
+        ax.plot(per_epoch.index, per_epoch[metric], marker="o", label=metric)
+    first = rows.iloc[0]
+    ax.set(xlabel="epoch", ylabel="dev score",
+           title=f"{first['model']} on {first['finetune_task']} ({first['finetune_head']} head)")
+    ax.set_xticks(per_epoch.index)
+    ax.legend()
     fig.tight_layout()
     return fig

@@ -6,6 +6,7 @@ checkpoint) and a list of SentEval-format probing tasks (paper Sec. 3.2, 4.1, 4.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,35 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probeft import data, extract, models, probe, results
-
-
-def resolve_checkpoint(model: str, epoch: int = -1) -> tuple[str, int]:
-    """Which weights to probe: a fine-tuning output folder becomes one of its epoch checkpoints.
-
-    Args:
-        model: a model spec, an epoch checkpoint folder, or a fine-tuning output folder holding
-            ``epoch-<e>/`` checkpoints.
-        epoch: for a fine-tuning output folder, the epoch (``-1``: the last complete one).
-
-    Returns:
-        ``(spec_to_load, epoch)``; epoch is 0 for a model that is not a fine-tuning output.
-    """
-    path = Path(model)
-    if path.is_dir() and any(path.glob("epoch-*")):
-        from probeft import finetune  # heavy import, only for fine-tuned models
-
-        if epoch == -1:
-            final = finetune.final_checkpoint(path)
-            return str(final), int(final.name.split("-")[1])
-        if epoch not in finetune.completed_epochs(path):
-            raise FileNotFoundError(f"epoch={epoch} is not a complete checkpoint in {path}")
-        return str(finetune.checkpoint_dir(path, epoch)), epoch
-    if path.is_dir() and (path / "checkpoint.json").is_file():
-        from probeft import finetune
-
-        return str(path), int(finetune.read_checkpoint_info(path).get("epoch", 0))
-    return model, max(epoch, 0)
+from probeft import data, extract, probe, results
+from probeft.devices import resolve_device
+from probeft.names import POOLINGS
 
 
 def probe_task_rows(
@@ -52,7 +27,6 @@ def probe_task_rows(
     *,
     poolings: Sequence[str],
     device: str | torch.device = "cpu",
-    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Fit every (pooling, layer) probe of one task at once and return one row per split and probe.
 
@@ -61,7 +35,6 @@ def probe_task_rows(
         labels: split -> ``(N_split,)`` integer labels.
         poolings: which poolings to probe.
         device: where the probes train.
-        seed: probe initialisation seed.
 
     Returns:
         Rows with ``pooling, layer, split, metric="accuracy", value, l2``.
@@ -71,7 +44,7 @@ def probe_task_rows(
         stacked[split], index = extract.stack_probes(features[split], poolings=poolings)
     fitted = probe.fit_probes(
         stacked["train"], labels["train"], stacked["dev"], labels["dev"], stacked["test"], labels["test"],
-        device=device, seed=seed,
+        device=device,
     )
     accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
     return [
@@ -87,14 +60,13 @@ def probe_encoder(
     probe_tasks: Sequence[str],
     data_dir: str | Path | None,
     *,
-    poolings: Sequence[str] = extract.POOLINGS,
+    poolings: Sequence[str] = POOLINGS,
     max_train: int | None = None,
     max_eval: int | None = None,
     batch_size: int = 64,
     max_length: int = 128,
     device: str | torch.device = "auto",
     cache_dir: str | Path | None = None,
-    seed: int = 0,
     dtype: torch.dtype | str | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -103,13 +75,13 @@ def probe_encoder(
     Args:
         model: model spec or checkpoint folder (see :func:`probeft.models.resolve_model`).
         probe_tasks: SentEval task names (resolved in ``data_dir``) or file paths.
-        data_dir: data folder (``senteval/<task>.txt``), or None for ``$PROBEFT_DATA_DIR``.
+        data_dir: data folder (``senteval/<task>.txt``), ``"hub"`` (downloaded SentEval files) or None
+            (``$PROBEFT_DATA_DIR``, else the download cache); see :func:`probeft.locations.data_location`.
         poolings: ``"cls"`` and/or ``"mean"``.
         max_train: cap on training sentences per task; ``max_eval`` on dev and test.
         batch_size, max_length, dtype: extraction settings.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...; extraction and probes run there.
         cache_dir: feature cache root (None: no cache).
-        seed: probe seed.
         progress: show progress bars.
 
     Returns:
@@ -118,20 +90,22 @@ def probe_encoder(
     """
     if not probe_tasks:
         raise ValueError("probe_tasks is empty: name at least one probing task")
-    bad = [p for p in poolings if p not in extract.POOLINGS]
+    bad = [p for p in poolings if p not in POOLINGS]
     if bad or not poolings:
-        raise ValueError(f"poolings must be a non-empty subset of {extract.POOLINGS}, got {list(poolings)}")
-    target = models.resolve_device(device)
+        raise ValueError(f"poolings must be a non-empty subset of {POOLINGS}, got {list(poolings)}")
+    target = resolve_device(device)
+    # Loaded on the first feature-cache miss only, then shared by the remaining tasks.
+    encoder = functools.cache(lambda: extract.load_for_extraction(model, target))
     rows: list[dict[str, Any]] = []
     for task in probe_tasks:
         started = time.time()
         task_data = data.read_senteval(data.resolve_probing_file(task, data_dir), max_train=max_train, max_eval=max_eval)
         features = extract.extract_probing_features(
             model, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
-            max_length=max_length, device=target, dtype=dtype, progress=progress,
+            max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=encoder,
         )
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
-        task_rows = probe_task_rows(features, labels, poolings=poolings, device=target, seed=seed)
+        task_rows = probe_task_rows(features, labels, poolings=poolings, device=target)
         elapsed = time.time() - started
         rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)} for row in task_rows]
     return pd.DataFrame(rows)
@@ -146,7 +120,17 @@ def probing_table(
     seed: int,
     epoch: int,
 ) -> pd.DataFrame:
-    """Add the model and fine-tuning columns to probing rows and validate them."""
+    """Add the model and fine-tuning columns to probing rows and validate them.
+
+    Args:
+        rows: the rows of :func:`probe_encoder`.
+        model_name: label of the encoder in the results table.
+        finetune_task: ``"none"`` for the pre-trained encoder, else the fine-tuning task.
+        finetune_head: the fine-tuning head (``"none"`` for the pre-trained encoder).
+        seed: the fine-tuning seed of the probed checkpoint; recorded in the results' ``seed`` column
+            only (the probes themselves are deterministic and take no seed).
+        epoch: the fine-tuning epoch of the probed checkpoint (0 for a pre-trained encoder).
+    """
     constants = {"model": model_name, "finetune_task": finetune_task, "finetune_head": finetune_head,
                  "seed": seed, "epoch": epoch}
     return results.results_frame(rows.to_dict("records"), **constants)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +12,9 @@ import torch
 from scipy.stats import wasserstein_distance
 from transformers import BertTokenizerFast, PreTrainedModel
 
-from probeft import models
-from probeft.attention import attention_emd, attention_entropy, attention_statistics, checkpoint_info
+from probeft import attention, models
+from probeft.attention import attention_emd, attention_entropy, attention_statistics
+from probeft.checkpoints import checkpoint_fields
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -192,12 +195,53 @@ def test_bad_arguments(tokenizer, encoders):
         attention_entropy(torch.ones(1, 1, 2, 3), torch.ones(1, 2))
 
 
-def test_checkpoint_info(tmp_path):
+def test_checkpoint_fields_read_by_attention(tmp_path):
     folder = tmp_path / "epoch-3"
     folder.mkdir()
-    assert checkpoint_info(folder) == {"epoch": 3}
+    assert checkpoint_fields(folder) == {"epoch": 3}
     (folder / "checkpoint.json").write_text('{"task": "cola", "head": "mean", "seed": 7, "epoch": 3, "metrics": {}}')
-    assert checkpoint_info(folder) == {"epoch": 3, "finetune_task": "cola", "finetune_head": "mean", "seed": 7}
+    assert checkpoint_fields(folder) == {"epoch": 3, "finetune_task": "cola", "finetune_head": "mean", "seed": 7}
     (folder / "checkpoint.json").write_text("{not json")
     with pytest.raises(ValueError, match="checkpoint.json"):
-        checkpoint_info(folder)
+        checkpoint_fields(folder)
+    assert not hasattr(attention, "checkpoint_info")  # one implementation: probeft.checkpoints
+
+
+def _save_checkpoint(encoder, tokenizer, folder: Path, **marker) -> Path:
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "checkpoint.json").write_text(json.dumps(marker))
+    return folder
+
+
+def test_load_models_resolves_run_folders_and_reads_markers(tmp_path, bert_dir, tokenizer, encoders):
+    pretrained, perturbed = encoders
+    run = tmp_path / "run"
+    _save_checkpoint(pretrained, tokenizer, run / "epoch-1", task="cola", head="cls", seed=3, epoch=1)
+    _save_checkpoint(perturbed, tokenizer, run / "epoch-2", task="cola", head="cls", seed=3, epoch=2)
+    (run / "epoch-3").mkdir()  # incomplete (no marker): never used
+    direct = _save_checkpoint(perturbed, tokenizer, tmp_path / "epoch-5", task="sst2", head="mean", seed=1, epoch=5)
+
+    loaded = attention.load_models(bert_dir, {"cls": run, "mean": str(direct)}, device="cpu")
+    assert loaded.checkpoints == {"cls": run / "epoch-2", "mean": direct}  # a run folder gives its final epoch
+    assert loaded.finetuned_info == {
+        "cls": {"epoch": 2, "finetune_task": "cola", "finetune_head": "cls", "seed": 3},
+        "mean": {"epoch": 5, "finetune_task": "sst2", "finetune_head": "mean", "seed": 1},
+    }
+    for model in [loaded.pretrained, *loaded.finetuned_models.values()]:
+        assert model.config._attn_implementation == "eager" and not model.training
+    weight = "encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(loaded.finetuned_models["cls"].state_dict()[weight], perturbed.state_dict()[weight])
+    assert torch.equal(loaded.pretrained.state_dict()[weight], pretrained.state_dict()[weight])
+    assert loaded.tokenizer("a dog ran .")["input_ids"] == loaded.finetuned_tokenizers["mean"]("a dog ran .")["input_ids"]
+
+    table = attention_statistics(
+        loaded.pretrained, loaded.finetuned_models, loaded.tokenizer, SENTENCES, finetuned_info=loaded.finetuned_info,
+        finetuned_tokenizers=loaded.finetuned_tokenizers,
+    )
+    emd = table[table["metric"] == "emd"].groupby("label")["seed"].first().to_dict()
+    assert emd == {"cls": 3, "mean": 1}
+
+    with pytest.raises(FileNotFoundError, match="neither a model folder"):
+        attention.load_models(bert_dir, {"x": tmp_path / "nothing-here"})
+    assert attention.load_models(bert_dir, {}).finetuned_models == {}

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probeft import data
+from probeft import data, locations
+from probeft.data import glue, senteval
 
 SENTEVAL_LINES = [
     "tr\tO\tThe cat sat on the mat .",
@@ -129,20 +130,47 @@ def test_resolve_probing_file_looks_in_the_data_dir_then_fails_with_the_places(t
 
 def test_offline_environment_disables_downloads(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PROBEFT_OFFLINE", "1")
-    monkeypatch.setattr(data, "_download", lambda *a, **k: pytest.fail("must not download when offline"))
+    monkeypatch.setattr(senteval, "_download", lambda *a, **k: pytest.fail("must not download when offline"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="downloads disabled"):
         data.resolve_probing_file("bigram_shift", tmp_path / "empty")
 
 
-def test_data_dir_from(tmp_path: Path, monkeypatch) -> None:
-    assert data.data_dir_from(tmp_path) == tmp_path
-    with pytest.raises(ValueError, match="PROBEFT_DATA_DIR"):
-        data.data_dir_from(None)
-    monkeypatch.setenv("PROBEFT_DATA_DIR", str(tmp_path))
-    assert data.data_dir_from(None) == tmp_path
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        data.data_dir_from(tmp_path / "nowhere")
+def test_probing_files_are_downloaded_once_into_the_cache(tmp_path: Path, monkeypatch) -> None:
+    fetched = []
+
+    def fake_download(url: str, target: Path) -> Path:
+        fetched.append(url)
+        return _write(target, SENTEVAL_LINES)
+
+    monkeypatch.setattr(senteval, "_download", fake_download)
+    for variable in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE"):  # conftest sets HF_HUB_OFFLINE for every test
+        monkeypatch.delenv(variable, raising=False)
+    path = data.resolve_probing_file("bigram_shift", "hub")
+    assert path == tmp_path / "cache" / "data" / "senteval" / "bigram_shift.txt"  # files.cache_root("data")
+    assert data.resolve_probing_file("bigram_shift", None) == path  # found in the cache, not fetched again
+    assert fetched == [senteval._SENTEVAL_URL.format(task="bigram_shift")]
+
+
+def test_file_readers_need_a_data_folder_and_name_where_it_came_from(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(ValueError, match="SQuAD files need a data folder.*PROBEFT_DATA_DIR"):
+        data.resolve_squad_files(None)
+    with pytest.raises(ValueError, match="WikiText files need a data folder, got data_dir='hub'"):
+        data.resolve_wikitext_file("hub")
+    with pytest.raises(FileNotFoundError, match=r"nowhere \(from the data_dir argument\)"):
+        data.read_glue("cola", tmp_path / "nowhere")
+    monkeypatch.setenv("PROBEFT_DATA_DIR", str(tmp_path / "gone"))
+    with pytest.raises(FileNotFoundError, match=r"gone \(from the \$PROBEFT_DATA_DIR\)"):
+        data.resolve_probing_file("bigram_shift", None)
+
+
+def test_seeded_subset_is_the_sorted_seeded_sample() -> None:
+    np.testing.assert_array_equal(data.seeded_subset(5, None), np.arange(5))
+    np.testing.assert_array_equal(data.seeded_subset(5, 5), np.arange(5))
+    expected = np.sort(np.random.default_rng(0).choice(100, size=10, replace=False))
+    np.testing.assert_array_equal(data.seeded_subset(100, 10), expected)
+    assert data.seeded_subset(100, 10).tolist() == [1, 3, 7, 17, 25, 29, 47, 58, 77, 81]
+    assert data.seeded_subset(100, 10, seed=1).tolist() != data.seeded_subset(100, 10).tolist()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -249,10 +277,13 @@ def test_read_glue_without_a_data_dir_uses_the_hub(monkeypatch) -> None:
         split = data.ClassificationSplit(["good", "bad"], None, np.array([1, 0]))
         return split, split
 
-    monkeypatch.setattr(data, "_read_glue_hub", fake_hub)
+    monkeypatch.setattr(glue, "_read_glue_hub", fake_hub)
     sst = data.read_glue("SST-2")
     assert calls == ["sst2"]
     assert sst.train.texts_a == ["good", "bad"]
+    monkeypatch.setenv("PROBEFT_DATA_DIR", "/nonexistent")  # an explicit "hub" wins over the variable
+    assert data.read_glue("rte", "hub").train.labels.tolist() == [1, 0]
+    assert calls == ["sst2", "rte"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -328,8 +359,6 @@ def test_read_wikitext(tmp_path: Path) -> None:
 def test_without_a_data_dir_squad_and_wikitext_come_from_the_hub(monkeypatch):
     import datasets
 
-    from probeft import demo_data
-
     monkeypatch.delenv("PROBEFT_DATA_DIR", raising=False)
     row = {"id": "q1", "title": "T", "context": "Paris is in France.", "question": "Where is Paris?",
            "answers": {"text": ["France"], "answer_start": [12]}}
@@ -347,4 +376,4 @@ def test_without_a_data_dir_squad_and_wikitext_come_from_the_hub(monkeypatch):
     text, source = data.read_wikitext_test(None)
     assert text == " = A = \n \n Text .\n" and source.startswith("hub:")
     assert calls == [("rajpurkar/squad", None, None), ("Salesforce/wikitext", "wikitext-2-raw-v1", "test")]
-    assert demo_data.data_dir_or_demo("hub") is None
+    assert locations.data_location("hub", fallback="demo") is None

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from probeft import data, demo_data, models
+from probeft import data, demo_data, models, tiny_models
 
 SIZES = dict(n_probing=200, n_glue=100, n_squad=40, n_wiki_lines=60)
+EXPECTED_DEFAULT_DIGESTS = {  # sha256[:16] of write_demo_data(seed=0) with the default sizes
+    "glue/CoLA/dev.tsv": "619df961739953f6", "glue/CoLA/train.tsv": "2e55187fecaafd50",
+    "glue/RTE/dev.tsv": "157716d1a6a8fdaf", "glue/RTE/train.tsv": "4b85819ebbe323f3",
+    "glue/SST-2/dev.tsv": "6a7486fb6a7b3ff3", "glue/SST-2/train.tsv": "65d292803a0e1307",
+    "senteval/bigram_shift.txt": "437c8b31cd86bccb", "senteval/coordination_inversion.txt": "320937ea3b9632c3",
+    "senteval/odd_man_out.txt": "93ef4b91274dcfbf", "squad/dev-v1.1.json": "7c6a5bd4978ec375",
+    "squad/train-v1.1.json": "70745b75cf1914cf", "wikitext-2/wiki.test.raw": "50839a107cd41a6f",
+}
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +105,14 @@ def test_same_seed_gives_identical_bytes_other_seed_differs(demo_dir: Path, tmp_
     other = _files(demo_data.write_demo_data(tmp_path / "other", seed=1, **SIZES))
     assert other.keys() == _files(demo_dir).keys()
     assert all(other[name] != content for name, content in _files(demo_dir).items())
+
+
+def test_default_demo_data_keeps_its_bytes(tmp_path: Path) -> None:
+    """The files every demo run reads (the default sizes, seed 0) are pinned: a change to the grammar or to how
+    files are written would change the demo grid's results. Digests measured on the original generator."""
+    root = demo_data.write_demo_data(tmp_path, seed=0)
+    digests = {name: hashlib.sha256(content).hexdigest()[:16] for name, content in _files(root).items()}
+    assert digests == EXPECTED_DEFAULT_DIGESTS
 
 
 def test_bad_sizes_are_rejected(tmp_path: Path) -> None:
@@ -189,4 +206,4 @@ def test_glue_tasks_are_learnable_by_a_simple_classifier(tmp_path: Path) -> None
 
 
 def test_tiny_tokenizers_know_the_demo_vocabulary() -> None:
-    assert set(demo_data.DEMO_VOCABULARY) <= set(models.TINY_VOCABULARY_WORDS)
+    assert set(demo_data.DEMO_VOCABULARY) <= set(tiny_models.TINY_VOCABULARY_WORDS)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 
 import pytest
 import yaml
 
-from probeft import cli, grid, results
+from probeft import cli, grid, paper, report, results
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +60,28 @@ def test_book_builds_from_the_run(grid_run, tmp_path):
         shutil.copy2(grid.REPO_ROOT / name, tmp_path / name)
     shutil.copytree(grid.REPO_ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("_generated"))
     assert cli.main(["book", str(root / "run"), "--book-root", str(tmp_path)]) == 0
-    html = tmp_path / "_build" / "html"
-    assert (html / "index.html").is_file()
-    figure_page = (html / "book" / "figure1.html").read_text()
+    site = tmp_path / "_build" / "html"
+    assert (site / "index.html").is_file()
+    figure_page = (site / "book" / "figure1.html").read_text()
     assert "<img" in figure_page and "Test accuracy of the probes" in figure_page
-    assert (html / "book" / "_generated" / "notebooks" / "probing__model-tiny-bert-L2__ft-none__seed-0.html").is_file()
-    delta_page = (html / "book" / "delta.html").read_text()
-    assert "bigram_shift" in delta_page
-    assert "(-)" in (html / "book" / "table1.html").read_text()  # our number, then "-": tiny models are not in the paper
+    assert (site / "book" / "_generated" / "notebooks" / "probing__model-tiny-bert-L2__ft-none__seed-0.html").is_file()
+    table = results.load_results(root / "run" / "results.csv")
+    # Tables 2 and 5 show the Delta numbers the analysis computes from the run's results, in order.
+    delta_cells = table_cells((site / "book" / "delta.html").read_text())
+    expected = [v for pooling in ("cls", "mean") for v in report.delta_table(table, pooling=pooling).to_numpy().ravel()]
+    assert is_subsequence(expected, delta_cells), (expected, delta_cells)
+    # Table 1: "ours (paper)"; tiny models are not in the paper, so their reference is "-".
+    table1 = report.table1(table, paper.TABLE1_METRICS, paper.TABLE1)
+    assert table1.loc[("tiny-bert-L2", "cls"), "cola"].endswith(" (-)")
+    assert is_subsequence(list(table1.to_numpy().ravel()), table_cells((site / "book" / "table1.html").read_text()))
+
+
+def table_cells(page: str) -> list[str]:
+    """The text of every ``<td>`` of an HTML page, in document order."""
+    return [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", page, re.S)]
+
+
+def is_subsequence(wanted: list[str], found: list[str]) -> bool:
+    """Whether ``wanted`` appears in ``found`` in the same order (other cells may lie between)."""
+    remaining = iter(found)
+    return all(any(item == cell for cell in remaining) for item in wanted)

@@ -1,4 +1,4 @@
-"""Tests for probeft.extract: pooling, layer count, batching invariance, special tokens, the cache."""
+"""Tests for probeft.extract and probeft.feature_cache: pooling, layers, batching, special tokens, the cache."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from probeft import data, extract, models
+from probeft import data, extract, feature_cache, models, pooling, tiny_models
+from probeft.names import POOLINGS
 
 SENTENCES = [
     "The cat sat on the mat .",
@@ -26,8 +27,8 @@ def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny BERT with 3 layers and tiny RoBERTa with 2 layers (RoBERTa: <s> first, padding-aware positions)."""
     root = tmp_path_factory.mktemp("tiny-models")
     return {
-        "tiny-bert": models.build_tiny_model("tiny-bert", root / "bert", num_layers=3),
-        "tiny-roberta": models.build_tiny_model("tiny-roberta", root / "roberta", num_layers=2),
+        "tiny-bert": tiny_models.build_tiny_model("tiny-bert", root / "bert", num_layers=3),
+        "tiny-roberta": tiny_models.build_tiny_model("tiny-roberta", root / "roberta", num_layers=2),
     }
 
 
@@ -42,18 +43,19 @@ def _features(model, tokenizer, sentences, **kwargs) -> dict[str, np.ndarray]:
 
 
 def test_masked_mean_hand_computed() -> None:
+    """The shared masked mean that extraction pools with (probeft.pooling)."""
     hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
     attention = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
     special = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1]])
     expected = [hidden[0, :3].mean(0).numpy(), hidden[1].mean(0).numpy()]
-    np.testing.assert_allclose(extract.masked_mean(hidden, attention), expected)
+    np.testing.assert_allclose(pooling.masked_mean(hidden, attention), expected)
     np.testing.assert_allclose(
-        extract.masked_mean(hidden, attention, special), [hidden[0, 1].numpy(), hidden[1, 1:3].mean(0).numpy()]
+        pooling.masked_mean(hidden, attention, special), [hidden[0, 1].numpy(), hidden[1, 1:3].mean(0).numpy()]
     )
-    half = extract.masked_mean(hidden.half(), attention)
+    half = pooling.masked_mean(hidden.half(), attention)
     assert half.dtype == torch.float32
     with pytest.raises(ValueError, match="attention_mask"):
-        extract.masked_mean(hidden, attention[:, :3])
+        pooling.masked_mean(hidden, attention[:, :3])
 
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])
@@ -63,7 +65,7 @@ def test_features_do_not_depend_on_batch_padding(tiny_dirs: dict[str, Path], nam
     batched = _features(model, tokenizer, SENTENCES, batch_size=len(SENTENCES), sort_by_length=False)
     for index in (1, 3):  # short sentences, padded heavily inside the batch
         alone = _features(model, tokenizer, [SENTENCES[index]], batch_size=1)
-        for pooling in extract.POOLINGS:
+        for pooling in POOLINGS:
             np.testing.assert_allclose(batched[pooling][:, index], alone[pooling][:, 0], atol=1e-5)
 
 
@@ -71,7 +73,7 @@ def test_layer_count_is_layers_plus_one_and_layer_zero_is_embeddings(tiny_dirs: 
     model, tokenizer = bert
     features = _features(model, tokenizer, SENTENCES[:2])
     assert models.num_hidden_layers(model) == 3
-    for pooling in extract.POOLINGS:
+    for pooling in POOLINGS:
         assert features[pooling].shape == (4, 2, 32)
         assert features[pooling].dtype == np.float32
     roberta = str(tiny_dirs["tiny-roberta"])
@@ -88,7 +90,7 @@ def test_sorted_and_unsorted_batching_agree_in_original_order(bert) -> None:
     sorted_ = _features(model, tokenizer, SENTENCES, batch_size=2, sort_by_length=True)
     unsorted = _features(model, tokenizer, SENTENCES, batch_size=2, sort_by_length=False)
     alone = _features(model, tokenizer, [SENTENCES[2]], batch_size=1)
-    for pooling in extract.POOLINGS:
+    for pooling in POOLINGS:
         np.testing.assert_allclose(sorted_[pooling], unsorted[pooling], atol=1e-5)
         np.testing.assert_allclose(sorted_[pooling][:, 2], alone[pooling][:, 0], atol=1e-5)  # order kept
 
@@ -147,16 +149,16 @@ def test_cache_hit_returns_identical_arrays_without_recomputing(tmp_path: Path) 
         return _arrays()
 
     cache = tmp_path / "features"
-    first = extract.load_or_extract(cache, _metadata(), compute)
-    second = extract.load_or_extract(cache, _metadata(), compute)
+    first = feature_cache.load_or_extract(cache, _metadata(), compute)
+    second = feature_cache.load_or_extract(cache, _metadata(), compute)
     assert len(calls) == 1
     for name in first:
         np.testing.assert_array_equal(first[name], second[name])
-    stored = json.loads((cache / extract.METADATA_FILE).read_text())
+    stored = json.loads((cache / feature_cache.METADATA_FILE).read_text())
     assert stored["metadata"]["num_feature_layers"] == 3 and stored["arrays"]["train.cls"]["shape"] == [3, 5, 4]
     assert "resolved" not in stored["metadata"]["model_fingerprint"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features"]  # no staging directories left behind
-    extract.load_or_extract(cache, _metadata(), compute, refresh=True)
+    feature_cache.load_or_extract(cache, _metadata(), compute, refresh=True)
     assert len(calls) == 2
 
 
@@ -170,21 +172,61 @@ def test_cache_hit_returns_identical_arrays_without_recomputing(tmp_path: Path) 
     ],
 )
 def test_cache_with_other_metadata_is_refused(tmp_path: Path, changes: dict, key: str) -> None:
-    extract.load_or_extract(tmp_path / "c", _metadata(), _arrays)
-    with pytest.raises(extract.FeatureCacheMismatch, match=key) as caught:
-        extract.load_or_extract(tmp_path / "c", _metadata(**changes), lambda: pytest.fail("must not recompute"))
+    feature_cache.load_or_extract(tmp_path / "c", _metadata(), _arrays)
+    with pytest.raises(feature_cache.FeatureCacheMismatch, match=key) as caught:
+        feature_cache.load_or_extract(tmp_path / "c", _metadata(**changes), lambda: pytest.fail("must not recompute"))
     assert caught.value.differing_keys == [key]
     assert isinstance(caught.value, ValueError)
 
 
 def test_cache_checks_array_shapes_against_metadata(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expected 3 layers"):
-        extract.load_or_extract(tmp_path / "c", _metadata(), lambda: _arrays(layers=2))
+        feature_cache.load_or_extract(tmp_path / "c", _metadata(), lambda: _arrays(layers=2))
     assert not (tmp_path / "c").exists()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a feature cache"):
-        extract.load_or_extract(tmp_path / "other", _metadata(), _arrays)
+        feature_cache.load_or_extract(tmp_path / "other", _metadata(), _arrays)
+
+
+def test_a_failed_computation_leaves_no_cache_and_no_staging_folder(tmp_path: Path) -> None:
+    def broken() -> dict[str, np.ndarray]:
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        feature_cache.load_or_extract(tmp_path / "c", _metadata(), broken)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cache_finished_by_another_process_meanwhile_is_kept_and_checked(tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    theirs = {name: array + 1 for name, array in _arrays().items()}
+
+    def compute_while_another_writes() -> dict[str, np.ndarray]:
+        feature_cache.load_or_extract(cache, _metadata(), lambda: theirs)  # the other process finishes first
+        return _arrays()
+
+    kept = feature_cache.load_or_extract(cache, _metadata(), compute_while_another_writes)
+    np.testing.assert_array_equal(kept["train.cls"], theirs["train.cls"])
+    with pytest.raises(feature_cache.FeatureCacheMismatch, match="max_length"):
+        feature_cache.load_or_extract(cache, _metadata(max_length=64), lambda: _arrays())
+
+
+def test_refresh_replaces_the_cache_atomically(tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    feature_cache.load_or_extract(cache, _metadata(), _arrays)
+    newer = {name: array * 2 for name, array in _arrays().items()}
+    feature_cache.load_or_extract(cache, _metadata(), lambda: newer, refresh=True)
+    np.testing.assert_array_equal(np.load(cache / "train.mean.npy"), newer["train.mean"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # old copy and staging folder removed
+
+
+def test_cache_path_depends_on_settings_not_on_revision(tmp_path: Path) -> None:
+    base = feature_cache.feature_cache_path(tmp_path, _metadata())
+    assert base.parent == tmp_path and base.name.startswith("tiny-bert__toy__")
+    other_revision = _metadata(model_fingerprint={"model": "tiny-bert", "revision": "def"})
+    assert feature_cache.feature_cache_path(tmp_path, other_revision) == base  # found, then refused
+    assert feature_cache.feature_cache_path(tmp_path, _metadata(max_length=64)) != base
 
 
 def test_stack_probes_and_layer_range() -> None:
@@ -216,7 +258,7 @@ def test_extract_probing_features_caches_per_split(tiny_dirs: dict[str, Path], t
     assert len(calls) == 3
     assert first["train"]["cls"].shape == (4, 6, 32) and first["dev"]["mean"].shape == (4, 4, 32)
     for split in extract.SPLITS:
-        for pooling in extract.POOLINGS:
+        for pooling in POOLINGS:
             np.testing.assert_array_equal(first[split][pooling], second[split][pooling])
     model, tokenizer = models.load_encoder(spec), models.load_tokenizer(spec)
     direct = original(model, tokenizer, probing.test.sentences, progress=False)
@@ -233,6 +275,6 @@ def test_half_precision_on_cuda_is_close_to_float32(bert) -> None:
     full = _features(model, tokenizer, SENTENCES, device="cpu")
     half = _features(model, tokenizer, SENTENCES, device="cuda", dtype=torch.float16)
     model.to("cpu")
-    for pooling in extract.POOLINGS:
+    for pooling in POOLINGS:
         assert half[pooling].dtype == np.float32
         np.testing.assert_allclose(half[pooling], full[pooling], atol=5e-2, rtol=5e-2)

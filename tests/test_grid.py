@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from probeft import cli, grid, results
+from probeft import cli, grid, grid_config, results
 
 CONFIG = {
     "name": "t",
@@ -70,10 +71,16 @@ def test_expand_orders_dependencies_and_names_cells(tmp_path):
 
 
 def test_overrides_take_precedence(tmp_path, monkeypatch):
-    config = grid.load_config(write_config(tmp_path, {**CONFIG, "data_dir": "cfg"}))
+    config = grid.load_config(write_config(tmp_path, {**CONFIG, "data_dir": str(tmp_path / "cfg")}))
+    monkeypatch.delenv("PROBEFT_DATA_DIR", raising=False)
+    assert grid.resolve_paths(config).data_dir == tmp_path / "cfg"
     monkeypatch.setenv("PROBEFT_DATA_DIR", str(tmp_path / "env"))
     assert grid.resolve_paths(config).data_dir == tmp_path / "env"
     assert grid.resolve_paths(config, data_dir=str(tmp_path / "flag")).data_dir == tmp_path / "flag"
+    # "hub" anywhere in the chain means the hub (None), and reaches the notebooks as "hub".
+    paths = grid.resolve_paths(config, data_dir="hub")
+    assert paths.data_dir is None
+    assert {c.parameters["data_dir"] for c in grid.expand(config, paths)} == {"hub"}
 
 
 def fake_executor(calls: list[str], fail: set[str] = frozenset()):
@@ -165,3 +172,117 @@ def test_no_data_dir_means_hub_not_demo_data(tmp_path, monkeypatch):
     config = grid.load_config(write_config(tmp_path, CONFIG))
     cells = grid.expand(config, grid.resolve_paths(config))
     assert {c.parameters["data_dir"] for c in cells} == {"hub"}
+
+
+# The demo grid's cells, in order: results (and their folders) are keyed by these names.
+DEMO_CELLS = [
+    "finetune__model-tiny-bert__task-cola__head-cls__seed-0",
+    "finetune__model-tiny-bert__task-sst2__head-cls__seed-0",
+    "finetune__model-tiny-bert__task-rte__head-cls__seed-0",
+    "finetune__model-tiny-bert__task-squad__head-span__seed-0",
+    "finetune__model-tiny-roberta__task-cola__head-cls__seed-0",
+    "finetune__model-tiny-roberta__task-sst2__head-cls__seed-0",
+    "finetune__model-tiny-roberta__task-rte__head-cls__seed-0",
+    "finetune__model-tiny-roberta__task-squad__head-span__seed-0",
+    "finetune__model-tiny-albert__task-cola__head-cls__seed-0",
+    "finetune__model-tiny-albert__task-sst2__head-cls__seed-0",
+    "finetune__model-tiny-albert__task-rte__head-cls__seed-0",
+    "finetune__model-tiny-albert__task-squad__head-span__seed-0",
+    "finetune__model-tiny-roberta__task-cola__head-mean__seed-0",
+    "finetune__model-tiny-bert__task-cola__head-cls__seed-1",
+    "finetune__model-tiny-bert__task-sst2__head-cls__seed-1",
+    "probing__model-tiny-bert__ft-none__seed-0",
+    "probing__model-tiny-bert__ft-cola-cls__seed-0",
+    "probing__model-tiny-bert__ft-sst2-cls__seed-0",
+    "probing__model-tiny-bert__ft-rte-cls__seed-0",
+    "probing__model-tiny-bert__ft-squad-span__seed-0",
+    "probing__model-tiny-roberta__ft-none__seed-0",
+    "probing__model-tiny-roberta__ft-cola-cls__seed-0",
+    "probing__model-tiny-roberta__ft-sst2-cls__seed-0",
+    "probing__model-tiny-roberta__ft-rte-cls__seed-0",
+    "probing__model-tiny-roberta__ft-squad-span__seed-0",
+    "probing__model-tiny-albert__ft-none__seed-0",
+    "probing__model-tiny-albert__ft-cola-cls__seed-0",
+    "probing__model-tiny-albert__ft-sst2-cls__seed-0",
+    "probing__model-tiny-albert__ft-rte-cls__seed-0",
+    "probing__model-tiny-albert__ft-squad-span__seed-0",
+    "attention__model-tiny-roberta__ft-cola__task-bigram_shift",
+    "perplexity__model-tiny-bert__ft-cola-cls",
+    "perplexity__model-tiny-bert__ft-sst2-cls",
+]
+
+
+def test_demo_config_cells_keep_their_names_and_order():
+    config = grid.load_config(grid.REPO_ROOT / "configs" / "demo.yaml")
+    cells = grid.expand(config, grid.resolve_paths(config, data_dir="/data", output_dir="/out"))
+    assert [c.name for c in cells] == DEMO_CELLS
+    probe = cells[DEMO_CELLS.index("probing__model-tiny-bert__ft-squad-span__seed-0")]
+    assert probe.parameters["finetune_head"] == "span" and probe.parameters["epoch"] == -1
+    assert probe.depends_on == ("finetune__model-tiny-bert__task-squad__head-span__seed-0",)
+
+
+def test_task_names_are_normalised_like_fine_tuning_does(tmp_path):
+    # Issue 7: the grid rejected "sst_2" / "SST-2" although fine-tuning accepts them.
+    spelled = {
+        "name": "t", "output_dir": "out", "models": ["tiny-bert"],
+        "finetune": {"tasks": ["SST-2", "cola"], "per_task": {"sst_2": {"epochs": 2}}},
+        "probing": {"finetune_tasks": ["none", "sst_2"], "poolings": ["CLS"]},
+        "attention": {"finetune_task": "CoLA", "heads": ["cls"]},
+        "perplexity": {"finetune_tasks": ["Sst2"], "seeds": [0]},
+    }
+    canonical = {
+        **spelled,
+        "finetune": {"tasks": ["sst2", "cola"], "per_task": {"sst2": {"epochs": 2}}},
+        "probing": {"finetune_tasks": ["none", "sst2"], "poolings": ["cls"]},
+        "attention": {"finetune_task": "cola", "heads": ["cls"]},
+        "perplexity": {"finetune_tasks": ["sst2"], "seeds": [0]},
+    }
+    config = grid.load_config(write_config(tmp_path, spelled))
+    assert config.finetune.tasks == ["sst2", "cola"] and config.probing.poolings == ["cls"]
+    cells = grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "o")))
+    reference_config = grid.load_config(write_config(tmp_path, canonical))
+    reference = grid.expand(reference_config, grid.resolve_paths(reference_config, output_dir=str(tmp_path / "o")))
+    assert [(c.name, c.parameters) for c in cells] == [(c.name, c.parameters) for c in reference]
+    sst2 = next(c for c in cells if c.stage == "finetune" and c.parameters["task"] == "sst2")
+    assert sst2.parameters["epochs"] == 2
+
+
+def test_a_task_listed_twice_after_normalisation_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"finetune\.tasks: .*\['sst2'\] more than once"):
+        grid.load_config(write_config(tmp_path, {**CONFIG, "finetune": {"tasks": ["sst2", "SST-2"]}}))
+
+
+@pytest.mark.parametrize(("device", "expected"), [("auto", "auto"), ("cpu", "cpu"), ("cuda:1", "cuda:1"), ("mps", "mps")])
+def test_device_accepts_any_torch_device_string(tmp_path, device, expected):
+    config = grid.load_config(write_config(tmp_path, {**CONFIG, "device": device}))
+    assert config.device == expected
+    assert {c.parameters["device"] for c in grid.expand(config, grid.resolve_paths(config))} == {expected}
+
+
+@pytest.mark.parametrize(("device", "why"), [("cuda:x", "'cuda:x' is not a device"), ("gpu", "'gpu' is not a device"),
+                                             (3, "valid string")])
+def test_bad_device_names_the_key(tmp_path, device, why):
+    with pytest.raises(ValueError, match=r"grid.yaml: invalid grid config: device: ") as error:
+        grid.load_config(write_config(tmp_path, {**CONFIG, "device": device}))
+    assert why in str(error.value)
+
+
+def test_schema_lives_in_grid_config():
+    assert grid.GridConfig is grid_config.GridConfig and grid.load_config is grid_config.load_config
+    assert grid_config.slug("org/model name") == "org-model-name"
+
+
+def test_book_inputs_copy_the_run_and_only_complete_notebooks(tmp_path):
+    config, paths = small_config(tmp_path)
+    grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
+    incomplete = "probing__model-tiny-bert__ft-rte-cls__seed-0"
+    (paths.cells_dir / incomplete / "provenance.json").unlink()
+    book_inputs = tmp_path / "book_in"
+    (book_inputs / "notebooks").mkdir(parents=True)
+    (book_inputs / "notebooks" / "stale-from-another-run.ipynb").write_text("{}")
+    cli.prepare_book_inputs(paths.output_dir, book_inputs)
+    copied = sorted(p.stem for p in (book_inputs / "notebooks").iterdir())
+    assert copied == sorted(c.name for c in grid.expand(config, paths) if c.name != incomplete)
+    assert (book_inputs / "results.csv").read_bytes() == paths.results_csv.read_bytes()
+    provenance = json.loads((book_inputs / "provenance.json").read_text())
+    assert len(provenance) == 4 and incomplete not in provenance

@@ -1,8 +1,10 @@
-"""Tests of probeft.models: tiny models, tokenizers, loading, fingerprints, layer replacement."""
+"""Tests of probeft.models, probeft.tiny_models and probeft.layer_swap: tiny builds, loading, fingerprints, layer replacement."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from probeft import models
+from probeft import devices, layer_swap, models, tiny_models
 from probeft.demo_data import DEMO_VOCABULARY
 
 SENTENCE = "The dog saw Xylophones near the old library, didn't it? (42% #tags)"
@@ -20,8 +22,8 @@ SENTENCE = "The dog saw Xylophones near the old library, didn't it? (42% #tags)"
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Path]:
     """2-layer tiny models: every architecture with seed 0, BERT and RoBERTa also with seed 1."""
     root = tmp_path_factory.mktemp("tiny-models")
-    specs = [(name, 0) for name in models.TINY_MODEL_NAMES] + [("tiny-bert", 1), ("tiny-roberta", 1)]
-    return {(name, seed): models.build_tiny_model(name, root / f"{name}-s{seed}", seed=seed, num_layers=2)
+    specs = [(name, 0) for name in models.TINY_MODEL_NAMES] + [("tiny-bert", 1), ("tiny-roberta", 1), ("tiny-albert", 1)]
+    return {(name, seed): tiny_models.build_tiny_model(name, root / f"{name}-s{seed}", seed=seed, num_layers=2)
             for name, seed in specs}  # fmt: skip
 
 
@@ -92,10 +94,48 @@ def test_tiny_bert_tokenizer_is_uncased_wordpiece(tiny_dirs) -> None:
     assert tokens == ["[CLS]", "the", "dog", "saw", "x", "##y", "[SEP]"]
 
 
+# sha256 of the default tiny models' weights. The demo grid's results depend on these exact bytes: a change here
+# (new torch, a different init or build recipe) changes every demo number, so it must be deliberate.
+TINY_WEIGHTS_SHA256 = {
+    "tiny-bert": "514183d84056fcd72089ab11a30227440c3d02371af4c9b879b489dcfb41cded",
+    "tiny-roberta": "dd59c279a7e2a4eb40152e6b8bfd7e4f03af5481317a968f79ec41e45492e9aa",
+    "tiny-albert": "3da3f8ca91eaf1b7f3cf469e079269c5f201f11124df27379a914877715b0c91",
+}
+
+
+@pytest.mark.parametrize("name", models.TINY_MODEL_NAMES)
+def test_default_tiny_builds_are_byte_identical_to_the_pinned_weights(name: str) -> None:
+    weights = Path(models.resolve_model(name)) / "model.safetensors"
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == TINY_WEIGHTS_SHA256[name]
+
+
+def test_tiny_model_names() -> None:
+    assert models.TINY_MODEL_NAMES == tiny_models.TINY_MODEL_NAMES == ("tiny-bert", "tiny-roberta", "tiny-albert")
+
+
+def test_build_keeps_a_build_another_process_finished_first(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "model"
+    original = tiny_models._tiny_mlm_model
+    other_inode: list[int] = []
+
+    def build_elsewhere_meanwhile(name, config):
+        model = original(name, config)
+        if not other_inode:  # the "other process" finishes the same build while this one is still building
+            other_inode.append(-1)
+            tiny_models.build_tiny_model("tiny-bert", target, seed=0, num_layers=1)
+            other_inode[0] = os.stat(target).st_ino
+        return model
+
+    monkeypatch.setattr(tiny_models, "_tiny_mlm_model", build_elsewhere_meanwhile)
+    tiny_models.build_tiny_model("tiny-bert", target, seed=0, num_layers=1)
+    assert os.stat(target).st_ino == other_inode[0]  # the finished build was kept, not swapped under its readers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # and no staging folder is left behind
+
+
 def test_build_is_deterministic_fast_and_keeps_the_global_rng(tmp_path: Path, tiny_dirs) -> None:
     rng_before = torch.get_rng_state()
     start = time.perf_counter()
-    again = models.build_tiny_model("tiny-bert", tmp_path / "again", seed=0, num_layers=2)
+    again = tiny_models.build_tiny_model("tiny-bert", tmp_path / "again", seed=0, num_layers=2)
     assert time.perf_counter() - start < 2.0
     assert torch.equal(torch.get_rng_state(), rng_before)
     first = AutoModelForMaskedLM.from_pretrained(tiny_dirs[("tiny-bert", 0)])
@@ -109,23 +149,23 @@ def test_build_is_deterministic_fast_and_keeps_the_global_rng(tmp_path: Path, ti
 
 def test_build_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown tiny model"):
-        models.build_tiny_model("tiny-gpt", tmp_path / "x")
+        tiny_models.build_tiny_model("tiny-gpt", tmp_path / "x")
     with pytest.raises(ValueError, match="num_layers"):
-        models.build_tiny_model("tiny-bert", tmp_path / "x", num_layers=0)
+        tiny_models.build_tiny_model("tiny-bert", tmp_path / "x", num_layers=0)
 
 
 def test_build_replaces_a_half_written_directory(tmp_path: Path) -> None:
     target = tmp_path / "model"
     target.mkdir()
     (target / "config.json").write_text("{half written")
-    models.build_tiny_model("tiny-albert", target, num_layers=1)
+    tiny_models.build_tiny_model("tiny-albert", target, num_layers=1)
     assert json.loads((target / "config.json").read_text())["num_hidden_layers"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary directories left
 
 
 def test_resolve_model_builds_tiny_models_once_into_the_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PROBEFT_CACHE", str(tmp_path))
-    assert models.models_cache_dir() == tmp_path / "models"
+    assert tiny_models.models_cache_dir() == tmp_path / "models"
     resolved = Path(models.resolve_model("tiny-bert-L2"))
     assert resolved == tmp_path / "models" / "tiny-bert-L2-s0"
     assert json.loads((resolved / "config.json").read_text())["num_hidden_layers"] == 2
@@ -155,14 +195,14 @@ def test_resolve_model_passes_paths_aliases_and_hub_ids_through(tmp_path: Path, 
 
 
 def test_resolve_device(monkeypatch) -> None:
-    assert models.resolve_device("cpu") == torch.device("cpu")
-    assert models.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert devices.resolve_device("cpu") == torch.device("cpu")
+    assert devices.resolve_device(torch.device("cpu")) == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert models.resolve_device("auto") == torch.device("cpu")
+    assert devices.resolve_device("auto") == torch.device("cpu")
     with pytest.raises(ValueError, match="CUDA"):
-        models.resolve_device("cuda")
-    with pytest.raises(ValueError, match="not a valid torch device"):
-        models.resolve_device("gpu-please")
+        devices.resolve_device("cuda")
+    with pytest.raises(ValueError, match="not a device"):
+        devices.resolve_device("gpu-please")
 
 
 def test_load_encoder_honours_attention_dtype_and_eval_mode(tiny_dirs) -> None:
@@ -231,7 +271,7 @@ def test_model_fingerprint_hashes_the_weights(tiny_dirs, tmp_path: Path) -> None
     assert fingerprint["resolved"] == str(path)
     assert len(fingerprint["revision"]) == 16
     int(fingerprint["revision"], 16)
-    copy = models.build_tiny_model("tiny-bert", tmp_path / "copy", seed=0, num_layers=2)
+    copy = tiny_models.build_tiny_model("tiny-bert", tmp_path / "copy", seed=0, num_layers=2)
     assert models.model_fingerprint(str(copy))["revision"] == fingerprint["revision"]
     assert models.model_fingerprint(str(tiny_dirs[("tiny-bert", 1)]))["revision"] != fingerprint["revision"]
     assert models.model_fingerprint("some-org/not-cached")["revision"] == "unknown"
@@ -249,28 +289,28 @@ def test_replace_top_layers(tiny_dirs, name: str) -> None:
             return model(**batch).last_hidden_state
 
     before = last_hidden(finetuned)
-    assert models.replace_top_layers(finetuned, pretrained, 0) is finetuned
+    assert layer_swap.replace_top_layers(finetuned, pretrained, 0) is finetuned
     assert torch.equal(last_hidden(finetuned), before)
 
     # k = 1 replaces only the top layer; the embeddings stay the fine-tuned ones.
     embeddings_before = _state(finetuned.embeddings)
     layer0_before = _state(finetuned.encoder.layer[0])
-    models.replace_top_layers(finetuned, pretrained, 1)
+    layer_swap.replace_top_layers(finetuned, pretrained, 1)
     _assert_same_state(_state(finetuned.encoder.layer[1]), _state(pretrained.encoder.layer[1]))
     _assert_same_state(_state(finetuned.encoder.layer[0]), layer0_before)
     _assert_same_state(_state(finetuned.embeddings), embeddings_before)
 
     # k = L with the embeddings untouched is not the pre-trained model ...
-    models.replace_top_layers(finetuned, pretrained, 2)
+    layer_swap.replace_top_layers(finetuned, pretrained, 2)
     assert not torch.allclose(last_hidden(finetuned), last_hidden(pretrained))
     # ... but with equal embeddings it reproduces the pre-trained encoder exactly.
-    models.replace_top_layers(finetuned, pretrained, 2, replace_embeddings=True)
+    layer_swap.replace_top_layers(finetuned, pretrained, 2, replace_embeddings=True)
     assert torch.equal(last_hidden(finetuned), last_hidden(pretrained))
 
     with pytest.raises(ValueError, match="k must be"):
-        models.replace_top_layers(finetuned, pretrained, 3)
+        layer_swap.replace_top_layers(finetuned, pretrained, 3)
     with pytest.raises(ValueError, match="k must be"):
-        models.replace_top_layers(finetuned, pretrained, -1)
+        layer_swap.replace_top_layers(finetuned, pretrained, -1)
 
 
 def test_replace_top_layers_works_on_mlm_models_with_equal_embeddings(tiny_dirs) -> None:
@@ -283,15 +323,99 @@ def test_replace_top_layers_works_on_mlm_models_with_equal_embeddings(tiny_dirs)
     with torch.inference_mode():
         reference = pretrained(**batch).logits
         assert not torch.allclose(finetuned(**batch).logits, reference)
-        models.replace_top_layers(finetuned, pretrained, models.num_hidden_layers(finetuned))
+        layer_swap.replace_top_layers(finetuned, pretrained, models.num_hidden_layers(finetuned))
         assert torch.equal(finetuned(**batch).logits, reference)
 
 
-def test_replace_top_layers_refuses_albert_and_mismatches(tiny_dirs) -> None:
-    albert = models.load_encoder(str(tiny_dirs[("tiny-albert", 0)]))
-    with pytest.raises(ValueError, match="ALBERT"):
-        models.replace_top_layers(albert, albert, 1)
+def test_replace_top_layers_refuses_mismatches_and_unknown_layouts(tiny_dirs) -> None:
     bert = models.load_encoder(str(tiny_dirs[("tiny-bert", 0)]))
     roberta = models.load_encoder(str(tiny_dirs[("tiny-roberta", 0)]))
+    albert = models.load_encoder(str(tiny_dirs[("tiny-albert", 0)]))
     with pytest.raises(ValueError, match="different architectures"):
-        models.replace_top_layers(bert, roberta, 1)
+        layer_swap.replace_top_layers(bert, roberta, 1)
+    with pytest.raises(ValueError, match="different architectures"):
+        layer_swap.replace_top_layers(albert, bert, 1)
+    assert albert.config.num_hidden_groups == 1  # a refused swap leaves the model as it was
+    headless = torch.nn.Module()
+    headless.base_model = torch.nn.Module()
+    with pytest.raises(layer_swap.LayerSwapError, match="neither an encoder.layer list"):
+        layer_swap.layer_applications(headless, "fine-tuned")  # type: ignore[arg-type]
+
+
+# ALBERT: one set of layer weights applied L times. "Replace the top k" = the last k applications use the
+# pre-trained weights. These tests failed before issue 7: replace_top_layers refused ALBERT with a ValueError.
+
+
+@pytest.fixture()
+def albert_pair(tiny_dirs):
+    """Tiny ALBERT MLM models (2 layers, one shared group): seed 0 as 'pre-trained', seed 1 as 'fine-tuned'."""
+    pretrained = models.load_mlm_model(str(tiny_dirs[("tiny-albert", 0)]))
+    finetuned = models.load_mlm_model(str(tiny_dirs[("tiny-albert", 1)]))
+    batch = models.load_tokenizer(str(tiny_dirs[("tiny-albert", 0)]))(
+        ["the [MASK] saw the cat .", "mary baked a cake in the kitchen"], padding=True, return_tensors="pt"
+    )
+    return pretrained, finetuned, batch
+
+
+def _logits(model, batch) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(**batch).logits
+
+
+def test_albert_untying_keeps_outputs_and_the_config_object(albert_pair) -> None:
+    _, finetuned, batch = albert_pair
+    before = _logits(finetuned, batch)
+    with torch.inference_mode():
+        hidden_before = finetuned.albert(**batch, output_hidden_states=True).hidden_states
+    assert layer_swap.untie_shared_layers(finetuned) is finetuned
+    groups = finetuned.albert.encoder.albert_layer_groups
+    assert finetuned.config.num_hidden_groups == len(groups) == 2
+    assert groups[0] is not groups[1]
+    _assert_same_state(_state(groups[0]), _state(groups[1]))  # two copies of the one shared group
+    assert groups[1].albert_layers[0].attention.config is finetuned.config  # not a stale copy of the config
+    assert torch.equal(_logits(finetuned, batch), before)
+    with torch.inference_mode():
+        hidden_after = finetuned.albert(**batch, output_hidden_states=True).hidden_states
+    assert len(hidden_after) == len(hidden_before) == 3
+    assert all(torch.equal(a, b) for a, b in zip(hidden_before, hidden_after, strict=True))
+
+
+def test_albert_k0_changes_nothing(albert_pair) -> None:
+    pretrained, finetuned, batch = albert_pair
+    before = _logits(finetuned, batch)
+    layer_swap.replace_top_layers(finetuned, pretrained, 0)
+    assert torch.equal(_logits(finetuned, batch), before)
+
+
+def test_albert_k_equal_L_uses_the_pretrained_layer_weights_everywhere(albert_pair, tiny_dirs) -> None:
+    pretrained, finetuned, batch = albert_pair
+    pretrained_state = _state(pretrained)
+    embeddings_before = _state(finetuned.albert.embeddings)
+    layer_swap.replace_top_layers(finetuned, pretrained, 2)
+    # The reference: the fine-tuned model with its (shared) layer group set to the pre-trained one.
+    reference = models.load_mlm_model(str(tiny_dirs[("tiny-albert", 1)]))
+    reference.albert.encoder.albert_layer_groups.load_state_dict(pretrained.albert.encoder.albert_layer_groups.state_dict())
+    assert torch.equal(_logits(finetuned, batch), _logits(reference, batch))
+    for group in finetuned.albert.encoder.albert_layer_groups:
+        _assert_same_state(_state(group), _state(pretrained.albert.encoder.albert_layer_groups[0]))
+    _assert_same_state(_state(finetuned.albert.embeddings), embeddings_before)  # embeddings stay fine-tuned
+    _assert_same_state(_state(pretrained), pretrained_state)  # the source is never modified (nor untied)
+    assert pretrained.config.num_hidden_groups == 1
+    # With the embeddings (and the embedding projection) too, it is the pre-trained encoder exactly.
+    layer_swap.replace_top_layers(finetuned, pretrained, 2, replace_embeddings=True)
+    with torch.inference_mode():
+        assert torch.equal(finetuned.albert(**batch).last_hidden_state, pretrained.albert(**batch).last_hidden_state)
+
+
+def test_albert_middle_k_differs_from_both_ends(albert_pair, tiny_dirs) -> None:
+    pretrained, finetuned, batch = albert_pair
+    fine_logits = _logits(finetuned, batch)
+    layer_swap.replace_top_layers(finetuned, pretrained, 1)
+    groups = finetuned.albert.encoder.albert_layer_groups
+    _assert_same_state(_state(groups[1]), _state(pretrained.albert.encoder.albert_layer_groups[0]))
+    assert not torch.equal(groups[0].state_dict()["albert_layers.0.ffn.weight"], groups[1].state_dict()["albert_layers.0.ffn.weight"])
+    middle = _logits(finetuned, batch)
+    full = models.load_mlm_model(str(tiny_dirs[("tiny-albert", 1)]))
+    layer_swap.replace_top_layers(full, pretrained, 2)
+    assert not torch.allclose(middle, fine_logits)
+    assert not torch.allclose(middle, _logits(full, batch))

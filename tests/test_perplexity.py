@@ -1,8 +1,9 @@
-"""Tests for probeft.perplexity: masks, exact perplexity, layer replacement, headless checkpoints."""
+"""Tests for probeft.perplexity: masks, exact perplexity, layer replacement (BERT, RoBERTa, ALBERT), headless checkpoints."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import random
 from pathlib import Path
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from probeft import models
+from probeft import layer_swap, models, perplexity, tiny_models
 from probeft.perplexity import (
     IGNORE_INDEX,
+    finetune_checkpoints,
     make_masked_blocks,
     masked_lm_perplexity,
     perplexity_table,
@@ -26,7 +28,7 @@ BLOCK_SIZE = 32
 def _text(n_words: int = 2500, seed: int = 0) -> str:
     """Deterministic pseudo-English lines (tiny vocabulary words plus some spelled-out ones)."""
     rng = random.Random(seed)
-    words = list(models.TINY_VOCABULARY_WORDS[:150]) + ["zebra", "quixotic", "1999", "@-@"]
+    words = list(tiny_models.TINY_VOCABULARY_WORDS[:150]) + ["zebra", "quixotic", "1999", "@-@"]
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 25))) + " ." for _ in range(n_words // 15)]
     return "\n".join(lines) + "\n"
 
@@ -44,18 +46,23 @@ def stream(tokenizer) -> torch.Tensor:
     return tokenize_stream(_text(), tokenizer)
 
 
+def _perturbed_layers(model_dir: str, layers_of, parent: Path) -> Path:
+    """Save ``model_dir``'s encoder with the modules ``layers_of(encoder)`` perturbed as ``parent/epoch-1``."""
+    encoder = models.load_encoder(model_dir)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in layers_of(encoder).parameters():
+            param.add_(0.3 * torch.randn(param.shape, generator=generator))
+    out = parent / "epoch-1"
+    encoder.save_pretrained(out)
+    models.load_tokenizer(model_dir).save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def finetuned_dir(bert_dir, tmp_path_factory) -> Path:
     """A 'fine-tuned' encoder: the tiny BERT with every transformer layer perturbed (embeddings kept)."""
-    encoder = models.load_encoder(bert_dir)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in encoder.encoder.layer.parameters():
-            param.add_(0.3 * torch.randn(param.shape, generator=generator))
-    out = tmp_path_factory.mktemp("finetuned") / "epoch-1"
-    encoder.save_pretrained(out)
-    models.load_tokenizer(bert_dir).save_pretrained(out)
-    return out
+    return _perturbed_layers(bert_dir, lambda encoder: encoder.encoder.layer, tmp_path_factory.mktemp("finetuned"))
 
 
 def test_blocks_layout(tokenizer, stream):
@@ -138,9 +145,9 @@ def test_layer_replacement_endpoints(tokenizer, stream, bert_dir, finetuned_dir)
         pretrained_logits = pretrained(input_ids=inputs).logits
         finetuned_logits = finetuned(input_ids=inputs).logits
         assert not torch.allclose(pretrained_logits, finetuned_logits)
-        models.replace_top_layers(finetuned, pretrained, 0)
+        layer_swap.replace_top_layers(finetuned, pretrained, 0)
         assert torch.equal(finetuned(input_ids=inputs).logits, finetuned_logits)
-        models.replace_top_layers(finetuned, pretrained, models.num_hidden_layers(finetuned))
+        layer_swap.replace_top_layers(finetuned, pretrained, models.num_hidden_layers(finetuned))
         assert torch.equal(finetuned(input_ids=inputs).logits, pretrained_logits)
 
     curve = replacement_curve(finetuned_dir, bert_dir, blocks, batch_size=4)
@@ -173,11 +180,15 @@ def test_perplexity_table_rows(tokenizer, stream, bert_dir, finetuned_dir):
     assert (table["masked_tokens"] == blocks.num_masked).all()
 
 
-def test_trivial_replacement_without_runs(tokenizer, stream, bert_dir):
-    blocks = make_masked_blocks(stream, tokenizer, block_size=BLOCK_SIZE, mask_seed=0, max_blocks=2)
-    table = perplexity_table(bert_dir, {}, blocks, model_name="tiny-bert", batch_size=2)
-    assert len(table) == 1 + models.num_hidden_layers(models.load_encoder(bert_dir)) + 1
-    assert table["value"].nunique() == 1  # replacing the pre-trained layers by themselves changes nothing
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta", "tiny-albert"])
+def test_trivial_replacement_without_runs(tiny_models, name):
+    """Replacing a model's layers by its own changes nothing, for every k (ALBERT: each application untied)."""
+    spec = str(tiny_models[name])
+    tokenizer = models.load_tokenizer(spec)
+    blocks = make_masked_blocks(tokenize_stream(_text(), tokenizer), tokenizer, block_size=BLOCK_SIZE, mask_seed=0, max_blocks=2)
+    table = perplexity_table(spec, {}, blocks, model_name=name, batch_size=2)
+    assert list(table["k_replaced"]) == [-1, *range(models.num_hidden_layers(models.load_encoder(spec)) + 1)]
+    assert table["value"].nunique() == 1  # exactly equal, not approximately
     assert set(table["finetune_task"]) == {"none"}
 
 
@@ -211,3 +222,89 @@ def test_bad_arguments(tokenizer, stream, bert_dir):
     too_long = make_masked_blocks(stream, tokenizer, block_size=200, max_blocks=1)
     with pytest.raises(ValueError, match="exceeds the model's 128 positions"):
         masked_lm_perplexity(models.load_mlm_model(bert_dir), too_long)
+
+
+def _complete_epoch(run: Path, epoch: int, source: str) -> Path:
+    folder = run / f"epoch-{epoch}"
+    models.load_encoder(source).save_pretrained(folder)
+    models.load_tokenizer(source).save_pretrained(folder)
+    (folder / "checkpoint.json").write_text(json.dumps({"epoch": epoch}))
+    return folder
+
+
+def test_finetune_checkpoints_lists_complete_epochs_per_seed(tmp_path, bert_dir):
+    run = tmp_path / "run-s0"
+    first, second = _complete_epoch(run, 1, bert_dir), _complete_epoch(run, 2, bert_dir)
+    (run / "epoch-3").mkdir()  # no marker: incomplete, never used
+    (tmp_path / "empty").mkdir()
+    found = finetune_checkpoints({"0": run, 4: tmp_path / "empty"})  # papermill/YAML may pass seeds as strings
+    assert found == {0: {1: first, 2: second}, 4: {}}
+    assert list(found[0]) == [1, 2]
+    with pytest.raises(ValueError, match="seed 4 has no completed epochs"):
+        perplexity_table(bert_dir, found, None, model_name="x")  # type: ignore[arg-type]  # refused before any work
+
+
+# ALBERT (shared layers). Before issue 7 the perplexity stage crashed for ALBERT (layer replacement refused) and
+# the per-epoch rows were lost with it; each test below failed on that code.
+
+
+@pytest.fixture(scope="module")
+def albert_finetuned(tiny_models, tmp_path_factory) -> Path:
+    """A 'fine-tuned' tiny ALBERT encoder: its shared layer group perturbed, embeddings kept."""
+    return _perturbed_layers(str(tiny_models["tiny-albert"]), lambda encoder: encoder.encoder.albert_layer_groups,
+                             tmp_path_factory.mktemp("albert-finetuned"))
+
+
+@pytest.fixture(scope="module")
+def albert_blocks(tiny_models):
+    tokenizer = models.load_tokenizer(str(tiny_models["tiny-albert"]))
+    return make_masked_blocks(tokenize_stream(_text(), tokenizer), tokenizer, block_size=BLOCK_SIZE, mask_seed=0, max_blocks=3)
+
+
+def test_albert_perplexity_rows_per_epoch_and_replacement(tiny_models, albert_finetuned, albert_blocks):
+    spec = str(tiny_models["tiny-albert"])
+    num_layers = 4
+    table = perplexity_table(
+        spec, {0: {1: albert_finetuned}}, albert_blocks, model_name="tiny-albert", finetune_task="cola",
+        finetune_head="cls", batch_size=3,
+    )
+    ft = table[table["finetune_task"] == "cola"]
+    by_epoch = ft[ft["k_replaced"] == -1].set_index("epoch")["value"]
+    assert sorted(by_epoch.index) == [0, 1]  # the epoch curve exists
+    plain = masked_lm_perplexity(models.load_mlm_model(str(albert_finetuned), mlm_head_from=spec), albert_blocks)
+    assert by_epoch[1] == pytest.approx(plain, rel=1e-12)
+    assert by_epoch[1] != by_epoch[0]
+    curve = ft[ft["k_replaced"] >= 0].set_index("k_replaced")["value"]
+    assert list(curve.index) == list(range(num_layers + 1))
+    assert curve[0] == by_epoch[1]  # k = 0 is the fine-tuned model exactly
+
+
+def test_albert_replacement_curve_ends_and_middle(tiny_models, albert_finetuned, albert_blocks):
+    spec = str(tiny_models["tiny-albert"])
+    curve = replacement_curve(albert_finetuned, spec, albert_blocks, batch_size=3)
+    finetuned = models.load_mlm_model(str(albert_finetuned), mlm_head_from=spec)
+    assert curve[0] == masked_lm_perplexity(finetuned, albert_blocks, batch_size=3)
+    # k = L: the fine-tuned model (embeddings included) with the pre-trained shared layer group.
+    pretrained = models.load_mlm_model(spec)
+    finetuned.albert.encoder.albert_layer_groups.load_state_dict(pretrained.albert.encoder.albert_layer_groups.state_dict())
+    assert curve[4] == masked_lm_perplexity(finetuned, albert_blocks, batch_size=3)
+    # The fixture kept the pre-trained embeddings, so here that is the pre-trained model itself.
+    assert curve[4] == masked_lm_perplexity(pretrained, albert_blocks, batch_size=3)
+    for k in (1, 2, 3):
+        assert curve[k] not in (curve[0], curve[4]), k
+
+
+def test_replacement_failure_keeps_the_epoch_rows(monkeypatch, tokenizer, stream, bert_dir, finetuned_dir):
+    """A model whose layers cannot be swapped still gets its epoch curve; the missing replacement is noted."""
+
+    def refuse(*args, **kwargs):
+        raise layer_swap.LayerSwapError("no known layer layout")
+
+    monkeypatch.setattr(perplexity.layer_swap, "replace_top_layers", refuse)
+    blocks = make_masked_blocks(stream, tokenizer, block_size=BLOCK_SIZE, mask_seed=0, max_blocks=2)
+    notes: list[str] = []
+    with pytest.warns(UserWarning, match="no layer replacement"):
+        table = perplexity_table(bert_dir, {0: {1: finetuned_dir}}, blocks, model_name="m", finetune_task="cola",
+                                 batch_size=2, notes=notes)
+    assert list(zip(table["epoch"], table["k_replaced"])) == [(0, -1), (0, -1), (1, -1)]
+    assert len(notes) == 1 and "no known layer layout" in notes[0] and str(finetuned_dir) in notes[0]

@@ -69,3 +69,17 @@ def test_figure3_mean_and_std_over_seeds():
     fig = plots.figure3(results.results_frame(rows))
     epoch_line = fig.get_axes()[0].get_lines()[0]
     np.testing.assert_allclose(np.asarray(epoch_line.get_ydata(), dtype=float), [10.0, 14.0])
+
+
+def test_figure_delta_one_line_per_head():
+    # Issue 7: cls- and mean-head fine-tunes of one task were averaged into one line.
+    rows = []
+    for ft, head, offset in (("none", "none", 0.0), ("cola", "cls", -0.1), ("cola", "mean", 0.05)):
+        rows += [{"stage": "probing", "model": "m", "finetune_task": ft, "finetune_head": head,
+                  "probe_task": "bigram_shift", "pooling": "cls", "layer": layer, "split": "test",
+                  "metric": "accuracy", "value": 0.6 + offset} for layer in range(3)]
+    fig = plots.figure_delta(results.results_frame(rows), pooling="cls")
+    lines = {line.get_label(): line.get_ydata() for line in fig.get_axes()[0].get_lines() if line.get_label()[0] != "_"}
+    assert sorted(lines) == ["cola (cls head)", "cola (mean head)"]
+    np.testing.assert_allclose(lines["cola (cls head)"], [-10.0, -10.0, -10.0])
+    np.testing.assert_allclose(lines["cola (mean head)"], [5.0, 5.0, 5.0])

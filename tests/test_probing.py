@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probeft import probing
+from probeft import checkpoints, data, extract, probing
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,22 @@ def test_one_row_per_task_pooling_layer_split(probing_rows):
     assert len(rows) == 2 * 2 * 3 * 3
     assert sorted(rows["layer"].unique()) == [0, 1, 2]
     assert set(rows["split"]) == {"train", "dev", "test"}
-    assert rows["value"].between(0, 1).all()
     assert set(rows["l2"]).issubset({1e-5, 1e-4, 1e-3, 1e-2})
+
+
+def test_constant_cls_embedding_gives_chance_and_mean_pooling_learns(probing_rows, demo_data_dir):
+    rows, _ = probing_rows
+    value = rows.set_index(["probe_task", "pooling", "layer", "split"])["value"]
+    for task in ("bigram_shift", "odd_man_out"):
+        # Layer 0 CLS is the [CLS] embedding, the same vector for every sentence: the probe can only
+        # predict the majority class of train, which is exactly half of the balanced dev and test.
+        train_labels = data.read_senteval(demo_data_dir / "senteval" / f"{task}.txt", max_train=120).train.labels
+        majority = np.bincount(train_labels).max() / len(train_labels)
+        assert value[(task, "cls", 0, "train")] == pytest.approx(majority)
+        assert value[(task, "cls", 0, "dev")] == 0.5 and value[(task, "cls", 0, "test")] == 0.5
+        # Mean-pooled words do carry the task (measured 0.63-0.78 on train; chance is ~0.52).
+        for layer in (0, 1, 2):
+            assert value[(task, "mean", layer, "train")] >= 0.6
 
 
 def test_cached_features_give_identical_results(probing_rows, demo_data_dir):
@@ -50,8 +64,25 @@ def test_bad_inputs_are_named(demo_data_dir):
         probing.probe_encoder("tiny-bert-L2", ["no_such_task"], demo_data_dir)
 
 
+def test_encoder_is_loaded_once_for_all_tasks_and_not_on_a_cache_hit(demo_data_dir, tmp_path, monkeypatch):
+    loads = []
+    original = extract.load_for_extraction
+    monkeypatch.setattr(extract, "load_for_extraction", lambda *a, **k: loads.append(a[0]) or original(*a, **k))
+    tasks = ["bigram_shift", "odd_man_out"]
+    kwargs = dict(max_train=20, max_eval=10, device="cpu", cache_dir=tmp_path, progress=False)
+    probing.probe_encoder("tiny-bert-L2", tasks, demo_data_dir, **kwargs)
+    assert loads == ["tiny-bert-L2"]
+    probing.probe_encoder("tiny-bert-L2", tasks, demo_data_dir, **kwargs)
+    assert loads == ["tiny-bert-L2"]  # every task's features came from the cache
+
+
+def test_probes_take_no_seed(demo_data_dir):
+    with pytest.raises(TypeError, match="seed"):
+        probing.probe_encoder("tiny-bert-L2", ["bigram_shift"], demo_data_dir, seed=1)
+
+
 def test_resolve_checkpoint_passes_plain_models_through(tmp_path):
-    assert probing.resolve_checkpoint("bert-base-cased") == ("bert-base-cased", 0)
+    assert checkpoints.resolve_checkpoint("bert-base-cased") == ("bert-base-cased", 0)
     (tmp_path / "epoch-1").mkdir()  # no completion marker: not a usable checkpoint
     with pytest.raises(FileNotFoundError, match="no complete fine-tuning epoch"):
-        probing.resolve_checkpoint(str(tmp_path))
+        checkpoints.resolve_checkpoint(str(tmp_path))

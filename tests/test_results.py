@@ -1,4 +1,4 @@
-"""Tidy results tables: validation, atomic cells, Delta aggregation by hand-computed values."""
+"""The results store (validation, atomic cells), its analyses and report text, by hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probeft import paper, results
+from probeft import analysis, files, paper, report, results
 
 
-def probing_rows(model: str, ft: str, pooling: str, values: list[float], seed: int = 0) -> list[dict]:
+def probing_rows(model: str, ft: str, pooling: str, values: list[float], seed: int = 0, head: str = "cls") -> list[dict]:
     return [
-        {"stage": "probing", "model": model, "finetune_task": ft, "finetune_head": "none" if ft == "none" else "cls",
+        {"stage": "probing", "model": model, "finetune_task": ft, "finetune_head": "none" if ft == "none" else head,
          "seed": seed, "probe_task": "bigram_shift", "pooling": pooling, "layer": layer, "split": "test",
          "metric": "accuracy", "value": value}
         for layer, value in enumerate(values)
@@ -66,9 +66,9 @@ def test_load_results_names_the_file(tmp_path):
 
 
 def test_layer_groups_match_paper_and_scale():
-    assert results.layer_groups(12) == {"layers 0-6": (0, 6), "layers 7-12": (7, 12)}
-    assert results.layer_groups(6) == {"layers 0-3": (0, 3), "layers 4-6": (4, 6)}
-    assert results.layer_groups(4) == {"layers 0-2": (0, 2), "layers 3-4": (3, 4)}
+    assert analysis.layer_groups(12) == {"layers 0-6": (0, 6), "layers 7-12": (7, 12)}
+    assert analysis.layer_groups(6) == {"layers 0-3": (0, 3), "layers 4-6": (4, 6)}
+    assert analysis.layer_groups(4) == {"layers 0-2": (0, 2), "layers 3-4": (3, 4)}
 
 
 def synthetic_table() -> pd.DataFrame:
@@ -81,25 +81,25 @@ def synthetic_table() -> pd.DataFrame:
 
 
 def test_probing_delta_by_hand():
-    delta = results.probing_delta(synthetic_table())
+    delta = analysis.probing_delta(synthetic_table())
     seed0 = delta[delta["seed"] == 0].set_index("layer")["delta"]
     np.testing.assert_allclose(seed0.to_numpy(), [0.0, 0.1, 0.0, -0.2, -0.2], atol=1e-12)
 
 
 def test_delta_by_layer_group_by_hand():
-    grouped = results.delta_by_layer_group(results.probing_delta(synthetic_table()))
+    grouped = analysis.delta_by_layer_group(analysis.probing_delta(synthetic_table()))
     by_group = grouped.set_index("layer_group")["delta"]
     # seed-mean deltas per layer: [0, 0, 0, -0.2, -0.1] -> lower mean 0, upper mean -0.15
     assert by_group["layers 0-2"] == pytest.approx(0.0)
     assert by_group["layers 3-4"] == pytest.approx(-0.15)
-    table = results.delta_group_table(synthetic_table(), pooling="cls")
-    assert table.loc[("m", "cola"), ("bigram_shift", "layers 3-4")] == pytest.approx(-15.0)
+    table = analysis.delta_group_table(synthetic_table(), pooling="cls")
+    assert table.loc[("m", "cola", "cls"), ("bigram_shift", "layers 3-4")] == pytest.approx(-15.0)
 
 
 def test_probing_delta_needs_pretrained_reference():
     rows = results.results_frame(probing_rows("m", "cola", "cls", [0.5, 0.6]))
     with pytest.raises(ValueError, match="without a pre-trained reference"):
-        results.probing_delta(rows)
+        analysis.probing_delta(rows)
 
 
 def test_table1_takes_last_epoch_and_quotes_paper():
@@ -108,7 +108,7 @@ def test_table1_takes_last_epoch_and_quotes_paper():
          "epoch": e, "split": "dev", "metric": "mcc", "value": v}
         for s, e, v in [(0, 1, 0.1), (0, 2, 0.5), (1, 1, 0.2), (1, 2, 0.6)]
     ]
-    table = results.table1(results.results_frame(rows), paper.TABLE1_METRICS, paper.TABLE1)
+    table = report.table1(results.results_frame(rows), paper.TABLE1_METRICS, paper.TABLE1)
     assert table.loc[("bert-base-cased", "cls"), "cola"] == "55.0 (59.5)"
 
 
@@ -117,5 +117,72 @@ def test_perplexity_summary_by_hand():
              "value": value, "k_replaced": k}
             for task, epoch, value, k in [("none", 0, 10.0, -1), ("cola", 0, 10.0, -1), ("cola", 1, 14.0, -1),
                                           ("cola", 1, 14.0, 0), ("cola", 1, 11.0, 1)]]
-    summary = results.perplexity_summary(results.results_frame(rows))
+    summary = report.perplexity_summary(results.results_frame(rows))
     assert summary == "m / cola: pre-trained 10.00, after epoch 1 14.00; top layers replaced: k=0: 14.00, k=1: 11.00"
+
+
+def test_two_heads_of_one_task_are_separate_rows():
+    # Issue 7: the layer-group Deltas averaged the cls- and mean-head fine-tunes of one task.
+    rows = probing_rows("m", "none", "cls", [0.5, 0.5, 0.5, 0.5, 0.5])
+    rows += probing_rows("m", "cola", "cls", [0.5, 0.5, 0.5, 0.3, 0.3], head="cls")  # upper Delta -0.2
+    rows += probing_rows("m", "cola", "cls", [0.6, 0.6, 0.6, 0.6, 0.6], head="mean")  # Delta +0.1 everywhere
+    table = results.results_frame(rows)
+    grouped = analysis.delta_by_layer_group(analysis.probing_delta(table))
+    upper = grouped[grouped["layer_group"] == "layers 3-4"].set_index("finetune_head")["delta"]
+    assert upper.to_dict() == pytest.approx({"cls": -0.2, "mean": 0.1})
+    shown = analysis.delta_group_table(table, pooling="cls")
+    assert list(shown.index) == [("m", "cola", "cls"), ("m", "cola", "mean")]
+    assert shown[("bigram_shift", "layers 0-2")].tolist() == pytest.approx([0.0, 10.0])
+    assert shown[("bigram_shift", "layers 3-4")].tolist() == pytest.approx([-20.0, 10.0])
+    assert report.delta_table(table, pooling="cls")[("bigram_shift", "layers 3-4")].tolist() == ["-20.00", "10.00"]
+
+
+def test_has_delta_needs_fine_tuned_probes_with_a_reference():
+    pretrained = probing_rows("m", "none", "cls", [0.5, 0.6])
+    finetuned = probing_rows("m", "cola", "cls", [0.5, 0.7])
+    assert analysis.has_delta(results.results_frame(pretrained + finetuned), pooling="cls")
+    assert not analysis.has_delta(results.results_frame(pretrained + finetuned), pooling="mean")
+    assert not analysis.has_delta(results.results_frame(pretrained))
+    assert not analysis.has_delta(results.results_frame(finetuned))
+    assert analysis.has_pretrained_probing(results.results_frame(pretrained))
+    assert not analysis.has_pretrained_probing(results.results_frame(finetuned))
+
+
+def test_finetune_by_epoch_and_best_layers_by_hand():
+    rows = [{"stage": "finetune", "model": "m", "finetune_task": "cola", "finetune_head": head, "seed": s, "epoch": e,
+             "split": "dev", "metric": "mcc", "value": v}
+            for head, s, e, v in [("cls", 0, 1, 0.1), ("cls", 1, 1, 0.2), ("cls", 0, 2, 0.5), ("mean", 0, 1, 0.4)]]
+    by_epoch = analysis.finetune_by_epoch(results.results_frame(rows))
+    assert by_epoch.loc[("m", "cola", "cls", "mcc")].tolist() == pytest.approx([15.0, 50.0])
+    assert by_epoch.loc[("m", "cola", "mean", "mcc"), 1] == pytest.approx(40.0)
+    best = analysis.best_layers(synthetic_table())
+    # pre-trained seed means per layer: 0.5, 0.6, 0.7, 0.8, 0.8 -> the first maximum, layer 3
+    assert best.loc[("m", "bigram_shift"), ("layer", "cls")] == 3
+    assert best.loc[("m", "bigram_shift"), ("accuracy", "cls")] == pytest.approx(80.0)
+
+
+def test_attention_summary_by_hand():
+    rows = [{"stage": "attention", "model": "m", "finetune_task": ft, "finetune_head": head, "layer": layer,
+             "metric": "entropy", "value": value, "position": "first"}
+            for ft, head, values in (("none", "none", (1.0, 2.0, 3.0, 4.0)), ("cola", "cls", (1.0, 1.0, 0.5, 0.25)))
+            for layer, value in zip(range(1, 5), values)]
+    assert report.attention_summary(results.results_frame(rows)) == (
+        "m, fine-tuned on cola (cls head), mean entropy: layers 1-2: 1.000; layers 3-4: 0.375\n"
+        "m, pre-trained, mean entropy: layers 1-2: 1.500; layers 3-4: 3.500"
+    )
+
+
+def test_not_in_run_note():
+    assert report.not_in_run("an attention stage") == "Not in this run: an attention stage."
+
+
+def test_store_writes_through_probeft_files(tmp_path, monkeypatch):
+    # The store has no atomic writer of its own: a failing files.atomic_write_text fails write_cell.
+    def refuse(path, text):
+        raise OSError(f"refused {path}")
+
+    monkeypatch.setattr(files, "atomic_write_text", refuse)
+    with pytest.raises(OSError, match="results.csv"):
+        results.write_cell(tmp_path, results.results_frame(probing_rows("m", "none", "cls", [0.5])), params={},
+                           started=0.0, device="cpu")
+    assert not hasattr(results, "atomic_write_text")

@@ -1,0 +1,219 @@
+"""Analyses of the long results table: each function takes the table and returns a DataFrame.
+
+Delta (fine-tuned minus pre-trained probing accuracy), its layer-group means (the paper's Tables 2
+and 5), fine-tuning summaries (Table 1) and the best probing layers. A fine-tuned encoder is
+identified by its task *and* its head (``finetune_head``): two heads of one task are different
+encoders and are never averaged together.
+
+The ``has_*`` predicates say whether a table holds what an analysis needs, so a report page can
+print a note instead of failing on a run that lacks a stage.
+
+This module imports only :mod:`probeft.names` from probeft (it reads tables, it does not load them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from probeft.names import NO_FINETUNE
+
+__all__ = [
+    "best_layers",
+    "delta_by_layer_group",
+    "delta_group_table",
+    "finetune_by_epoch",
+    "finetune_summary",
+    "has_delta",
+    "has_pretrained_probing",
+    "has_stage",
+    "layer_groups",
+    "probing_delta",
+]
+
+# Columns that identify one probe of one encoder state (apart from the fine-tuning it had).
+PROBE_KEYS: list[str] = ["model", "probe_task", "pooling", "layer"]
+# Columns that identify one fine-tuned encoder (seeds aside).
+FINETUNED_KEYS: list[str] = ["model", "finetune_task", "finetune_head"]
+
+
+def layer_groups(num_layers: int) -> dict[str, tuple[int, int]]:
+    """Lower and upper layer groups (inclusive bounds) for an encoder with ``num_layers`` layers.
+
+    For 12 layers this is the paper's split, layers 0-6 and 7-12 (layer 0 = embeddings). For other
+    depths the split point is ``round(num_layers / 2)`` (halves rounded up): e.g. 6 layers -> 0-3
+    and 4-6, 4 layers -> 0-2 and 3-4.
+
+    Raises:
+        ValueError: ``num_layers < 1``.
+    """
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    split = int(np.floor(num_layers / 2 + 0.5))
+    return {f"layers 0-{split}": (0, split), f"layers {split + 1}-{num_layers}": (split + 1, num_layers)}
+
+
+def has_stage(table: pd.DataFrame, stage: str) -> bool:
+    """Whether ``table`` holds rows of ``stage``."""
+    return bool((table["stage"] == stage).any())
+
+
+def _probing_rows(table: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
+    return table[(table["stage"] == "probing") & (table["split"] == split) & (table["metric"] == metric)]
+
+
+def has_pretrained_probing(table: pd.DataFrame, *, pooling: str | None = None, split: str = "test") -> bool:
+    """Whether ``table`` holds probing accuracies of pre-trained encoders (Figure 1's rows).
+
+    Args:
+        table: a results table.
+        pooling: only count rows of this pooling (None: any).
+        split: the split.
+    """
+    rows = _probing_rows(table, split, "accuracy")
+    if pooling is not None:
+        rows = rows[rows["pooling"] == pooling]
+    return bool((rows["finetune_task"] == NO_FINETUNE).any())
+
+
+def has_delta(table: pd.DataFrame, *, pooling: str | None = None, split: str = "test") -> bool:
+    """Whether a Delta can be computed: fine-tuned probing rows whose pre-trained reference exists.
+
+    Args:
+        table: a results table.
+        pooling: only count rows of this pooling (None: any).
+        split: the split compared.
+    """
+    rows = _probing_rows(table, split, "accuracy")
+    if pooling is not None:
+        rows = rows[rows["pooling"] == pooling]
+    pre = rows.loc[rows["finetune_task"] == NO_FINETUNE, PROBE_KEYS].drop_duplicates()
+    post = rows.loc[rows["finetune_task"] != NO_FINETUNE, PROBE_KEYS].drop_duplicates()
+    return not post.merge(pre, on=PROBE_KEYS).empty
+
+
+def probing_delta(table: pd.DataFrame, *, split: str = "test", metric: str = "accuracy") -> pd.DataFrame:
+    """Change in probing accuracy, fine-tuned minus pre-trained, per layer and pooling.
+
+    The pre-trained reference (``finetune_task == "none"``) is averaged over its seeds; each
+    fine-tuned row keeps its own task, head and seed.
+
+    Args:
+        table: results with ``stage == "probing"`` rows.
+        split: which split's accuracy to compare.
+        metric: which metric.
+
+    Returns:
+        One row per fine-tuned probe: columns ``model, finetune_task, finetune_head, seed,
+        probe_task, pooling, layer, pretrained, finetuned, delta`` (fractions).
+
+    Raises:
+        ValueError: no probing rows, or fine-tuned rows whose pre-trained reference is missing.
+    """
+    rows = _probing_rows(table, split, metric)
+    if rows.empty:
+        raise ValueError(f"no probing rows with split={split!r} and metric={metric!r}")
+    pre = rows[rows["finetune_task"] == NO_FINETUNE].groupby(PROBE_KEYS, as_index=False)["value"].mean()
+    post = rows[rows["finetune_task"] != NO_FINETUNE]
+    merged = post.merge(pre.rename(columns={"value": "pretrained"}), on=PROBE_KEYS, how="left")
+    if merged["pretrained"].isna().any():
+        missing = merged.loc[merged["pretrained"].isna(), PROBE_KEYS].drop_duplicates()
+        raise ValueError(f"fine-tuned probing rows without a pre-trained reference:\n{missing.to_string(index=False)}")
+    merged = merged.rename(columns={"value": "finetuned"})
+    merged["delta"] = merged["finetuned"] - merged["pretrained"]
+    columns = [*FINETUNED_KEYS, "seed", *PROBE_KEYS[1:], "pretrained", "finetuned", "delta"]
+    return merged[columns].reset_index(drop=True)
+
+
+def delta_by_layer_group(delta: pd.DataFrame) -> pd.DataFrame:
+    """Average Delta over the lower and upper layer groups (Tables 2 and 5).
+
+    Group bounds come from each model's depth (its largest layer index) via :func:`layer_groups`.
+    Seeds are averaged first; each (task, head) fine-tuning keeps its own rows.
+
+    Args:
+        delta: the output of :func:`probing_delta`.
+
+    Returns:
+        Columns ``model, finetune_task, finetune_head, probe_task, pooling, layer_group, delta``.
+    """
+    keys = [*FINETUNED_KEYS, "probe_task", "pooling"]
+    per_layer = delta.groupby([*keys, "layer"], as_index=False)["delta"].mean()
+    parts = []
+    for _, model_rows in per_layer.groupby("model"):
+        for name, (low, high) in layer_groups(int(model_rows["layer"].max())).items():
+            in_group = model_rows[(model_rows["layer"] >= low) & (model_rows["layer"] <= high)]
+            means = in_group.groupby(keys, as_index=False)["delta"].mean()
+            means["layer_group"] = name
+            parts.append(means)
+    grouped = pd.concat(parts, ignore_index=True)
+    return grouped[[*keys, "layer_group", "delta"]]
+
+
+def delta_group_table(table: pd.DataFrame, *, pooling: str, split: str = "test") -> pd.DataFrame:
+    """Tables 2 / 5 layout: Delta in points (2 decimals).
+
+    Returns:
+        Rows ``(model, finetune_task, finetune_head)``, columns ``(probe_task, layer_group)``.
+
+    Raises:
+        ValueError: no fine-tuned probing rows with this pooling (see :func:`has_delta`).
+    """
+    delta = probing_delta(table, split=split)
+    delta = delta[delta["pooling"] == pooling]
+    if delta.empty:
+        raise ValueError(f"no fine-tuned probing rows with pooling={pooling!r}")
+    grouped = delta_by_layer_group(delta)
+    grouped["delta"] = (100 * grouped["delta"]).round(2)
+    return grouped.pivot_table(index=FINETUNED_KEYS, columns=["probe_task", "layer_group"], values="delta")
+
+
+def finetune_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Final-epoch dev metrics of fine-tuning runs, averaged over seeds (Table 1).
+
+    Returns:
+        Columns ``model, finetune_task, finetune_head, metric, value, std, seeds``.
+
+    Raises:
+        ValueError: no fine-tuning rows.
+    """
+    rows = table[table["stage"] == "finetune"]
+    if rows.empty:
+        raise ValueError("no fine-tuning rows in the results table")
+    last = rows.groupby([*FINETUNED_KEYS, "seed"])["epoch"].transform("max")
+    final = rows[rows["epoch"] == last]
+    keys = [*FINETUNED_KEYS, "metric"]
+    summary = final.groupby(keys)["value"].agg(value="mean", std="std", seeds="count").reset_index()
+    summary["std"] = summary["std"].fillna(0.0)
+    return summary
+
+
+def finetune_by_epoch(table: pd.DataFrame) -> pd.DataFrame:
+    """Dev metrics (percent, 1 decimal) per fine-tuning run and epoch, averaged over seeds.
+
+    Returns:
+        Rows ``(model, finetune_task, finetune_head, metric)``, one column per epoch.
+    """
+    rows = table[table["stage"] == "finetune"]
+    if rows.empty:
+        raise ValueError("no fine-tuning rows in the results table")
+    pivot = rows.pivot_table(index=[*FINETUNED_KEYS, "metric"], columns="epoch", values="value", aggfunc="mean")
+    return (100 * pivot).round(1)
+
+
+def best_layers(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+    """Best layer and its accuracy (percent, 1 decimal) per pre-trained model, probing task and pooling.
+
+    Returns:
+        Rows ``(model, probe_task)``, columns ``(accuracy | layer, pooling)``.
+
+    Raises:
+        ValueError: no pre-trained probing rows (see :func:`has_pretrained_probing`).
+    """
+    rows = table[(table["stage"] == "probing") & (table["finetune_task"] == NO_FINETUNE) & (table["split"] == split)]
+    if rows.empty:
+        raise ValueError(f"no pre-trained probing rows for split={split!r}")
+    means = rows.groupby(["model", "probe_task", "pooling", "layer"], as_index=False)["value"].mean()
+    best = means.loc[means.groupby(["model", "probe_task", "pooling"])["value"].idxmax()]
+    best = best.assign(accuracy=(100 * best["value"]).round(1)).drop(columns="value")
+    return best.pivot_table(index=["model", "probe_task"], columns="pooling", values=["layer", "accuracy"])

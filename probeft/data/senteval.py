@@ -1,0 +1,192 @@
+"""SentEval probing files (``tr|va|te <TAB> label <TAB> sentence``): reading, locating, downloading."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from probeft.data.caps import cap_text
+from probeft.files import atomic_write_bytes, cache_root
+from probeft.locations import data_location
+from probeft.names import PROBING_LABELS, PROBING_TASKS
+
+__all__ = ["PROBING_TASKS", "PROBING_LABELS", "ProbingSplit", "ProbingData", "read_senteval", "resolve_probing_file"]
+
+_SPLIT_CODES = {"tr": "train", "va": "dev", "te": "test"}
+_SENTEVAL_URL = "https://raw.githubusercontent.com/facebookresearch/SentEval/main/data/probing/{task}.txt"
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def _download(url: str, target: Path, timeout: float = 30.0) -> Path:
+    """Download ``url`` to ``target`` atomically (a reader never sees half a file)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        payload = response.read()  # SentEval probing files are a few MB
+    return atomic_write_bytes(target, payload)
+
+
+@dataclass(frozen=True)
+class ProbingSplit:
+    """One partition of a probing task: sentences and int64 class ids of shape (N,)."""
+
+    sentences: list[str]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+
+@dataclass(frozen=True)
+class ProbingData:
+    """A SentEval probing task: train (tr), dev (va) and test (te) splits.
+
+    ``label_names[i]`` is the file's label for class id ``i``. ``sha256`` hashes the file bytes and the caps, so it
+    can key feature caches.
+    """
+
+    task: str
+    path: Path
+    label_names: list[str]
+    train: ProbingSplit
+    dev: ProbingSplit
+    test: ProbingSplit
+    sha256: str
+
+    def split(self, name: str) -> ProbingSplit:
+        """The split called ``name`` (``"train"``, ``"dev"`` or ``"test"``)."""
+        if name not in ("train", "dev", "test"):
+            raise ValueError(f"unknown split {name!r}; expected train, dev or test")
+        return getattr(self, name)
+
+
+def read_senteval(
+    path: str | Path, *, task: str | None = None, max_train: int | None = None, max_eval: int | None = None
+) -> ProbingData:
+    """Read a SentEval probing file (``partition<TAB>label<TAB>sentence`` per line).
+
+    Extra middle columns are tolerated (the sentence is the last column). Blank lines are skipped. Caps keep the
+    first ``max_train`` lines of ``tr`` and the first ``max_eval`` of ``va`` and of ``te`` (SentEval files are
+    shuffled within each partition, so this is a deterministic random sample).
+
+    Args:
+        path: the file.
+        task: task name (default: the file name without ``.txt``); fixes the label order for known tasks.
+        max_train: cap on training sentences.
+        max_eval: cap on dev and on test sentences.
+
+    Returns:
+        The parsed task.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming file and line for a wrong column count, unknown partition or empty sentence; for fewer
+            than two labels, a label missing from ``tr``, or a missing partition.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SentEval probing file {path} does not exist")
+    caps = cap_text(max_train, max_eval)
+    task = task or path.stem
+    raw = path.read_bytes()
+    columns: dict[str, tuple[list[str], list[str]]] = {split: ([], []) for split in _SPLIT_CODES.values()}
+    for number, line in enumerate(raw.decode("utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 3:
+            raise ValueError(
+                f"{path}:{number}: expected 3 tab-separated columns (partition, label, sentence), got {len(fields)}"
+            )
+        code, label, sentence = fields[0].strip(), fields[1].strip(), fields[-1].strip()
+        if code not in _SPLIT_CODES:
+            raise ValueError(f"{path}:{number}: unknown partition {code!r}; expected one of tr, va, te")
+        if not label:
+            raise ValueError(f"{path}:{number}: empty label")
+        if not sentence:
+            raise ValueError(f"{path}:{number}: empty sentence")
+        sentences, labels = columns[_SPLIT_CODES[code]]
+        sentences.append(sentence)
+        labels.append(label)
+
+    for split, (sentences, _) in columns.items():
+        if not sentences:
+            code = {v: k for k, v in _SPLIT_CODES.items()}[split]
+            raise ValueError(f"{path}: no lines for partition {code!r} ({split}); a probing file needs tr, va and te")
+    all_labels = {label for _, labels in columns.values() for label in labels}
+    if len(all_labels) < 2:
+        raise ValueError(f"{path}: found fewer than two labels ({sorted(all_labels)}); a probing task needs >= 2")
+    unseen = all_labels - set(columns["train"][1])
+    if unseen:
+        raise ValueError(f"{path}: labels {sorted(unseen)} occur in va/te but never in tr")
+    known = PROBING_LABELS.get(task)
+    label_names = list(known) if known is not None and set(known) == all_labels else sorted(all_labels)
+    label_ids = {name: index for index, name in enumerate(label_names)}
+
+    def make_split(split: str, cap: int | None) -> ProbingSplit:
+        sentences, labels = columns[split]
+        sentences, labels = sentences[:cap], labels[:cap]
+        return ProbingSplit(sentences, np.array([label_ids[x] for x in labels], dtype=np.int64))
+
+    digest = hashlib.sha256(raw)
+    digest.update(caps.encode())
+    return ProbingData(
+        task=task,
+        path=path,
+        label_names=label_names,
+        train=make_split("train", max_train),
+        dev=make_split("dev", max_eval),
+        test=make_split("test", max_eval),
+        sha256=digest.hexdigest(),
+    )
+
+
+def resolve_probing_file(task: str | Path, data_dir: str | Path | None = None, *, download: bool = True) -> Path:
+    """Find the file of a probing task.
+
+    Looks at ``task`` itself (if it is a file), ``<data_dir>/senteval/<task>.txt``, ``<data_dir>/<task>.txt`` and
+    the download cache. If none exists, ``task`` is one of :data:`PROBING_TASKS`, ``download`` is true and we are
+    not offline (``PROBEFT_OFFLINE``/``HF_HUB_OFFLINE``), the file is downloaded from the SentEval repository
+    into the cache.
+
+    Args:
+        task: task name or path to a probing file.
+        data_dir: data folder, ``"hub"`` (download cache only) or None (``$PROBEFT_DATA_DIR``, else the
+            download cache); see :func:`probeft.locations.data_location`.
+        download: allow downloading.
+
+    Raises:
+        FileNotFoundError: listing the places looked at (and the download error, if any), or naming a
+            data folder that does not exist.
+    """
+    as_path = Path(task).expanduser()
+    if as_path.is_file():
+        return as_path
+    name = str(task)
+    candidates: list[Path] = []
+    root = data_location(data_dir)  # None: the hub, i.e. only the download cache
+    if root is not None:
+        candidates += [root / "senteval" / f"{name}.txt", root / f"{name}.txt"]
+    cached = cache_root("data", "senteval", f"{name}.txt")
+    candidates.append(cached)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    if name not in PROBING_TASKS:
+        raise FileNotFoundError(f"probing task {name!r} not found (known tasks: {PROBING_TASKS}); looked at {looked}")
+    if not download or _offline():
+        raise FileNotFoundError(f"probing file for {name!r} not found (downloads disabled); looked at {looked}")
+    url = _SENTEVAL_URL.format(task=name)
+    try:
+        return _download(url, cached)
+    except OSError as error:
+        raise FileNotFoundError(
+            f"probing file for {name!r} not found at {looked}, and downloading {url} failed: {error}"
+        ) from error

@@ -1,0 +1,183 @@
+"""The on-disk feature cache: one folder of ``.npy`` arrays and a ``metadata.json`` that must match.
+
+Layout: ``<cache_dir>/<name>.npy`` per array and ``<cache_dir>/metadata.json`` holding
+``{"metadata": ..., "arrays": {name: {"shape", "dtype"}}, "info": ...}``. The folder is built under a
+temporary name and renamed into place (:func:`probeft.files.atomic_directory`), so it is either absent
+or complete. Loading refuses a cache whose stored metadata differ from the requested ones
+(:class:`FeatureCacheMismatch` names the keys), so features of another model revision, data file,
+layer count, pooling or max length are never used silently (structural-probes #11).
+
+This module knows nothing about models: it takes metadata dicts and arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probeft.files import atomic_directory
+
+__all__ = ["METADATA_FILE", "FeatureCacheMismatch", "feature_cache_path", "load_or_extract"]
+
+METADATA_FILE = "metadata.json"
+_ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class FeatureCacheMismatch(ValueError):
+    """A feature cache exists but was written for different metadata.
+
+    Attributes:
+        cache_dir: the cache directory.
+        differing_keys: sorted metadata keys whose stored and requested values differ.
+    """
+
+    def __init__(self, cache_dir: Path, differences: Mapping[str, tuple[Any, Any]]) -> None:
+        self.cache_dir = cache_dir
+        self.differing_keys = sorted(differences)
+        details = "; ".join(
+            f"{key}: cached={_short(differences[key][0])} requested={_short(differences[key][1])}"
+            for key in self.differing_keys
+        )
+        super().__init__(
+            f"feature cache {cache_dir} was written for other metadata (differing keys: "
+            f"{', '.join(self.differing_keys)}): {details}. Delete the directory, pass refresh=True, "
+            "or use another cache_dir."
+        )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Round-trip through JSON so tuples/lists and ints/floats compare as they will when stored."""
+    try:
+        return json.loads(json.dumps(value, sort_keys=True))
+    except TypeError as error:
+        raise ValueError(f"feature metadata must be JSON-serialisable: {error}") from error
+
+
+def _check_arrays(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any], where: str) -> None:
+    """Array names must be file-safe; shapes must agree with the metadata's layer count and width."""
+    if not arrays:
+        raise ValueError(f"{where}: no feature arrays")
+    for name, array in arrays.items():
+        if not _ARRAY_NAME.match(name):
+            raise ValueError(f"{where}: array name {name!r} must match {_ARRAY_NAME.pattern}")
+        layers, width = metadata.get("num_feature_layers"), metadata.get("hidden_size")
+        if layers is not None and (array.ndim < 2 or array.shape[0] != layers):
+            raise ValueError(f"{where}: array {name!r} has shape {array.shape}, expected {layers} layers on axis 0")
+        if width is not None and array.shape[-1] != width:
+            raise ValueError(f"{where}: array {name!r} has shape {array.shape}, expected hidden size {width}")
+
+
+def _differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    keys = set(stored) | set(requested)
+    return {key: (stored.get(key), requested.get(key)) for key in keys if stored.get(key) != requested.get(key)}
+
+
+def _read_cache(cache_dir: Path, requested: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Load a complete cache after checking its metadata and array shapes."""
+    stored = json.loads((cache_dir / METADATA_FILE).read_text())
+    differences = _differences(stored.get("metadata", {}), requested)
+    if differences:
+        raise FeatureCacheMismatch(cache_dir, differences)
+    arrays: dict[str, np.ndarray] = {}
+    for name, entry in stored["arrays"].items():
+        path = cache_dir / f"{name}.npy"
+        if not path.is_file():
+            raise FileNotFoundError(f"feature cache {cache_dir} lists {name!r} but {path.name} is missing")
+        array = np.load(path)
+        if list(array.shape) != entry["shape"]:
+            raise ValueError(f"{path}: shape {array.shape} differs from {entry['shape']} in {METADATA_FILE}")
+        arrays[name] = array
+    _check_arrays(arrays, requested, str(cache_dir))
+    return arrays
+
+
+def _write_cache(cache_dir: Path, requested: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                 info: Mapping[str, Any] | None) -> None:
+    """Write arrays + metadata into a staging folder that replaces ``cache_dir`` only when complete."""
+    with atomic_directory(cache_dir) as staging:
+        for name, array in arrays.items():
+            np.save(staging / f"{name}.npy", np.ascontiguousarray(array, dtype=np.float32))
+        record = {
+            "metadata": dict(requested),
+            "arrays": {name: {"shape": list(array.shape), "dtype": "float32"} for name, array in arrays.items()},
+            "info": _jsonable(info or {}),
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def load_or_extract(
+    cache_dir: str | Path | None,
+    metadata: Mapping[str, Any],
+    compute: Callable[[], Mapping[str, np.ndarray]],
+    *,
+    refresh: bool = False,
+    info: Mapping[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Return cached arrays if ``cache_dir`` holds them for ``metadata``, else compute and cache.
+
+    Layout: ``cache_dir/<name>.npy`` per array and ``cache_dir/metadata.json`` holding
+    ``{"metadata": ..., "arrays": {name: {"shape", "dtype"}}, "info": ...}``. The directory is
+    written under a temporary name and renamed, so it is either absent or complete.
+
+    Args:
+        cache_dir: the cache directory (one per feature set), or None to always compute.
+        metadata: JSON-compatible identity of the features (see :func:`feature_metadata`). If it
+            has ``num_feature_layers`` / ``hidden_size``, every array's axis 0 / last axis must match.
+        compute: called only on a cache miss; returns name -> array (names ``[A-Za-z0-9_.-]+``).
+        refresh: recompute and replace an existing cache instead of loading / refusing it.
+        info: extra JSON-compatible provenance stored alongside but never compared.
+
+    Returns:
+        name -> float32 array.
+
+    Raises:
+        FeatureCacheMismatch: the cache exists with different metadata (keys named).
+        ValueError: ``cache_dir`` is a non-empty directory without ``metadata.json``, or arrays
+            disagree with the metadata.
+    """
+    requested = _jsonable(metadata)
+    if cache_dir is None:
+        arrays = {name: np.asarray(array, dtype=np.float32) for name, array in compute().items()}
+        _check_arrays(arrays, requested, "computed features")
+        return arrays
+    cache_dir = Path(cache_dir)
+    if (cache_dir / METADATA_FILE).is_file() and not refresh:
+        return _read_cache(cache_dir, requested)
+    if cache_dir.is_file() or (cache_dir.is_dir() and any(cache_dir.iterdir()) and not refresh):
+        raise ValueError(f"{cache_dir} exists but holds no {METADATA_FILE}, so it is not a feature cache")
+    arrays = {name: np.asarray(array, dtype=np.float32) for name, array in compute().items()}
+    _check_arrays(arrays, requested, "computed features")
+    if not refresh and (cache_dir / METADATA_FILE).is_file():
+        # Another process finished the same features while we computed: keep its cache, which must agree.
+        return _read_cache(cache_dir, requested)
+    _write_cache(cache_dir, requested, arrays, info)
+    return arrays
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")
+    return slug[-limit:] or "model"
+
+
+def feature_cache_path(cache_root: str | Path, metadata: Mapping[str, Any]) -> Path:
+    """Directory under ``cache_root`` for one feature set: ``<model-slug>__<task>__<digest>``.
+
+    The digest covers the model spec, task, data hash and extraction settings, so changing caps or
+    max length selects another directory; model revision and probeft version are left out on
+    purpose: if they change, the same directory is found and refused with :class:`FeatureCacheMismatch`.
+    """
+    keyed = {k: v for k, v in _jsonable(metadata).items() if k not in ("model_fingerprint", "probeft_version")}
+    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"{_slug(str(metadata.get('model', 'model')))}__{metadata.get('task') or 'data'}__{digest}"
+    return Path(cache_root) / name

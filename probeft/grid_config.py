@@ -1,0 +1,213 @@
+"""The grid's YAML schema: typed, strict sections validated with pydantic, and :func:`load_config`.
+
+Unknown keys and bad values are errors naming the file and the key (``finetune.tasks.0: ...``).
+Task, head and pooling names are normalised through :mod:`probeft.names`, so ``SST-2``, ``sst_2``
+and ``sst2`` are one task everywhere; ``device`` is checked by :func:`probeft.devices.check_device`
+(``"auto"`` or any torch device string, e.g. ``cuda:1``). Expansion into cells is in
+:mod:`probeft.grid`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from probeft import devices, names
+
+__all__ = [
+    "STAGES",
+    "AttentionSection",
+    "FinetuneSection",
+    "GridConfig",
+    "ModelEntry",
+    "PerplexitySection",
+    "ProbingSection",
+    "TaskOverrides",
+    "load_config",
+    "slug",
+]
+
+STAGES: tuple[str, ...] = ("finetune", "probing", "attention", "perplexity")
+_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _no_repeats(values: list[Any]) -> list[Any]:
+    """``values`` unchanged; ValueError naming the entries listed more than once."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"lists {repeated} more than once")
+    return values
+
+
+# Field types that normalise names on the way in (the validators raise ValueError listing valid names).
+FinetuneTask = Annotated[str, AfterValidator(names.normalise_finetune_task)]
+FinetuneState = Annotated[str, AfterValidator(lambda task: names.normalise_finetune_task(task, allow_none=True))]
+Head = Annotated[str, AfterValidator(names.normalise_head)]
+Pooling = Annotated[str, AfterValidator(names.normalise_pooling)]
+# A list naming one thing twice (after normalisation) would give two cells one output folder.
+Unique = AfterValidator(_no_repeats)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text`` (e.g. ``org/model`` -> ``org-model``)."""
+    return _SLUG.sub("-", text).strip("-.") or "x"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelEntry(_Strict):
+    """A model: ``name`` labels it in tables and file names; ``spec`` is a hub id, path or tiny name."""
+
+    name: str
+    spec: str
+
+
+class TaskOverrides(_Strict):
+    """Settings of one fine-tuning task that differ from the section's (e.g. SQuAD's batch size)."""
+
+    epochs: int | None = Field(default=None, ge=1)
+    learning_rate: float = Field(default=2e-5, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    max_length: int | None = Field(default=None, ge=8)
+    max_train: int | None = Field(default=None, ge=1)
+    max_eval: int | None = Field(default=None, ge=1)
+
+
+class FinetuneSection(_Strict):
+    """Fine-tuning runs: every model x task x head x seed (plus what later stages need)."""
+
+    tasks: Annotated[list[FinetuneTask], Unique] = Field(default_factory=list)
+    heads: Annotated[list[Head], Unique] = Field(default_factory=lambda: ["cls"])
+    seeds: Annotated[list[int], Unique] = Field(default_factory=lambda: [0])
+    models: list[str] | None = None
+    epochs: int | None = Field(default=None, ge=1)
+    learning_rate: float = Field(default=2e-5, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    max_length: int | None = Field(default=None, ge=8)  # None: 128 for GLUE, 384 for SQuAD (the paper's)
+    max_train: int | None = Field(default=None, ge=1)
+    max_eval: int | None = Field(default=None, ge=1)
+    per_task: dict[FinetuneTask, TaskOverrides] = Field(default_factory=dict)
+
+
+    def settings(self, task: str) -> dict[str, Any]:
+        """The training settings of ``task``: the section's, then its ``per_task`` entry on top."""
+        base = {k: getattr(self, k) for k in TaskOverrides.model_fields}
+        override = self.per_task.get(task)
+        return {**base, **(override.model_dump(exclude_unset=True) if override else {})}
+
+
+class ProbingSection(_Strict):
+    """Probing cells: every model x fine-tuning state (``none`` = pre-trained) x fine-tuning seed."""
+
+    tasks: Annotated[list[str], Unique] = Field(default_factory=lambda: list(names.PROBING_TASKS))
+    poolings: Annotated[list[Pooling], Unique] = Field(default_factory=lambda: list(names.POOLINGS))
+    finetune_tasks: Annotated[list[FinetuneState], Unique] = Field(default_factory=lambda: [names.NO_FINETUNE])
+    finetune_head: Head = "cls"
+    models: list[str] | None = None
+    max_train: int | None = Field(default=None, ge=2)
+    max_eval: int | None = Field(default=None, ge=2)
+    batch_size: int = Field(default=64, ge=1)
+    max_length: int = Field(default=128, ge=8)
+
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_nonempty(cls, tasks: list[str]) -> list[str]:
+        if not tasks:
+            raise ValueError("probing.tasks must name at least one probing task")
+        return tasks
+
+
+class AttentionSection(_Strict):
+    """Attention cells: pre-trained vs models fine-tuned on ``finetune_task`` with each head."""
+
+    models: list[str] | None = None
+    finetune_task: FinetuneTask = "cola"
+    heads: Annotated[list[Head], Unique] = Field(default_factory=lambda: list(names.HEADS))
+    seed: int = 0
+    probe_task: str = "bigram_shift"
+    max_sentences: int | None = Field(default=1000, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    max_length: int = Field(default=128, ge=8)
+
+
+
+class PerplexitySection(_Strict):
+    """Perplexity cells: per model x fine-tuning task, over fine-tuning seeds and epochs."""
+
+    models: list[str] | None = None
+    finetune_tasks: Annotated[list[FinetuneTask], Unique] = Field(default_factory=lambda: ["cola", "sst2"])
+    head: Head = "cls"
+    seeds: Annotated[list[int], Unique] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    block_size: int = Field(default=128, ge=8)
+    max_blocks: int | None = Field(default=None, ge=1)
+    mask_seed: int = 0
+    batch_size: int = Field(default=16, ge=1)
+
+
+
+class GridConfig(_Strict):
+    """A whole experiment grid (one YAML file)."""
+
+    name: str
+    description: str = ""
+    data_dir: str | None = None
+    demo_data: bool = False
+    output_dir: str
+    device: Annotated[str, AfterValidator(devices.check_device)] = "auto"
+    kernel_name: str = "python3"
+    models: list[ModelEntry]
+    finetune: FinetuneSection | None = None
+    probing: ProbingSection | None = None
+    attention: AttentionSection | None = None
+    perplexity: PerplexitySection | None = None
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_from_strings(cls, models: Any) -> Any:
+        if not isinstance(models, list) or not models:
+            raise ValueError("models must be a non-empty list of specs or {name, spec} entries")
+        return [{"name": slug(m), "spec": m} if isinstance(m, str) else m for m in models]
+
+    @model_validator(mode="after")
+    def _check_references(self) -> GridConfig:
+        model_names = [m.name for m in self.models]
+        if len(set(model_names)) != len(model_names):
+            raise ValueError(f"model names must be unique, got {model_names}")
+        for section_name in STAGES:
+            section = getattr(self, section_name)
+            unknown = [m for m in (getattr(section, "models", None) or []) if m not in model_names]
+            if unknown:
+                raise ValueError(f"{section_name}.models names unknown model(s) {unknown}; known: {model_names}")
+        return self
+
+
+def load_config(path: str | Path) -> GridConfig:
+    """Read and validate a grid YAML file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: invalid YAML or schema violations, naming the file and the offending keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"grid config not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    try:
+        return GridConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(f"{path}: invalid grid config: {problems}") from error

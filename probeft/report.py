@@ -1,0 +1,116 @@
+"""Presentation of results for the book and the notebooks: formatted tables and summary text.
+
+The numbers come from :mod:`probeft.analysis`; this module only lays them out (percent strings,
+"ours (paper)" cells, one-line summaries) and words the note a page shows for what a run lacks.
+
+This module imports only :mod:`probeft.analysis` and :mod:`probeft.names` from probeft.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from probeft import analysis
+from probeft.names import NO_FINETUNE
+
+__all__ = ["attention_summary", "delta_table", "not_in_run", "perplexity_summary", "table1"]
+
+
+def not_in_run(what: str) -> str:
+    """The note a book page shows instead of a table or figure whose rows the run does not have.
+
+    Args:
+        what: what is missing, e.g. ``"a fine-tuning stage"``.
+
+    Returns:
+        E.g. ``"Not in this run: a fine-tuning stage."``.
+    """
+    return f"Not in this run: {what}."
+
+
+def table1(table: pd.DataFrame, metrics: Mapping[str, Sequence[str]], paper: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+    """Table 1 layout: one row per (model, head), one column per task, "ours (paper)" in percent.
+
+    Args:
+        table: results with fine-tuning rows.
+        metrics: task -> metric names shown (joined with " / ", e.g. SQuAD EM / F1).
+        paper: model -> task -> the paper's number as text (models absent there show "-").
+
+    Returns:
+        A DataFrame of strings indexed by ``model`` and ``head``, e.g. ``"55.0 (59.5)"``.
+    """
+    summary = analysis.finetune_summary(table)
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for (model, task, head), part in summary.groupby(["model", "finetune_task", "finetune_head"]):
+        values = part.set_index("metric")["value"]
+        shown = [f"{100 * values[m]:.1f}" for m in metrics.get(task, ()) if m in values]
+        reference = paper.get(model, {}).get(task, "-")
+        cells.setdefault((model, head), {})[task] = f"{' / '.join(shown) or '-'} ({reference})"
+    frame = pd.DataFrame.from_dict(cells, orient="index")
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["model", "head"])
+    ordered = [t for t in metrics if t in frame.columns]
+    return frame[ordered].fillna("-")
+
+
+def delta_table(table: pd.DataFrame, *, pooling: str, split: str = "test") -> pd.DataFrame:
+    """Tables 2 / 5 as shown: :func:`probeft.analysis.delta_group_table` with every Delta as ``"%.2f"``.
+
+    Formatting here (rather than leaving it to pandas' display) makes the page show exactly the
+    analysis' numbers, whatever the other values in a column are.
+
+    Returns:
+        Strings, rows ``(model, finetune_task, finetune_head)``, columns ``(probe_task, layer_group)``;
+        ``"-"`` where a fine-tuned encoder was not probed on a task.
+    """
+    numbers = analysis.delta_group_table(table, pooling=pooling, split=split)
+    return numbers.map(lambda value: "-" if pd.isna(value) else f"{value:.2f}")
+
+
+def attention_summary(table: pd.DataFrame, *, position: str = "first") -> str:
+    """One line per model state on the attention entropy / EMD means in the lower vs upper layers.
+
+    Raises:
+        ValueError: no attention rows for ``position``.
+    """
+    rows = table[(table["stage"] == "attention") & (table["position"].astype(str) == position)]
+    if rows.empty:
+        raise ValueError(f"no attention rows for position={position!r}")
+    lines = []
+    for model, part in rows.groupby("model"):
+        first = int(part["layer"].min())  # attention starts at layer 1 (no attention in the embeddings)
+        groups = {
+            f"layers {max(low, first)}-{high}": (low, high)
+            for low, high in analysis.layer_groups(int(part["layer"].max())).values()
+        }
+        for (ft_task, head, metric), curve in part.groupby(["finetune_task", "finetune_head", "metric"]):
+            label = "pre-trained" if ft_task == NO_FINETUNE else f"fine-tuned on {ft_task} ({head} head)"
+            means = [
+                f"{name}: {curve[(curve['layer'] >= low) & (curve['layer'] <= high)]['value'].mean():.3f}"
+                for name, (low, high) in groups.items()
+            ]
+            lines.append(f"{model}, {label}, mean {metric}: " + "; ".join(means))
+    return "\n".join(lines)
+
+
+def perplexity_summary(table: pd.DataFrame) -> str:
+    """Perplexity before and after fine-tuning, and with the top layers replaced, per model and task.
+
+    Raises:
+        ValueError: no perplexity rows.
+    """
+    rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")]
+    if rows.empty:
+        raise ValueError("no perplexity rows in the results table")
+    lines = []
+    for (model, task), part in rows[rows["finetune_task"] != NO_FINETUNE].groupby(["model", "finetune_task"]):
+        epochs = part[part["k_replaced"] == -1].groupby("epoch")["value"].mean()
+        text = f"{model} / {task}: pre-trained {epochs.get(0, float('nan')):.2f}"
+        if len(epochs) > 1:
+            text += f", after epoch {epochs.index.max()} {epochs.iloc[-1]:.2f}"
+        replaced = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].mean()
+        if not replaced.empty:
+            text += "; top layers replaced: " + ", ".join(f"k={int(k)}: {v:.2f}" for k, v in replaced.items())
+        lines.append(text)
+    return "\n".join(lines)

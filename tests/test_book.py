@@ -1,0 +1,208 @@
+"""Every book page runs for any subset of stages: its code cells are executed against synthetic results.
+
+A jupyter-book build per subset would take minutes; the pages are MyST notebooks whose code cells
+only read ``_generated/`` (relative to the page), so executing those cells in order, in a folder
+holding a results table restricted to some stages, is what the build's execution does. The full
+build is covered once by ``tests/test_end_to_end.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+
+from probeft import results
+
+BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
+PAGES = ("figure1", "table1", "delta", "attention", "perplexity", "provenance")
+_CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(?:---\n.*?\n---\n)?(.*?)```", re.DOTALL)
+NOTE = "Not in this run"
+
+
+def code_cells(page: Path) -> list[str]:
+    """The sources of a MyST page's code cells, in order (their ``---`` option blocks removed)."""
+    return _CODE_CELL.findall(page.read_text(encoding="utf-8"))
+
+
+def run_page(page: Path, workdir: Path) -> dict[str, Any]:
+    """Execute a page's code cells in one namespace, as the book's kernel would, from ``workdir``.
+
+    Returns:
+        ``{"printed": stdout text, "displayed": objects passed to display() or left as a cell's
+        last expression, "figures": number of matplotlib figures the page drew}``.
+    """
+    displayed: list[Any] = []
+    namespace: dict[str, Any] = {"display": displayed.append, "__name__": "__page__"}
+    stdout = io.StringIO()
+    figures = 0
+    plt.close("all")  # figures left open by earlier tests are not the page's
+    previous = Path.cwd()
+    os.chdir(workdir)
+    try:
+        with contextlib.redirect_stdout(stdout):
+            for source in code_cells(page):
+                tree = ast.parse(source)
+                last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+                exec(compile(tree, f"{page.name}", "exec"), namespace)  # noqa: S102 - the page's own code
+                if last is not None:
+                    value = eval(compile(ast.Expression(last.value), page.name, "eval"), namespace)  # noqa: S307
+                    if value is not None and not source.rstrip().endswith(";"):
+                        displayed.append(value)
+                figures += len(plt.get_fignums())
+                plt.close("all")
+    finally:
+        os.chdir(previous)
+    return {"printed": stdout.getvalue(), "displayed": displayed, "figures": figures}
+
+
+def probing_rows() -> list[dict]:
+    """A 4-layer model probed pre-trained and after cola (cls and mean heads) and sst2 fine-tuning."""
+    rows = []
+    states = [("none", "none", 0.0), ("cola", "cls", -0.05), ("cola", "mean", 0.02), ("sst2", "cls", -0.1)]
+    for ft, head, offset in states:
+        for task in ("bigram_shift", "odd_man_out"):
+            for pooling, base in (("cls", 0.55), ("mean", 0.65)):
+                for split in ("train", "dev", "test"):
+                    rows += [{"stage": "probing", "model": "m", "finetune_task": ft, "finetune_head": head,
+                              "probe_task": task, "pooling": pooling, "layer": layer, "split": split,
+                              "metric": "accuracy", "value": base + 0.02 * layer + offset * (layer >= 3)}
+                             for layer in range(5)]
+    return rows
+
+
+def finetune_rows() -> list[dict]:
+    return [{"stage": "finetune", "model": "m", "finetune_task": task, "finetune_head": head, "seed": seed,
+             "epoch": epoch, "split": "dev", "metric": metric, "value": 0.1 * epoch + 0.01 * seed + bonus}
+            for task, head, metric, bonus in (("cola", "cls", "mcc", 0.2), ("cola", "mean", "mcc", 0.3),
+                                              ("sst2", "cls", "accuracy", 0.6))
+            for seed in (0, 1) for epoch in (1, 2)]
+
+
+def attention_rows() -> list[dict]:
+    return [{"stage": "attention", "model": "m", "finetune_task": ft, "finetune_head": head, "layer": layer,
+             "probe_task": "bigram_shift", "split": "test", "metric": metric, "value": value + 0.1 * layer,
+             "position": position}
+            for ft, head, value in (("none", "none", 2.0), ("cola", "cls", 1.0), ("cola", "mean", 1.8))
+            for metric in ("entropy", "emd") if not (ft == "none" and metric == "emd")
+            for position in ("first", "0") for layer in range(1, 5)]
+
+
+def perplexity_rows() -> list[dict]:
+    rows = [{"stage": "perplexity", "model": "m", "epoch": 0, "split": "test", "metric": "perplexity",
+             "value": 10.0, "k_replaced": -1}]
+    for seed in (0, 1):
+        rows += [{"stage": "perplexity", "model": "m", "finetune_task": "cola", "finetune_head": "cls", "seed": seed,
+                  "epoch": epoch, "split": "test", "metric": "perplexity", "value": 10.0 + 2 * epoch + seed,
+                  "k_replaced": -1} for epoch in (0, 1, 2)]
+        rows += [{"stage": "perplexity", "model": "m", "finetune_task": "cola", "finetune_head": "cls", "seed": seed,
+                  "epoch": 2, "split": "test", "metric": "perplexity", "value": 14.0 - k + seed, "k_replaced": k}
+                 for k in range(5)]
+    return rows
+
+
+def full_table() -> pd.DataFrame:
+    """A schema-valid table with all four stages (what a complete grid gathers)."""
+    return results.results_frame(probing_rows() + finetune_rows() + attention_rows() + perplexity_rows())
+
+
+def write_generated(workdir: Path, table: pd.DataFrame) -> Path:
+    """Lay out ``workdir/_generated/`` as ``probeft book`` does, holding ``table``."""
+    generated = workdir / "_generated"
+    (generated / "notebooks").mkdir(parents=True, exist_ok=True)
+    # A grid without some stages has no columns of theirs at all (e.g. no ``position``).
+    table.dropna(axis=1, how="all").to_csv(generated / results.RESULTS_FILE, index=False)
+    cell = {"device": "cpu", "wall_time_s": 1.0, "git_commit": "0123456789abcdef",
+            "packages": {"torch": "t", "transformers": "tr"}}
+    (generated / "provenance.json").write_text(json.dumps({f"{stage}__cell": cell for stage in set(table["stage"])}))
+    (generated / "grid.json").write_text(json.dumps({"config": {"name": "synthetic"}}))
+    return workdir
+
+
+def subset(table: pd.DataFrame, stages: set[str], *, probed: set[str] | None = None,
+           poolings: set[str] | None = None) -> pd.DataFrame:
+    """``table`` restricted to ``stages``; probing rows optionally to fine-tuning states and poolings."""
+    keep = table["stage"].isin(stages)
+    probing = table["stage"] == "probing"
+    if probed is not None:
+        keep &= ~probing | table["finetune_task"].isin(probed)
+    if poolings is not None:
+        keep &= ~probing | table["pooling"].isin(poolings)
+    return table[keep].reset_index(drop=True)
+
+
+# name -> (stages, probed fine-tuning states, poolings); ``None`` keeps all.
+SUBSETS: dict[str, tuple[set[str], set[str] | None, set[str] | None]] = {
+    "finetune only": ({"finetune"}, None, None),
+    "probing only": ({"probing"}, None, None),
+    "attention only": ({"attention"}, None, None),
+    "perplexity only": ({"perplexity"}, None, None),
+    # The bug of issue 7: fine-tuning, but only the pre-trained encoders probed.
+    "finetune, pre-trained probes": ({"finetune", "probing"}, {"none"}, None),
+    "probes of fine-tuned encoders only": ({"finetune", "probing"}, {"cola", "sst2"}, None),
+    "cls pooling only": ({"finetune", "probing"}, None, {"cls"}),
+    "everything": ({"finetune", "probing", "attention", "perplexity"}, None, None),
+}
+
+
+def page_has_content(page: str, table: pd.DataFrame) -> bool:
+    """Whether ``page`` has rows to show for ``table`` (else it must print the "not in this run" note)."""
+    probing = table[table["stage"] == "probing"]
+    pretrained = (probing["finetune_task"] == "none").any()
+    return {
+        "figure1": bool(pretrained),
+        "table1": bool((table["stage"] == "finetune").any()),
+        "delta": bool(pretrained and (probing["finetune_task"] != "none").any()),
+        "attention": bool((table["stage"] == "attention").any()),
+        "perplexity": bool((table["stage"] == "perplexity").any()),
+        "provenance": True,
+    }[page]
+
+
+@pytest.mark.parametrize("name", list(SUBSETS))
+def test_every_page_runs_for_any_subset_of_stages(name, tmp_path):
+    stages, probed, poolings = SUBSETS[name]
+    table = subset(full_table(), stages, probed=probed, poolings=poolings)
+    workdir = write_generated(tmp_path, table)
+    for page in PAGES:
+        out = run_page(BOOK_DIR / f"{page}.md", workdir)
+        if page_has_content(page, table):
+            assert out["displayed"] or out["figures"], f"{page}: shows nothing for {name}"
+        else:
+            assert NOTE in out["printed"], f"{page}: no 'not in this run' note for {name}"
+            assert out["figures"] == 0 and not out["displayed"], f"{page}: shows content it has no rows for"
+
+
+def test_delta_page_shows_each_head_and_the_analysis_numbers(tmp_path):
+    from probeft import report
+
+    table = full_table()
+    out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table))
+    shown_cls, shown_mean = out["displayed"]
+    pd.testing.assert_frame_equal(shown_cls, report.delta_table(table, pooling="cls"))
+    pd.testing.assert_frame_equal(shown_mean, report.delta_table(table, pooling="mean"))
+    # layers 3-4 carry each fine-tuning's offset: -5 points (cola, cls head), +2 (cola, mean head), -10 (sst2)
+    upper = shown_cls[("bigram_shift", "layers 3-4")]
+    assert upper.to_dict() == {("m", "cola", "cls"): "-5.00", ("m", "cola", "mean"): "2.00", ("m", "sst2", "cls"): "-10.00"}
+    assert set(shown_cls[("odd_man_out", "layers 0-2")]) == {"0.00"}
+    assert out["figures"] == 2
+
+
+def test_cls_only_run_draws_figure4_without_the_mean_baseline(tmp_path):
+    table = subset(full_table(), {"probing"}, poolings={"cls"})
+    out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table))
+    assert len(out["displayed"]) == 1 and out["figures"] == 1
+    assert "fine-tuned encoders probed with mean pooling" in out["printed"]
