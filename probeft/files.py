@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["CACHE_ENV", "atomic_directory", "atomic_write_bytes", "atomic_write_text", "cache_root", "replace_directory"]
@@ -79,8 +79,14 @@ def replace_directory(staging: str | Path, final: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_directory(final: str | Path) -> Iterator[Path]:
+def atomic_directory(final: str | Path, *, keep_existing: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Build a folder under a temporary sibling name; it replaces ``final`` only if the block succeeds.
+
+    Args:
+        final: the folder to create or replace.
+        keep_existing: called with ``final`` once the block is done; when it returns True (another
+            process already finished an equivalent folder there, which a reader may be using), the new
+            folder is discarded and ``final`` kept.
 
     Example::
 
@@ -96,6 +102,11 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder ordinary permissions
     try:
         yield staging
-        replace_directory(staging, final)
+        if keep_existing is None or not keep_existing(final):
+            try:
+                replace_directory(staging, final)
+            except OSError:
+                if keep_existing is None or not keep_existing(final):  # not a concurrent finished build
+                    raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

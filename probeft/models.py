@@ -32,7 +32,7 @@ from transformers import (
 
 from probeft.devices import resolve_device
 from probeft.quiet import quiet_transformers
-from probeft.tiny_models import TINY_MODEL_NAMES, build_tiny_model, tiny_model_dir
+from probeft.tiny_models import TINY_MODEL_NAMES, tiny_model_dir
 
 __all__ = [
     "MINILM_ALIAS",

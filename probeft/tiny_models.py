@@ -20,15 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import string
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from probeft.files import cache_root, replace_directory
+from probeft.files import atomic_directory, cache_root
 from probeft.quiet import quiet_transformers
 
 __all__ = [
@@ -315,7 +313,7 @@ def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int
     """Build a tiny random ``*ForMaskedLM`` model and its tokenizer into ``out_dir`` (deterministic, < 2 s).
 
     The build happens in a temporary sibling folder that replaces ``out_dir`` only when complete
-    (:func:`probeft.files.replace_directory`), so an interrupted or concurrent build never leaves a half-written
+    (:func:`probeft.files.atomic_directory`), so an interrupted or concurrent build never leaves a half-written
     model. If ``out_dir`` already holds the same build it is reused, also when another process finished it while
     this one was building. The global torch RNG state is left untouched.
 
@@ -348,20 +346,10 @@ def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int
     with torch.random.fork_rng(devices=[]):  # do not disturb the caller's RNG stream
         torch.manual_seed(seed)
         model = _tiny_mlm_model(name, config)
-    # Not files.atomic_directory: that always replaces the target, and a finished identical build of another
-    # process must be kept (a reader may be loading it right now).
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    # A finished identical build of another process is kept: a reader may be loading it right now.
+    with atomic_directory(out_dir, keep_existing=lambda d: _is_complete_tiny_build(d, name, seed, num_layers)) as staging:
         with quiet_transformers():
             model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / _TINY_MARKER).write_text(json.dumps(_tiny_marker(name, seed, int(num_layers)), indent=1))
-        if not _is_complete_tiny_build(out_dir, name, seed, num_layers):
-            try:
-                replace_directory(staging, out_dir)
-            except OSError:
-                if not _is_complete_tiny_build(out_dir, name, seed, num_layers):  # not a concurrent finished build
-                    raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir

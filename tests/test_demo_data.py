@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probeft import data, demo_data, models, tiny_models
+from probeft import data, demo_data, tiny_models
 
 SIZES = dict(n_probing=200, n_glue=100, n_squad=40, n_wiki_lines=60)
 EXPECTED_DEFAULT_DIGESTS = {  # sha256[:16] of write_demo_data(seed=0) with the default sizes

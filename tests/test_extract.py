@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from probeft import data, extract, feature_cache, models, pooling, tiny_models
+from probeft import data, extract, feature_cache, models, tiny_models
+from probeft.pooling import masked_mean
 from probeft.names import POOLINGS
 
 SENTENCES = [
@@ -48,14 +49,14 @@ def test_masked_mean_hand_computed() -> None:
     attention = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
     special = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1]])
     expected = [hidden[0, :3].mean(0).numpy(), hidden[1].mean(0).numpy()]
-    np.testing.assert_allclose(pooling.masked_mean(hidden, attention), expected)
+    np.testing.assert_allclose(masked_mean(hidden, attention), expected)
     np.testing.assert_allclose(
-        pooling.masked_mean(hidden, attention, special), [hidden[0, 1].numpy(), hidden[1, 1:3].mean(0).numpy()]
+        masked_mean(hidden, attention, special), [hidden[0, 1].numpy(), hidden[1, 1:3].mean(0).numpy()]
     )
-    half = pooling.masked_mean(hidden.half(), attention)
+    half = masked_mean(hidden.half(), attention)
     assert half.dtype == torch.float32
     with pytest.raises(ValueError, match="attention_mask"):
-        pooling.masked_mean(hidden, attention[:, :3])
+        masked_mean(hidden, attention[:, :3])
 
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta"])

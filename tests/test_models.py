@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -132,11 +131,9 @@ def test_build_keeps_a_build_another_process_finished_first(tmp_path: Path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # and no staging folder is left behind
 
 
-def test_build_is_deterministic_fast_and_keeps_the_global_rng(tmp_path: Path, tiny_dirs) -> None:
+def test_build_is_deterministic_and_keeps_the_global_rng(tmp_path: Path, tiny_dirs) -> None:
     rng_before = torch.get_rng_state()
-    start = time.perf_counter()
     again = tiny_models.build_tiny_model("tiny-bert", tmp_path / "again", seed=0, num_layers=2)
-    assert time.perf_counter() - start < 2.0
     assert torch.equal(torch.get_rng_state(), rng_before)
     first = AutoModelForMaskedLM.from_pretrained(tiny_dirs[("tiny-bert", 0)])
     second = AutoModelForMaskedLM.from_pretrained(again)
