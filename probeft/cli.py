@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from probeft import files, grid, results
+from probeft import delta_intervals, files, grid, results
 
 BOOK_INPUT_DIR = grid.REPO_ROOT / "book" / "_generated"
 
@@ -51,7 +51,7 @@ def _demo_data_command(args: argparse.Namespace) -> int:
 
 
 def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) -> None:
-    """Copy a grid run's gathered results, grid record and executed notebooks where the book reads them.
+    """Copy a grid run's gathered results, Delta intervals, grid record and executed notebooks for the book.
 
     Raises:
         FileNotFoundError: the run has no ``results.csv`` (run the grid first).
@@ -62,8 +62,9 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) ->
     with files.atomic_directory(book_input_dir) as staging:
         (staging / "notebooks").mkdir()
         shutil.copy2(results_csv, staging / results.RESULTS_FILE)
-        if (run_dir / "grid.json").is_file():
-            shutil.copy2(run_dir / "grid.json", staging / "grid.json")
+        for name in ("grid.json", delta_intervals.DELTA_INTERVALS_FILE):  # the intervals only where pairable
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, staging / name)
         cells = sorted(run_dir.glob("cells/*/provenance.json"))
         provenance = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in cells}
         (staging / "provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")

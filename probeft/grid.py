@@ -13,6 +13,8 @@ Output layout::
     <output_dir>/cells/<cell>/{results.csv, provenance.json, epoch-<e>/ ...}
     <output_dir>/notebooks/<cell>.ipynb      executed notebooks (rendered by the book)
     <output_dir>/results.csv                 all complete cells, gathered
+    <output_dir>/delta_intervals.csv         paired Delta intervals from the probing cells'
+                                             probe_predictions.npz (probeft.delta_intervals)
     <output_dir>/grid.json                   the resolved config and cell list
 """
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probeft import files, locations, names, results
+from probeft import delta_intervals, files, locations, names, results
 from probeft.grid_config import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
 
 __all__ = [
@@ -318,6 +320,10 @@ def run_grid(
         if complete:
             table = results.gather(complete, paths.results_csv)
             log(f"gathered {len(table)} rows from {len(complete)} cells into {paths.results_csv}")
+            intervals_csv = paths.output_dir / delta_intervals.DELTA_INTERVALS_FILE
+            intervals = delta_intervals.write_delta_intervals(complete, intervals_csv)
+            if intervals is not None:
+                log(f"wrote {len(intervals)} paired Delta intervals into {intervals_csv}")
     if report.failed:
         log(f"{len(report.failed)} cell(s) failed:")
         for name, why in report.failed.items():

@@ -38,10 +38,13 @@ def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "n
     """Figure 1: layer-wise probing accuracy, mean pooling solid, CLS dashed.
 
     One panel per probing task, one colour per model; ``finetune_task="none"`` (the paper's Figure 1)
-    selects the pre-trained encoders, another task the encoders fine-tuned on it.
+    selects the pre-trained encoders, another task the encoders fine-tuned on it. Where the rows
+    carry ``ci_low`` / ``ci_high`` (the test accuracies' bootstrap intervals), they are drawn as
+    bands (means over seeds, like the curves).
     """
     rows = _rows(table, "Figure 1", stage="probing", finetune_task=finetune_task, split=split, metric="accuracy")
-    curves = rows.groupby(["probe_task", "model", "pooling", "layer"], as_index=False)["value"].mean()
+    bands = [c for c in ("ci_low", "ci_high") if c in rows.columns]
+    curves = rows.groupby(["probe_task", "model", "pooling", "layer"], as_index=False)[["value", *bands]].mean()
     tasks, models = sorted(curves["probe_task"].unique()), sorted(curves["model"].unique())
     fig, axes = _grid(1, len(tasks))
     colours = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
@@ -49,6 +52,9 @@ def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "n
         for (model, pooling), curve in curves[curves["probe_task"] == task].groupby(["model", "pooling"]):
             ax.plot(curve["layer"], 100 * curve["value"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
                     color=colours[model], label=f"{model} ({pooling})")
+            if len(bands) == 2 and curve[bands].notna().all(axis=None):
+                ax.fill_between(curve["layer"], 100 * curve["ci_low"], 100 * curve["ci_high"],
+                                color=colours[model], alpha=0.15, lw=0)
         ax.set(title=task, xlabel="layer", ylabel=f"{split} accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
@@ -56,12 +62,15 @@ def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "n
     return fig
 
 
-def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", baseline_pooling: str | None = None) -> Figure:
+def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", baseline_pooling: str | None = None,
+                 intervals: pd.DataFrame | None = None) -> Figure:
     """Figures 4 and 5: Delta (fine-tuned minus pre-trained probing accuracy) per layer.
 
     Rows = models, columns = probing tasks, one line per fine-tuned encoder (task and head; seeds
     averaged). With ``baseline_pooling`` (Figure 4 uses ``"mean"``), a second y-axis shows the
     fine-tuned accuracy minus the pre-trained model's accuracy under that pooling (dotted lines).
+    With ``intervals`` (a run's ``delta_intervals.csv``), each line gets its per-layer paired 95%
+    bootstrap interval (seeds pooled) as a band.
     """
     delta = analysis.probing_delta(table, split=split)
     delta = _rows(delta, f"Delta with {pooling} pooling", pooling=pooling)
@@ -83,6 +92,13 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
                 colour = f"C{i}"
                 ax.plot(curve["layer"], 100 * curve["delta"], "-", marker="o", ms=3, color=colour,
                         label=f"{ft_task} ({head} head)")
+                if intervals is not None:
+                    band = intervals[(intervals["model"] == model) & (intervals["probe_task"] == task)
+                                     & (intervals["finetune_task"] == ft_task) & (intervals["finetune_head"] == head)
+                                     & (intervals["pooling"] == pooling) & (intervals["level"] == "layer")
+                                     & (intervals["seed"] == -1)].sort_values("layer")
+                    ax.fill_between(band["layer"], 100 * band["ci_low"], 100 * band["ci_high"], color=colour,
+                                    alpha=0.15, lw=0)
                 if twin is not None:
                     ref = baseline[(baseline["model"] == model) & (baseline["probe_task"] == task)]
                     joined = curve.merge(ref, on=["model", "probe_task", "layer"])

@@ -68,6 +68,9 @@ class ProbeResults:
             (False: stopped by ``max_iter`` or a failed line search).
         coef: ``(P, G, C, D)`` fitted weights, for standardised features.
         intercept: ``(P, G, C)`` fitted biases, for standardised features.
+        test_correct: ``(P, N_test)`` bool, whether each probe's prediction (argmax of its logits
+            at the chosen L2) equals the test label, per test sentence in the order given; its row
+            means are ``test_acc``. The per-sentence input of :mod:`probeft.uncertainty`.
     """
 
     l2: np.ndarray
@@ -82,6 +85,7 @@ class ProbeResults:
     converged: np.ndarray
     coef: np.ndarray
     intercept: np.ndarray
+    test_correct: np.ndarray
 
 
 def sklearn_c(l2: float, n_train: int, num_classes: int) -> float:
@@ -244,6 +248,7 @@ def fit_probes(
             problem, preconditioner, theta, max_iter=max_iter, tol=tol, ftol=ftol, history_size=history_size
         )
         accuracy = {split: _accuracy_grid(problem, theta, xs[split], ys[split]).cpu().numpy() for split in xs}
+        test_correct_grid = (problem.logits(theta, xs["test"]).argmax(dim=2) == ys["test"].view(1, 1, -1)).cpu().numpy()
 
     # Best dev accuracy, ties -> stronger L2: scan strengths from strongest to weakest, first max wins.
     strongest_first = np.argsort(-grid, kind="stable")
@@ -263,4 +268,5 @@ def fit_probes(
         converged=converged.cpu().numpy(),
         coef=theta[..., :dim].cpu().numpy(),
         intercept=theta[..., dim].cpu().numpy(),
+        test_correct=test_correct_grid[rows, chosen],  # (P, N_test)
     )

@@ -2,6 +2,11 @@
 
 This is what ``notebooks/probing.ipynb`` runs for one encoder (pre-trained, or a fine-tuned
 checkpoint) and a list of SentEval-format probing tasks (paper Sec. 3.2, 4.1, 4.2).
+
+Every test-accuracy row carries a 95% percentile-bootstrap interval over the test sentences
+(``ci_low``, ``ci_high``; :func:`probeft.uncertainty.bootstrap_accuracy_ci`, 1000 resamples, seed
+0); the per-sentence correctness behind it is returned by :func:`run_probing` for the cell's
+``probe_predictions.npz`` (:mod:`probeft.predictions`).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +22,56 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probeft import data, extract, probe, results
+from probeft import data, extract, predictions, probe, results, uncertainty
 from probeft.devices import resolve_device
 from probeft.names import POOLINGS
+
+CI_RESAMPLES = 1000
+CI_CONFIDENCE = 0.95
+CI_SEED = 0
+
+
+@dataclass
+class ProbingRun:
+    """What :func:`run_probing` returns.
+
+    Attributes:
+        rows: the probing-stage rows (see :func:`probe_encoder`).
+        predictions: per task, the probes' test correctness (for :func:`probeft.predictions.save_predictions`).
+    """
+
+    rows: pd.DataFrame
+    predictions: list[predictions.TaskPredictions]
+
+
+def _fit_task(
+    features: dict[str, dict[str, np.ndarray]],
+    labels: dict[str, np.ndarray],
+    *,
+    poolings: Sequence[str],
+    device: str | torch.device,
+) -> tuple[list[dict[str, Any]], list[tuple[str, int]], np.ndarray]:
+    """Rows (see :func:`probe_task_rows`), the ``(pooling, layer)`` order and ``(P, N_test)`` correctness."""
+    stacked, index = {}, None
+    for split in extract.SPLITS:
+        stacked[split], index = extract.stack_probes(features[split], poolings=poolings)
+    fitted = probe.fit_probes(
+        stacked["train"], labels["train"], stacked["dev"], labels["dev"], stacked["test"], labels["test"],
+        device=device,
+    )
+    accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
+    low, high = uncertainty.bootstrap_accuracy_ci(
+        fitted.test_correct, resamples=CI_RESAMPLES, confidence=CI_CONFIDENCE, seed=CI_SEED
+    )
+    rows = []
+    for i, (pooling, layer) in enumerate(index):
+        for split in extract.SPLITS:
+            row = {"pooling": pooling, "layer": layer, "split": split, "metric": "accuracy",
+                   "value": float(accuracy[split][i]), "l2": float(fitted.l2[i])}
+            if split == "test":
+                row |= {"ci_low": float(low[i]), "ci_high": float(high[i])}
+            rows.append(row)
+    return rows, [(str(p), int(layer)) for p, layer in index], fitted.test_correct
 
 
 def probe_task_rows(
@@ -37,25 +90,14 @@ def probe_task_rows(
         device: where the probes train.
 
     Returns:
-        Rows with ``pooling, layer, split, metric="accuracy", value, l2``.
+        Rows with ``pooling, layer, split, metric="accuracy", value, l2``; test rows also carry
+        ``ci_low, ci_high``, the 95% percentile-bootstrap interval of the test accuracy over test
+        sentences (1000 resamples, seed 0).
     """
-    stacked, index = {}, None
-    for split in extract.SPLITS:
-        stacked[split], index = extract.stack_probes(features[split], poolings=poolings)
-    fitted = probe.fit_probes(
-        stacked["train"], labels["train"], stacked["dev"], labels["dev"], stacked["test"], labels["test"],
-        device=device,
-    )
-    accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
-    return [
-        {"pooling": pooling, "layer": layer, "split": split, "metric": "accuracy",
-         "value": float(accuracy[split][i]), "l2": float(fitted.l2[i])}
-        for i, (pooling, layer) in enumerate(index)
-        for split in extract.SPLITS
-    ]
+    return _fit_task(features, labels, poolings=poolings, device=device)[0]
 
 
-def probe_encoder(
+def run_probing(
     model: str,
     probe_tasks: Sequence[str],
     data_dir: str | Path | None,
@@ -69,8 +111,8 @@ def probe_encoder(
     cache_dir: str | Path | None = None,
     dtype: torch.dtype | str | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
-    """Probe one encoder on several tasks: the probing-stage rows of the results table.
+) -> ProbingRun:
+    """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
     Args:
         model: model spec or checkpoint folder (see :func:`probeft.models.resolve_model`).
@@ -85,8 +127,10 @@ def probe_encoder(
         progress: show progress bars.
 
     Returns:
-        Rows with ``stage="probing", probe_task, pooling, layer, split, metric, value, l2`` and
-        ``wall_time_s`` per task (model and fine-tuning columns are set by the caller).
+        :class:`ProbingRun`: rows with ``stage="probing", probe_task, pooling, layer, split, metric,
+        value, l2``, ``ci_low, ci_high`` (test rows) and ``wall_time_s`` per task (model and
+        fine-tuning columns are set by the caller), and per task the ``(P, N_test)`` correctness
+        with the sha256 of its test split.
     """
     if not probe_tasks:
         raise ValueError("probe_tasks is empty: name at least one probing task")
@@ -97,6 +141,7 @@ def probe_encoder(
     # Loaded on the first feature-cache miss only, then shared by the remaining tasks.
     encoder = functools.cache(lambda: extract.load_for_extraction(model, target))
     rows: list[dict[str, Any]] = []
+    correct: list[predictions.TaskPredictions] = []
     for task in probe_tasks:
         started = time.time()
         task_data = data.read_senteval(data.resolve_probing_file(task, data_dir), max_train=max_train, max_eval=max_eval)
@@ -105,10 +150,17 @@ def probe_encoder(
             max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=encoder,
         )
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
-        task_rows = probe_task_rows(features, labels, poolings=poolings, device=target)
+        task_rows, probes, task_correct = _fit_task(features, labels, poolings=poolings, device=target)
         elapsed = time.time() - started
         rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)} for row in task_rows]
-    return pd.DataFrame(rows)
+        sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
+        correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha))
+    return ProbingRun(pd.DataFrame(rows), correct)
+
+
+def probe_encoder(model: str, probe_tasks: Sequence[str], data_dir: str | Path | None, **options: Any) -> pd.DataFrame:
+    """The rows of :func:`run_probing` (same arguments), without the per-sentence correctness."""
+    return run_probing(model, probe_tasks, data_dir, **options).rows
 
 
 def probing_table(

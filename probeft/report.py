@@ -15,7 +15,7 @@ import pandas as pd
 from probeft import analysis
 from probeft.names import NO_FINETUNE
 
-__all__ = ["attention_summary", "delta_table", "not_in_run", "perplexity_summary", "table1"]
+__all__ = ["attention_summary", "delta_marker_legend", "delta_table", "not_in_run", "perplexity_summary", "table1"]
 
 
 def not_in_run(what: str) -> str:
@@ -54,18 +54,54 @@ def table1(table: pd.DataFrame, metrics: Mapping[str, Sequence[str]], paper: Map
     return frame[ordered].fillna("-")
 
 
-def delta_table(table: pd.DataFrame, *, pooling: str, split: str = "test") -> pd.DataFrame:
+MARKER = "*"
+
+
+def delta_table(
+    table: pd.DataFrame, *, pooling: str, split: str = "test", intervals: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Tables 2 / 5 as shown: :func:`probeft.analysis.delta_group_table` with every Delta as ``"%.2f"``.
 
     Formatting here (rather than leaving it to pandas' display) makes the page show exactly the
     analysis' numbers, whatever the other values in a column are.
+
+    Args:
+        table: the results table.
+        pooling: ``"cls"`` (Table 2) or ``"mean"`` (Table 5).
+        split: the split compared.
+        intervals: a run's ``delta_intervals.csv`` (:mod:`probeft.delta_intervals`); when given, a
+            Delta whose paired 95% interval (layer group, seeds pooled) excludes 0 gets
+            :data:`MARKER` after its number.
 
     Returns:
         Strings, rows ``(model, finetune_task, finetune_head)``, columns ``(probe_task, layer_group)``;
         ``"-"`` where a fine-tuned encoder was not probed on a task.
     """
     numbers = analysis.delta_group_table(table, pooling=pooling, split=split)
-    return numbers.map(lambda value: "-" if pd.isna(value) else f"{value:.2f}")
+    marked: set[tuple[str, ...]] = set()
+    if intervals is not None:
+        groups = intervals[(intervals["level"] == "layer_group") & (intervals["seed"] == -1)
+                           & (intervals["pooling"] == pooling)]
+        excludes = groups[(groups["ci_low"] > 0) | (groups["ci_high"] < 0)]
+        keys = ["model", "finetune_task", "finetune_head", "probe_task", "layer_group"]
+        marked = {tuple(str(v) for v in key) for key in excludes[keys].itertuples(index=False)}
+    shown = numbers.copy().astype(object)
+    for row in numbers.index:
+        for column in numbers.columns:
+            value = numbers.loc[row, column]
+            text = "-" if pd.isna(value) else f"{value:.2f}"
+            if (*row, *column) in marked and not pd.isna(value):
+                text += MARKER
+            shown.loc[row, column] = text
+    return shown
+
+
+def delta_marker_legend(intervals: pd.DataFrame | None) -> str:
+    """The sentence under Tables 2 / 5 that explains :data:`MARKER` (or why there is none)."""
+    if intervals is None:
+        return not_in_run("per-sentence probe predictions, so no intervals of the Deltas")
+    return (f"{MARKER}: the paired 95% bootstrap interval of this Delta (over test sentences, seeds pooled) "
+            "excludes 0.")
 
 
 def attention_summary(table: pd.DataFrame, *, position: str = "first") -> str:

@@ -119,8 +119,21 @@ def full_table() -> pd.DataFrame:
     return results.results_frame(probing_rows() + finetune_rows() + attention_rows() + perplexity_rows())
 
 
-def write_generated(workdir: Path, table: pd.DataFrame) -> Path:
-    """Lay out ``workdir/_generated/`` as ``probeft book`` does, holding ``table``."""
+def synthetic_intervals(table: pd.DataFrame, half_width: float = 0.01) -> pd.DataFrame:
+    """A ``delta_intervals.csv`` for ``table``'s Deltas: seeds pooled, every interval delta +- half_width."""
+    from probeft import analysis, delta_intervals
+
+    delta = analysis.probing_delta(table)
+    keys = ["model", "finetune_task", "finetune_head", "probe_task", "pooling"]
+    layers = delta.groupby([*keys, "layer"], as_index=False)["delta"].mean().assign(level="layer", layer_group="none")
+    groups = analysis.delta_by_layer_group(delta).assign(level="layer_group", layer=-1)
+    frame = pd.concat([layers, groups], ignore_index=True).assign(seed=delta_intervals.POOLED_SEED, seeds=1)
+    frame["ci_low"], frame["ci_high"] = frame["delta"] - half_width, frame["delta"] + half_width
+    return frame.reindex(columns=delta_intervals.COLUMNS)
+
+
+def write_generated(workdir: Path, table: pd.DataFrame, *, intervals: bool = False) -> Path:
+    """Lay out ``workdir/_generated/`` as ``probeft book`` does, holding ``table`` (and its Delta intervals)."""
     generated = workdir / "_generated"
     (generated / "notebooks").mkdir(parents=True, exist_ok=True)
     # A grid without some stages has no columns of theirs at all (e.g. no ``position``).
@@ -129,6 +142,9 @@ def write_generated(workdir: Path, table: pd.DataFrame) -> Path:
             "packages": {"torch": "t", "transformers": "tr"}}
     (generated / "provenance.json").write_text(json.dumps({f"{stage}__cell": cell for stage in set(table["stage"])}))
     (generated / "grid.json").write_text(json.dumps({"config": {"name": "synthetic"}}))
+    probing = table[(table["stage"] == "probing") & (table["split"] == "test")]
+    if intervals and (probing["finetune_task"] == "none").any() and (probing["finetune_task"] != "none").any():
+        synthetic_intervals(table).to_csv(generated / "delta_intervals.csv", index=False)
     return workdir
 
 
@@ -172,11 +188,12 @@ def page_has_content(page: str, table: pd.DataFrame) -> bool:
     }[page]
 
 
+@pytest.mark.parametrize("with_intervals", [False, True], ids=["no intervals", "intervals"])
 @pytest.mark.parametrize("name", list(SUBSETS))
-def test_every_page_runs_for_any_subset_of_stages(name, tmp_path):
+def test_every_page_runs_for_any_subset_of_stages(name, with_intervals, tmp_path):
     stages, probed, poolings = SUBSETS[name]
     table = subset(full_table(), stages, probed=probed, poolings=poolings)
-    workdir = write_generated(tmp_path, table)
+    workdir = write_generated(tmp_path, table, intervals=with_intervals)
     for page in PAGES:
         out = run_page(BOOK_DIR / f"{page}.md", workdir)
         if page_has_content(page, table):
@@ -206,3 +223,38 @@ def test_cls_only_run_draws_figure4_without_the_mean_baseline(tmp_path):
     out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table))
     assert len(out["displayed"]) == 1 and out["figures"] == 1
     assert "fine-tuned encoders probed with mean pooling" in out["printed"]
+
+
+def test_delta_page_marks_deltas_whose_interval_excludes_zero(tmp_path):
+    from probeft import delta_intervals, report
+
+    table = full_table()
+    out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table, intervals=True))
+    shown_cls, shown_mean = out["displayed"]
+    intervals = delta_intervals.load_delta_intervals(tmp_path / "_generated" / "delta_intervals.csv")
+    pd.testing.assert_frame_equal(shown_cls, report.delta_table(table, pooling="cls", intervals=intervals))
+    # +-1 point intervals: the upper layers' offsets exclude 0, the unchanged lower layers do not
+    upper = shown_cls[("bigram_shift", "layers 3-4")]
+    assert upper.to_dict() == {("m", "cola", "cls"): "-5.00*", ("m", "cola", "mean"): "2.00*",
+                               ("m", "sst2", "cls"): "-10.00*"}
+    assert set(shown_mean[("odd_man_out", "layers 0-2")]) == {"0.00"}
+    assert "*: the paired 95% bootstrap interval" in out["printed"] and out["figures"] == 2
+    # without the file: the same numbers, no marker, and a note saying why
+    plain = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path / "plain", table))
+    assert plain["displayed"][0][("bigram_shift", "layers 3-4")].to_dict()[("m", "sst2", "cls")] == "-10.00"
+    assert "Not in this run: per-sentence probe predictions" in plain["printed"]
+
+
+def test_figures_draw_intervals_as_bands():
+    from probeft import plots
+
+    table = full_table()
+    plain = plots.figure_delta(table, pooling="cls")
+    banded = plots.figure_delta(table, pooling="cls", intervals=synthetic_intervals(table))
+    assert sum(len(ax.collections) for ax in plain.axes) == 0
+    assert sum(len(ax.collections) for ax in banded.axes) == 2 * 3  # 2 probing tasks x 3 fine-tuned encoders
+    test = table["split"] == "test"
+    with_ci = table.assign(ci_low=table["value"].where(test) - 0.02, ci_high=table["value"].where(test) + 0.02)
+    assert sum(len(ax.collections) for ax in plots.figure1(table).axes) == 0
+    assert sum(len(ax.collections) for ax in plots.figure1(with_ci).axes) == 2 * 2  # 2 tasks x 2 poolings
+    plt.close("all")

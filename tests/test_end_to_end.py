@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from probeft import cli, grid, paper, report, results
+from probeft import cli, delta_intervals, grid, paper, predictions, report, results
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +45,13 @@ def test_grid_runs_every_stage(grid_run):
     assert len(list((root / "run" / "notebooks").glob("*.ipynb"))) == 6
     executed = (root / "run" / "notebooks" / "probing__model-tiny-bert-L2__ft-none__seed-0.ipynb").read_text()
     assert "injected-parameters" in executed
+    # Every probing cell keeps its probes' test correctness; the grid pairs them into Delta intervals.
+    for cell in ("probing__model-tiny-bert-L2__ft-none__seed-0", "probing__model-tiny-bert-L2__ft-cola-cls__seed-0"):
+        loaded = predictions.load_predictions(root / "run" / "cells" / cell)
+        assert loaded.tasks["bigram_shift"].correct.shape == (6, 40)
+    intervals = delta_intervals.load_delta_intervals(root / "run" / "delta_intervals.csv")
+    assert intervals is not None and set(intervals["finetune_task"]) == {"cola"}
+    assert probing[["ci_low", "ci_high"]].notna().all(axis=None)
 
 
 def test_second_run_skips_everything(grid_run, capsys):
@@ -68,7 +75,10 @@ def test_book_builds_from_the_run(grid_run, tmp_path):
     table = results.load_results(root / "run" / "results.csv")
     # Tables 2 and 5 show the Delta numbers the analysis computes from the run's results, in order.
     delta_cells = table_cells((site / "book" / "delta.html").read_text())
-    expected = [v for pooling in ("cls", "mean") for v in report.delta_table(table, pooling=pooling).to_numpy().ravel()]
+    intervals = delta_intervals.load_delta_intervals(root / "run" / "delta_intervals.csv")
+    assert (tmp_path / "book" / "_generated" / "delta_intervals.csv").is_file()
+    expected = [v for pooling in ("cls", "mean")
+                for v in report.delta_table(table, pooling=pooling, intervals=intervals).to_numpy().ravel()]
     assert is_subsequence(expected, delta_cells), (expected, delta_cells)
     # Table 1: "ours (paper)"; tiny models are not in the paper, so their reference is "-".
     table1 = report.table1(table, paper.TABLE1_METRICS, paper.TABLE1)

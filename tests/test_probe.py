@@ -208,3 +208,19 @@ def test_cuda_matches_cpu() -> None:
     gpu = probe.fit_probes(*args, device="cuda")
     np.testing.assert_allclose(gpu.coef, cpu.coef, atol=1e-3, rtol=1e-3)
     np.testing.assert_allclose(gpu.grid_dev_acc, cpu.grid_dev_acc, atol=2e-3)
+
+
+def test_test_correct_is_the_chosen_probes_predictions_from_coef_and_intercept() -> None:
+    train, dev, test = _label_noise_case(3)
+    train_x, dev_x, test_x = (np.concatenate([x, 3 * x]) for x, _ in (train, dev, test))  # P = 2
+    fitted = probe.fit_probes(train_x, train[1], dev_x, dev[1], test_x, test[1], l2_grid=WIDE_GRID)
+    assert fitted.test_correct.dtype == np.bool_ and fitted.test_correct.shape == (2, len(test[1]))
+    mean = train_x.mean(axis=1, keepdims=True)
+    std = train_x.std(axis=1, keepdims=True)
+    std = np.where(std > 1e-12, std, 1.0)
+    for p in range(2):
+        g = int(np.flatnonzero(fitted.l2_grid == fitted.l2[p])[0])
+        logits = ((test_x[p] - mean[p]) / std[p]) @ fitted.coef[p, g].T + fitted.intercept[p, g]
+        expected = logits.argmax(axis=1) == test[1]
+        np.testing.assert_array_equal(fitted.test_correct[p], expected)
+        assert fitted.test_correct[p].mean() == pytest.approx(fitted.test_acc[p], abs=1e-12)

@@ -86,3 +86,32 @@ def test_resolve_checkpoint_passes_plain_models_through(tmp_path):
     (tmp_path / "epoch-1").mkdir()  # no completion marker: not a usable checkpoint
     with pytest.raises(FileNotFoundError, match="no complete fine-tuning epoch"):
         checkpoints.resolve_checkpoint(str(tmp_path))
+
+
+def test_test_rows_carry_a_bootstrap_interval_that_brackets_the_accuracy(probing_rows):
+    rows, _ = probing_rows
+    test, other = rows[rows["split"] == "test"], rows[rows["split"] != "test"]
+    assert test[["ci_low", "ci_high"]].notna().all(axis=None) and other[["ci_low", "ci_high"]].isna().all(axis=None)
+    assert ((test["ci_low"] <= test["value"]) & (test["value"] <= test["ci_high"])).all()
+    assert (test["ci_high"] - test["ci_low"] > 0.05).any()  # 40 test sentences: intervals are wide
+    constant = test[(test["pooling"] == "cls") & (test["layer"] == 0)]  # the chance-level probe of layer 0
+    assert (constant["ci_low"] < 0.5).all() and (constant["ci_high"] > 0.5).all()
+
+
+def test_run_probing_returns_the_correctness_behind_the_test_rows(demo_data_dir, probing_rows, tmp_path):
+    from probeft import predictions
+
+    rows, cache = probing_rows
+    run = probing.run_probing("tiny-bert-L2", ["bigram_shift", "odd_man_out"], demo_data_dir, max_train=120,
+                              max_eval=40, device="cpu", cache_dir=cache, progress=False)
+    pd_rows = run.rows.set_index(["probe_task", "pooling", "layer", "split"])["value"]
+    predictions.save_predictions(tmp_path, run.predictions, model="m", finetune_task="none", finetune_head="none",
+                                 seed=0, epoch=0)
+    loaded = predictions.load_predictions(tmp_path)
+    for task in ("bigram_shift", "odd_man_out"):
+        entry = loaded.tasks[task]
+        assert entry.correct.shape == (6, 40) and entry.probes[0] == ("cls", 0)
+        test_data = data.read_senteval(demo_data_dir / "senteval" / f"{task}.txt", max_train=120, max_eval=40).test
+        assert entry.test_sha256 == predictions.split_sha256(test_data.sentences, test_data.labels)
+        for (pooling, layer), correct in zip(entry.probes, entry.correct):
+            assert correct.mean() == pytest.approx(pd_rows[(task, pooling, layer, "test")], abs=1e-12)
