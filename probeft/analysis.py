@@ -1,7 +1,8 @@
 """Analyses of the long results table: each function takes the table and returns a DataFrame.
 
 Delta (fine-tuned minus pre-trained probing accuracy), its layer-group means (the paper's Tables 2
-and 5), fine-tuning summaries (Table 1) and the best probing layers. A fine-tuned encoder is
+and 5), fine-tuning summaries (Table 1), the best probing layers, and the per-layer selectivity
+(control tasks) and MDL compression of the probing stage. A fine-tuned encoder is
 identified by its task *and* its head (``finetune_head``): two heads of one task are different
 encoders and are never averaged together.
 
@@ -20,15 +21,19 @@ from probeft.names import NO_FINETUNE
 
 __all__ = [
     "best_layers",
+    "compression_by_layer",
     "delta_by_layer_group",
     "delta_group_table",
     "finetune_by_epoch",
     "finetune_summary",
+    "has_compression",
     "has_delta",
     "has_pretrained_probing",
+    "has_selectivity",
     "has_stage",
     "layer_groups",
     "probing_delta",
+    "selectivity_by_layer",
 ]
 
 # Columns that identify one probe of one encoder state (apart from the fine-tuning it had).
@@ -210,10 +215,70 @@ def best_layers(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
     Raises:
         ValueError: no pre-trained probing rows (see :func:`has_pretrained_probing`).
     """
-    rows = table[(table["stage"] == "probing") & (table["finetune_task"] == NO_FINETUNE) & (table["split"] == split)]
+    rows = _probing_rows(table, split, "accuracy")  # not the control / selectivity / MDL rows
+    rows = rows[rows["finetune_task"] == NO_FINETUNE]
     if rows.empty:
         raise ValueError(f"no pre-trained probing rows for split={split!r}")
     means = rows.groupby(["model", "probe_task", "pooling", "layer"], as_index=False)["value"].mean()
     best = means.loc[means.groupby(["model", "probe_task", "pooling"])["value"].idxmax()]
     best = best.assign(accuracy=(100 * best["value"]).round(1)).drop(columns="value")
     return best.pivot_table(index=["model", "probe_task"], columns="pooling", values=["layer", "accuracy"])
+
+
+# Columns that identify one probed encoder state and probe, seeds aside.
+_PROBE_STATE_KEYS: list[str] = [*FINETUNED_KEYS, "probe_task", "pooling", "layer"]
+
+
+def has_selectivity(table: pd.DataFrame, *, split: str = "test") -> bool:
+    """Whether ``table`` holds probing ``selectivity`` rows (control tasks) of ``split``."""
+    return not _probing_rows(table, split, "selectivity").empty
+
+
+def has_compression(table: pd.DataFrame) -> bool:
+    """Whether ``table`` holds probing MDL ``compression`` rows (always of the train split)."""
+    return not _probing_rows(table, "train", "compression").empty
+
+
+def _per_layer(table: pd.DataFrame, split: str, metrics: list[str]) -> pd.DataFrame:
+    rows = table[(table["stage"] == "probing") & (table["split"] == split) & table["metric"].isin(metrics)]
+    if rows.empty:
+        raise ValueError(f"no probing rows with split={split!r} and metric in {metrics}")
+    wide = rows.pivot_table(index=[*_PROBE_STATE_KEYS, "seed"], columns="metric", values="value")
+    means = wide.groupby(_PROBE_STATE_KEYS).mean()  # seeds averaged
+    means["seeds"] = wide.groupby(_PROBE_STATE_KEYS).size()
+    return means.reset_index()
+
+
+def selectivity_by_layer(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+    """Accuracy, control accuracy and selectivity per encoder state and probe, averaged over seeds.
+
+    Returns:
+        Columns ``model, finetune_task, finetune_head, probe_task, pooling, layer, accuracy,
+        control_accuracy, selectivity, seeds`` (fractions, not points).
+
+    Raises:
+        ValueError: no selectivity rows (see :func:`has_selectivity`).
+    """
+    if not has_selectivity(table, split=split):
+        raise ValueError(f"no probing selectivity rows with split={split!r}")
+    metrics = ["accuracy", "control_accuracy", "selectivity"]
+    frame = _per_layer(table, split, metrics)
+    frame = frame.dropna(subset=["selectivity"])
+    return frame[[*_PROBE_STATE_KEYS, *[m for m in metrics if m in frame.columns], "seeds"]].reset_index(drop=True)
+
+
+def compression_by_layer(table: pd.DataFrame) -> pd.DataFrame:
+    """MDL compression (uniform / online codelength) and codelength per encoder state and probe, seeds averaged.
+
+    Returns:
+        Columns ``model, finetune_task, finetune_head, probe_task, pooling, layer, compression,
+        codelength_kbits, seeds``.
+
+    Raises:
+        ValueError: no compression rows (see :func:`has_compression`).
+    """
+    if not has_compression(table):
+        raise ValueError("no probing compression rows (MDL) in the results table")
+    metrics = ["compression", "codelength_kbits"]
+    frame = _per_layer(table, "train", metrics).dropna(subset=["compression"])
+    return frame[[*_PROBE_STATE_KEYS, *[m for m in metrics if m in frame.columns], "seeds"]].reset_index(drop=True)

@@ -175,6 +175,7 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
                         "poolings": list(pr.poolings), "max_train": pr.max_train, "max_eval": pr.max_eval,
                         "batch_size": pr.batch_size, "max_length": pr.max_length,
                         "cache_dir": str(paths.cache_dir / "features"),
+                        "control": pr.control, "control_task_seed": pr.control_seed, "mdl": pr.mdl,
                     }
                     cells.append(_cell(f"{name}__seed-{seed}", "probing", "probing.ipynb", params, common, paths, depends))
     if config.attention:

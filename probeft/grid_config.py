@@ -114,7 +114,9 @@ class ProbingSection(_Strict):
     max_eval: int | None = Field(default=None, ge=2)
     batch_size: int = Field(default=64, ge=1)
     max_length: int = Field(default=128, ge=8)
-
+    control: bool = True  # control task + selectivity rows (probeft.control), same features
+    control_seed: int = 0  # seed of the control labelling
+    mdl: bool = True  # online-code MDL rows of the train split (probeft.mdl)
 
     @field_validator("tasks")
     @classmethod

@@ -22,9 +22,11 @@ Probe for each prefix (differences from :mod:`probeft.probe` are marked)
     The same multinomial logistic regression and optimiser as :func:`probeft.probe.fit_probes`
     (:class:`probeft.probe_lbfgs.BatchedLogReg`, preconditioned batched L-BFGS from zero, no seed),
     one batched fit over all ``P`` probes per prefix (``S - 1`` fits; the full set ``t_S = N`` is
-    never trained on because no block follows it). Each prefix is standardised with ITS OWN mean
-    and population std (constant features keep scale 1), and that transform is applied to the next
-    block, as ``probe.py`` does for dev/test.
+    never trained on because no block follows it). The features are standardised ONCE with the mean
+    and population std of all ``N`` examples (constant features keep scale 1): in the online code the
+    receiver already has every input ``x`` and only the labels are transmitted, so statistics of the
+    inputs leak nothing, while a tiny prefix's own std (2 examples!) blows near-constant features up
+    and made single blocks cost thousands of bits.
 
     * L2 is FIXED instead of chosen on dev: the online code has no dev split, and choosing on the
       block being encoded would make the code undecodable. ``l2`` (default 1e-2, the strongest of
@@ -252,6 +254,7 @@ def online_codelength(
     converged = np.zeros((num_probes, num_blocks - 1), dtype=bool)
 
     with torch.no_grad():
+        standardised = _standardise({"all": x, "train": x})["all"]  # (P, N, D), statistics of all inputs
         for block in range(1, num_blocks):
             start, stop = int(ends[block - 1]), int(ends[block])
             threads = num_threads
@@ -260,7 +263,7 @@ def online_codelength(
             with cpu_threads(threads if target.type == "cpu" else None):
                 # The same prior for every prefix: sum CE + (l2 * N / 2) ||.||^2, i.e. mean-CE strength l2 * N / t.
                 l2_tensor = torch.tensor([float(l2) * n / start], dtype=torch.float64, device=target)
-                scaled = _standardise({"train": x[:, :start], "next": x[:, start:stop]})
+                scaled = {"train": standardised[:, :start], "next": standardised[:, start:stop]}
                 problem, theta, iters, done = _fit_prefix(
                     scaled["train"], y[:start], l2_tensor, num_classes,
                     max_iter=max_iter, tol=tol, ftol=ftol, history_size=history_size,

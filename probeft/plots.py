@@ -113,6 +113,35 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
     return fig
 
 
+def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
+    """Selectivity (probing accuracy minus control-task accuracy, points) per layer.
+
+    Rows = models, columns = probing tasks; one colour per encoder state (pre-trained in black, each
+    fine-tuned encoder, task and head, its own colour), mean pooling solid, CLS dashed; seeds
+    averaged (:func:`probeft.analysis.selectivity_by_layer`).
+    """
+    frame = analysis.selectivity_by_layer(table, split=split)
+    models, tasks = sorted(frame["model"].unique()), sorted(frame["probe_task"].unique())
+    states = sorted({(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])},
+                    key=lambda state: (state[0] != "none", state))
+    colours = {state: ("black" if state[0] == "none" else f"C{i}") for i, state in enumerate(states)}
+    fig, axes = _grid(len(models), len(tasks))
+    for r, model in enumerate(models):
+        for c, task in enumerate(tasks):
+            ax = axes[r][c]
+            here = frame[(frame["model"] == model) & (frame["probe_task"] == task)]
+            for (ft_task, head, pooling), curve in here.groupby(["finetune_task", "finetune_head", "pooling"]):
+                label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
+                ax.plot(curve["layer"], 100 * curve["selectivity"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
+                        color=colours[(ft_task, head)], label=f"{label}, {pooling}")
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel=f"{split} selectivity (points)")
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
     """Figure 2: (a) entropy of a token's attention per layer; (b) EMD to the pre-trained attention.
 

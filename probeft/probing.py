@@ -7,6 +7,25 @@ Every test-accuracy row carries a 95% percentile-bootstrap interval over the tes
 (``ci_low``, ``ci_high``; :func:`probeft.uncertainty.bootstrap_accuracy_ci`, 1000 resamples, seed
 0); the per-sentence correctness behind it is returned by :func:`run_probing` for the cell's
 ``probe_predictions.npz`` (:mod:`probeft.predictions`).
+
+Two more measurements reuse the task's features (no second forward pass), both on by default:
+
+* **Control task and selectivity** (Hewitt & Liang 2019; :mod:`probeft.control`): the same probes
+  are fitted on :func:`probeft.control.control_task` labels of the same sentences (word type of the
+  last word -> a fixed random class; seed ``control_seed``), giving rows ``metric="control_accuracy"``
+  (every split, with the control probe's own ``l2`` and, on test, its bootstrap interval) and
+  ``metric="selectivity"`` = accuracy - control accuracy per pooling, layer and split (no ``l2``,
+  no interval). Both carry ``control_seed`` and ``control_position``; ``probe_task`` is the real task.
+* **MDL** (Voita & Titov 2020; :mod:`probeft.mdl`): the online codelength of the train-split labels
+  given each probe's train features, the train examples shuffled once by
+  ``numpy.random.default_rng(mdl_seed).permutation`` (default seed :data:`MDL_SHUFFLE_SEED`; the same
+  order for every probe of the task). Rows ``split="train"``, ``metric="codelength_kbits"`` and
+  ``"compression"`` (uniform / online) per pooling and layer, with ``l2`` = the online code's fixed
+  strength (:data:`probeft.mdl.DEFAULT_L2`), and ONE ``metric="uniform_kbits"`` row per task
+  (``layer=-1``, ``pooling="none"``: the uniform code does not depend on the probe). All carry
+  ``mdl_seed``.
+
+Rows of metric ``"accuracy"`` are the same with these options on or off.
 """
 
 from __future__ import annotations
@@ -22,13 +41,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probeft import data, extract, predictions, probe, results, uncertainty
+from probeft import control as control_tasks
+from probeft import data, extract, mdl as mdl_code, predictions, probe, results, uncertainty
 from probeft.devices import resolve_device
 from probeft.names import POOLINGS
 
 CI_RESAMPLES = 1000
 CI_CONFIDENCE = 0.95
 CI_SEED = 0
+MDL_SHUFFLE_SEED = 0
+CONTROL_POSITION = "last"
 
 
 @dataclass
@@ -44,17 +66,23 @@ class ProbingRun:
     predictions: list[predictions.TaskPredictions]
 
 
-def _fit_task(
-    features: dict[str, dict[str, np.ndarray]],
-    labels: dict[str, np.ndarray],
-    *,
-    poolings: Sequence[str],
-    device: str | torch.device,
-) -> tuple[list[dict[str, Any]], list[tuple[str, int]], np.ndarray]:
-    """Rows (see :func:`probe_task_rows`), the ``(pooling, layer)`` order and ``(P, N_test)`` correctness."""
+def _stack(features: dict[str, dict[str, np.ndarray]], poolings: Sequence[str]) -> tuple[dict[str, np.ndarray], list[tuple[str, int]]]:
+    """Split -> ``(P, N_split, D)`` probes and the ``(pooling, layer)`` of each."""
     stacked, index = {}, None
     for split in extract.SPLITS:
         stacked[split], index = extract.stack_probes(features[split], poolings=poolings)
+    return stacked, [(str(p), int(layer)) for p, layer in index]
+
+
+def _fit_stacked(
+    stacked: dict[str, np.ndarray],
+    index: list[tuple[str, int]],
+    labels: dict[str, np.ndarray],
+    *,
+    device: str | torch.device,
+    metric: str = "accuracy",
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Rows (see :func:`probe_task_rows`, named ``metric``) and ``(P, N_test)`` correctness of stacked probes."""
     fitted = probe.fit_probes(
         stacked["train"], labels["train"], stacked["dev"], labels["dev"], stacked["test"], labels["test"],
         device=device,
@@ -66,12 +94,75 @@ def _fit_task(
     rows = []
     for i, (pooling, layer) in enumerate(index):
         for split in extract.SPLITS:
-            row = {"pooling": pooling, "layer": layer, "split": split, "metric": "accuracy",
+            row = {"pooling": pooling, "layer": layer, "split": split, "metric": metric,
                    "value": float(accuracy[split][i]), "l2": float(fitted.l2[i])}
             if split == "test":
                 row |= {"ci_low": float(low[i]), "ci_high": float(high[i])}
             rows.append(row)
-    return rows, [(str(p), int(layer)) for p, layer in index], fitted.test_correct
+    return rows, fitted.test_correct
+
+
+def _fit_task(
+    features: dict[str, dict[str, np.ndarray]],
+    labels: dict[str, np.ndarray],
+    *,
+    poolings: Sequence[str],
+    device: str | torch.device,
+) -> tuple[list[dict[str, Any]], list[tuple[str, int]], np.ndarray]:
+    """Rows (see :func:`probe_task_rows`), the ``(pooling, layer)`` order and ``(P, N_test)`` correctness."""
+    stacked, index = _stack(features, poolings)
+    rows, correct = _fit_stacked(stacked, index, labels, device=device)
+    return rows, index, correct
+
+
+def selectivity_rows(task_rows: Sequence[dict[str, Any]], control_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``metric="selectivity"`` rows: task accuracy minus control accuracy per pooling, layer and split.
+
+    Args:
+        task_rows: ``metric="accuracy"`` rows of :func:`probe_task_rows`.
+        control_rows: the rows of the same probes fitted on the control labels.
+
+    Raises:
+        ValueError: the two sets of rows do not cover the same (pooling, layer, split) keys.
+    """
+    key = lambda row: (row["pooling"], row["layer"], row["split"])  # noqa: E731
+    control = {key(row): row["value"] for row in control_rows}
+    if set(control) != {key(row) for row in task_rows}:
+        raise ValueError("task and control rows do not cover the same (pooling, layer, split) probes")
+    return [{"pooling": row["pooling"], "layer": row["layer"], "split": row["split"], "metric": "selectivity",
+             "value": float(row["value"]) - float(control[key(row)])} for row in task_rows]
+
+
+def mdl_task_rows(
+    train: np.ndarray,
+    labels: np.ndarray,
+    index: Sequence[tuple[str, int]],
+    *,
+    num_classes: int,
+    seed: int = MDL_SHUFFLE_SEED,
+    device: str | torch.device = "cpu",
+) -> list[dict[str, Any]]:
+    """MDL rows of one task from its stacked train features (see the module docstring).
+
+    Args:
+        train: ``(P, N, D)`` train features of the probes ``index`` (``(pooling, layer)`` pairs).
+        labels: ``(N,)`` train labels.
+        num_classes: the task's number of classes.
+        seed: the seed of the one shuffle of the train examples.
+        device: where the online-code probes train.
+
+    Returns:
+        ``codelength_kbits`` and ``compression`` rows per probe (``l2`` = the code's fixed strength)
+        and one ``uniform_kbits`` row (``layer=-1``, ``pooling="none"``), all ``split="train"``.
+    """
+    order = np.random.default_rng(seed).permutation(len(labels))
+    result = mdl_code.online_codelength(train[:, order], np.asarray(labels)[order], num_classes=num_classes,
+                                        device=device)
+    rows = [{**row, "split": "train", "l2": result.l2}
+            for row in mdl_code.mdl_rows(result, [(layer, pooling) for pooling, layer in index])]
+    rows.append({"layer": -1, "pooling": "none", "split": "train", "metric": "uniform_kbits",
+                 "value": float(result.uniform_kbits)})
+    return rows
 
 
 def probe_task_rows(
@@ -111,6 +202,10 @@ def run_probing(
     cache_dir: str | Path | None = None,
     dtype: torch.dtype | str | None = None,
     progress: bool = True,
+    control: bool = True,
+    control_seed: int = 0,
+    mdl: bool = True,
+    mdl_seed: int = MDL_SHUFFLE_SEED,
 ) -> ProbingRun:
     """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
@@ -125,6 +220,9 @@ def run_probing(
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...; extraction and probes run there.
         cache_dir: feature cache root (None: no cache).
         progress: show progress bars.
+        control: also probe the control task (seed ``control_seed``) and add ``control_accuracy`` and
+            ``selectivity`` rows (module docstring).
+        mdl: also add the online-code MDL rows of the train split (shuffle seed ``mdl_seed``).
 
     Returns:
         :class:`ProbingRun`: rows with ``stage="probing", probe_task, pooling, layer, split, metric,
@@ -150,9 +248,22 @@ def run_probing(
             max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=encoder,
         )
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
-        task_rows, probes, task_correct = _fit_task(features, labels, poolings=poolings, device=target)
+        stacked, probes = _stack(features, poolings)
+        task_rows, task_correct = _fit_stacked(stacked, probes, labels, device=target)
+        extra_rows: list[dict[str, Any]] = []
+        if control:
+            controlled = control_tasks.control_task(task_data, seed=control_seed, position=CONTROL_POSITION)
+            control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels, "test": controlled.test.labels}
+            control_rows, _ = _fit_stacked(stacked, probes, control_labels, device=target, metric="control_accuracy")
+            provenance = {"control_seed": control_seed, "control_position": CONTROL_POSITION}
+            extra_rows += [{**row, **provenance} for row in control_rows + selectivity_rows(task_rows, control_rows)]
+        if mdl:
+            num_classes = int(max(int(np.max(labels[split])) for split in extract.SPLITS)) + 1
+            extra_rows += [{**row, "mdl_seed": mdl_seed} for row in mdl_task_rows(
+                stacked["train"], labels["train"], probes, num_classes=num_classes, seed=mdl_seed, device=target)]
         elapsed = time.time() - started
-        rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)} for row in task_rows]
+        rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)}
+                 for row in task_rows + extra_rows]
         sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
         correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha))
     return ProbingRun(pd.DataFrame(rows), correct)

@@ -15,7 +15,10 @@ import pandas as pd
 from probeft import analysis
 from probeft.names import NO_FINETUNE
 
-__all__ = ["attention_summary", "delta_marker_legend", "delta_table", "not_in_run", "perplexity_summary", "table1"]
+__all__ = [
+    "attention_summary", "compression_table", "delta_marker_legend", "delta_table", "encoder_label", "not_in_run",
+    "perplexity_summary", "selectivity_summary", "table1",
+]
 
 
 def not_in_run(what: str) -> str:
@@ -149,4 +152,37 @@ def perplexity_summary(table: pd.DataFrame) -> str:
         if not replaced.empty:
             text += "; top layers replaced: " + ", ".join(f"k={int(k)}: {v:.2f}" for k, v in replaced.items())
         lines.append(text)
+    return "\n".join(lines)
+
+
+def encoder_label(finetune_task: str, finetune_head: str) -> str:
+    """``"pre-trained"`` or ``"<task> (<head>)"``: how pages name an encoder state."""
+    return "pre-trained" if finetune_task == NO_FINETUNE else f"{finetune_task} ({finetune_head})"
+
+
+def compression_table(table: pd.DataFrame) -> pd.DataFrame:
+    """MDL compression per layer as shown: rows ``(model, encoder, probe_task, pooling)``, one column per layer.
+
+    Values are :func:`probeft.analysis.compression_by_layer` (seeds averaged) as ``"%.2f"``;
+    pre-trained encoders first.
+    """
+    frame = analysis.compression_by_layer(table)
+    frame["encoder"] = [encoder_label(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])]
+    frame["order"] = (frame["finetune_task"] != NO_FINETUNE).astype(int)
+    pivot = frame.pivot_table(index=["model", "order", "encoder", "probe_task", "pooling"], columns="layer",
+                              values="compression")
+    pivot = pivot.droplevel("order")
+    return pivot.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+
+
+def selectivity_summary(table: pd.DataFrame, *, split: str = "test") -> str:
+    """One line per model, encoder state, probing task and pooling: selectivity at its best layer, in points."""
+    frame = analysis.selectivity_by_layer(table, split=split)
+    lines = []
+    keys = ["model", "finetune_task", "finetune_head", "probe_task", "pooling"]
+    for (model, ft, head, task, pooling), part in frame.groupby(keys):
+        best = part.loc[part["selectivity"].idxmax()]
+        lines.append(f"{model}, {encoder_label(ft, head)}, {task} ({pooling}): best selectivity "
+                     f"{100 * best['selectivity']:.1f} points at layer {int(best['layer'])} "
+                     f"(accuracy {100 * best['accuracy']:.1f}, control {100 * best['control_accuracy']:.1f})")
     return "\n".join(lines)

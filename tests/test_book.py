@@ -28,7 +28,7 @@ import pytest
 from probeft import results
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
-PAGES = ("figure1", "table1", "delta", "attention", "perplexity", "provenance")
+PAGES = ("figure1", "table1", "delta", "selectivity", "attention", "perplexity", "provenance")
 _CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(?:---\n.*?\n---\n)?(.*?)```", re.DOTALL)
 NOTE = "Not in this run"
 
@@ -84,6 +84,24 @@ def probing_rows() -> list[dict]:
     return rows
 
 
+def control_mdl_rows() -> list[dict]:
+    """Control-task (control_accuracy, selectivity) and MDL (compression, codelength, uniform) rows of ``probing_rows``."""
+    rows = []
+    for row in probing_rows():
+        control = 0.5 + 0.01 * row["layer"]
+        rows.append({**row, "metric": "control_accuracy", "value": control, "control_seed": 0})
+        rows.append({**row, "metric": "selectivity", "value": row["value"] - control, "control_seed": 0})
+        if row["split"] == "train":
+            compression = 1.0 + 0.1 * row["layer"] + (0.2 if row["pooling"] == "mean" else 0.0)
+            rows.append({**row, "metric": "compression", "value": compression, "mdl_seed": 0})
+            rows.append({**row, "metric": "codelength_kbits", "value": 0.6 / compression, "mdl_seed": 0})
+    for ft, head in {(r["finetune_task"], r["finetune_head"]) for r in probing_rows()}:
+        for task in ("bigram_shift", "odd_man_out"):
+            rows.append({"stage": "probing", "model": "m", "finetune_task": ft, "finetune_head": head,
+                         "probe_task": task, "layer": -1, "split": "train", "metric": "uniform_kbits", "value": 0.6})
+    return rows
+
+
 def finetune_rows() -> list[dict]:
     return [{"stage": "finetune", "model": "m", "finetune_task": task, "finetune_head": head, "seed": seed,
              "epoch": epoch, "split": "dev", "metric": metric, "value": 0.1 * epoch + 0.01 * seed + bonus}
@@ -116,7 +134,11 @@ def perplexity_rows() -> list[dict]:
 
 def full_table() -> pd.DataFrame:
     """A schema-valid table with all four stages (what a complete grid gathers)."""
-    return results.results_frame(probing_rows() + finetune_rows() + attention_rows() + perplexity_rows())
+    return results.results_frame(probing_rows() + control_mdl_rows() + finetune_rows() + attention_rows()
+                                 + perplexity_rows())
+
+
+NEW_PROBING_METRICS = {"control_accuracy", "selectivity", "compression", "codelength_kbits", "uniform_kbits"}
 
 
 def synthetic_intervals(table: pd.DataFrame, half_width: float = 0.01) -> pd.DataFrame:
@@ -182,6 +204,7 @@ def page_has_content(page: str, table: pd.DataFrame) -> bool:
         "figure1": bool(pretrained),
         "table1": bool((table["stage"] == "finetune").any()),
         "delta": bool(pretrained and (probing["finetune_task"] != "none").any()),
+        "selectivity": bool(probing["metric"].isin(["selectivity", "compression"]).any()),
         "attention": bool((table["stage"] == "attention").any()),
         "perplexity": bool((table["stage"] == "perplexity").any()),
         "provenance": True,
@@ -258,3 +281,49 @@ def test_figures_draw_intervals_as_bands():
     assert sum(len(ax.collections) for ax in plots.figure1(table).axes) == 0
     assert sum(len(ax.collections) for ax in plots.figure1(with_ci).axes) == 2 * 2  # 2 tasks x 2 poolings
     plt.close("all")
+
+
+@pytest.mark.parametrize("name", ["probing only", "everything", "cls pooling only"])
+def test_pages_without_control_and_mdl_rows(name, tmp_path):
+    """A run probed with control=False, mdl=False: the selectivity page notes it, the others are unchanged."""
+    stages, probed, poolings = SUBSETS[name]
+    table = subset(full_table(), stages, probed=probed, poolings=poolings)
+    old = table[~table["metric"].isin(NEW_PROBING_METRICS)].reset_index(drop=True)
+    out = run_page(BOOK_DIR / "selectivity.md", write_generated(tmp_path / "old", old))
+    assert out["printed"].count(NOTE) == 2 and out["figures"] == 0 and not out["displayed"]
+    for page in ("figure1", "delta"):
+        with_new = run_page(BOOK_DIR / f"{page}.md", write_generated(tmp_path / f"{page}-new", table))
+        without = run_page(BOOK_DIR / f"{page}.md", write_generated(tmp_path / f"{page}-old", old))
+        assert with_new["printed"] == without["printed"] and with_new["figures"] == without["figures"]
+        assert len(with_new["displayed"]) == len(without["displayed"])
+        for a, b in zip(with_new["displayed"], without["displayed"]):
+            pd.testing.assert_frame_equal(a, b)
+
+
+def test_delta_ignores_the_new_probing_metrics():
+    from probeft import analysis
+
+    table = full_table()
+    old = table[~table["metric"].isin(NEW_PROBING_METRICS)]
+    pd.testing.assert_frame_equal(analysis.probing_delta(table).reset_index(drop=True),
+                                  analysis.probing_delta(old).reset_index(drop=True))
+
+
+def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
+    from probeft import analysis, report
+
+    table = full_table()
+    out = run_page(BOOK_DIR / "selectivity.md", write_generated(tmp_path, table))
+    assert out["figures"] == 1 and NOTE not in out["printed"]
+    (shown,) = out["displayed"]
+    pd.testing.assert_frame_equal(shown, report.compression_table(table))
+    # layer 4, mean pooling: 1 + 0.4 + 0.2
+    assert shown.loc[("m", "pre-trained", "bigram_shift", "mean"), 4] == "1.60"
+    assert shown.loc[("m", "cola (cls)", "odd_man_out", "cls"), 0] == "1.00"
+    assert report.selectivity_summary(table) in out["printed"]
+    # pre-trained mean pooling: accuracy 0.65 + 0.02 * layer, control 0.5 + 0.01 * layer -> best at layer 4
+    selectivity = analysis.selectivity_by_layer(table)
+    best = selectivity[(selectivity["finetune_task"] == "none") & (selectivity["pooling"] == "mean")
+                       & (selectivity["probe_task"] == "bigram_shift") & (selectivity["layer"] == 4)]
+    assert best["selectivity"].item() == pytest.approx(0.73 - 0.54)
+    assert "m, pre-trained, bigram_shift (mean): best selectivity 19.0 points at layer 4" in out["printed"]

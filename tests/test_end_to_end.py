@@ -51,7 +51,10 @@ def test_grid_runs_every_stage(grid_run):
         assert loaded.tasks["bigram_shift"].correct.shape == (6, 40)
     intervals = delta_intervals.load_delta_intervals(root / "run" / "delta_intervals.csv")
     assert intervals is not None and set(intervals["finetune_task"]) == {"cola"}
-    assert probing[["ci_low", "ci_high"]].notna().all(axis=None)
+    # accuracy and control-accuracy test rows carry intervals; selectivity (a difference) does not
+    with_ci = probing[probing["metric"].isin(["accuracy", "control_accuracy"])]
+    assert with_ci[["ci_low", "ci_high"]].notna().all(axis=None)
+    assert {"selectivity", "control_accuracy", "compression", "uniform_kbits"} <= set(table["metric"])
 
 
 def test_second_run_skips_everything(grid_run, capsys):
@@ -84,6 +87,11 @@ def test_book_builds_from_the_run(grid_run, tmp_path):
     table1 = report.table1(table, paper.TABLE1_METRICS, paper.TABLE1)
     assert table1.loc[("tiny-bert-L2", "cls"), "cola"].endswith(" (-)")
     assert is_subsequence(list(table1.to_numpy().ravel()), table_cells((site / "book" / "table1.html").read_text()))
+    # the selectivity page: the selectivity figure and the compression numbers of the run
+    selectivity_page = (site / "book" / "selectivity.html").read_text()
+    assert "<img" in selectivity_page and "Not in this run" not in selectivity_page
+    compression = list(report.compression_table(table).to_numpy().ravel())
+    assert is_subsequence(compression, table_cells(selectivity_page)), compression
 
 
 def table_cells(page: str) -> list[str]:

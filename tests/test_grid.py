@@ -66,6 +66,8 @@ def test_expand_orders_dependencies_and_names_cells(tmp_path):
     probe = next(c for c in cells if c.name == "probing__model-rob__ft-cola-cls__seed-1")
     assert probe.parameters["model"].endswith("cells/finetune__model-rob__task-cola__head-cls__seed-1")
     assert probe.parameters["probe_tasks"] == ["bigram_shift"]
+    # control tasks / selectivity and MDL are on by default and reach the notebook's parameters
+    assert (probe.parameters["control"], probe.parameters["control_task_seed"], probe.parameters["mdl"]) == (True, 0, True)
     perplexity = next(c for c in cells if c.stage == "perplexity")
     assert sorted(perplexity.parameters["finetune_runs"]) == [0, 1]
 

@@ -207,3 +207,16 @@ def test_cuda_matches_cpu() -> None:
     cpu = mdl.online_codelength(features, labels, device="cpu")
     cuda = mdl.online_codelength(features, labels, device="cuda")
     np.testing.assert_allclose(cuda.block_bits, cpu.block_bits, rtol=1e-3, atol=1e-2)
+
+
+def test_a_near_constant_prefix_feature_does_not_blow_up_a_block():
+    # Regression: standardising a 2-example prefix with its own std turned a feature whose first two
+    # values nearly agree into huge inputs for the next block (one block cost > 10,000 bits).
+    rng = np.random.default_rng(3)
+    n = 600
+    features = rng.normal(size=(1, n, 8)).astype(np.float32)
+    features[0, 1, :] = features[0, 0, :] + 1e-4  # the first two examples almost equal in every feature
+    labels = rng.integers(0, 2, size=n)
+    result = mdl.online_codelength(features, labels, num_classes=2)
+    assert result.block_bits.max() < 2.0 * (result.block_ends[-1] - result.block_ends[-2])  # <= 2 bits/example
+    assert 0.85 < float(result.compression[0]) < 1.1

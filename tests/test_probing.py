@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from probeft import checkpoints, data, extract, probing
@@ -18,6 +19,7 @@ def probing_rows(demo_data_dir, tmp_path_factory):
 
 def test_one_row_per_task_pooling_layer_split(probing_rows):
     rows, _ = probing_rows
+    rows = rows[rows["metric"] == "accuracy"]
     # 2 tasks x 2 poolings x (2 layers + embeddings) x 3 splits
     assert len(rows) == 2 * 2 * 3 * 3
     assert sorted(rows["layer"].unique()) == [0, 1, 2]
@@ -27,7 +29,7 @@ def test_one_row_per_task_pooling_layer_split(probing_rows):
 
 def test_constant_cls_embedding_gives_chance_and_mean_pooling_learns(probing_rows, demo_data_dir):
     rows, _ = probing_rows
-    value = rows.set_index(["probe_task", "pooling", "layer", "split"])["value"]
+    value = rows[rows["metric"] == "accuracy"].set_index(["probe_task", "pooling", "layer", "split"])["value"]
     for task in ("bigram_shift", "odd_man_out"):
         # Layer 0 CLS is the [CLS] embedding, the same vector for every sentence: the probe can only
         # predict the majority class of train, which is exactly half of the balanced dev and test.
@@ -90,6 +92,7 @@ def test_resolve_checkpoint_passes_plain_models_through(tmp_path):
 
 def test_test_rows_carry_a_bootstrap_interval_that_brackets_the_accuracy(probing_rows):
     rows, _ = probing_rows
+    rows = rows[rows["metric"] == "accuracy"]
     test, other = rows[rows["split"] == "test"], rows[rows["split"] != "test"]
     assert test[["ci_low", "ci_high"]].notna().all(axis=None) and other[["ci_low", "ci_high"]].isna().all(axis=None)
     assert ((test["ci_low"] <= test["value"]) & (test["value"] <= test["ci_high"])).all()
@@ -104,7 +107,7 @@ def test_run_probing_returns_the_correctness_behind_the_test_rows(demo_data_dir,
     rows, cache = probing_rows
     run = probing.run_probing("tiny-bert-L2", ["bigram_shift", "odd_man_out"], demo_data_dir, max_train=120,
                               max_eval=40, device="cpu", cache_dir=cache, progress=False)
-    pd_rows = run.rows.set_index(["probe_task", "pooling", "layer", "split"])["value"]
+    pd_rows = run.rows[run.rows["metric"] == "accuracy"].set_index(["probe_task", "pooling", "layer", "split"])["value"]
     predictions.save_predictions(tmp_path, run.predictions, model="m", finetune_task="none", finetune_head="none",
                                  seed=0, epoch=0)
     loaded = predictions.load_predictions(tmp_path)
@@ -115,3 +118,76 @@ def test_run_probing_returns_the_correctness_behind_the_test_rows(demo_data_dir,
         assert entry.test_sha256 == predictions.split_sha256(test_data.sentences, test_data.labels)
         for (pooling, layer), correct in zip(entry.probes, entry.correct):
             assert correct.mean() == pytest.approx(pd_rows[(task, pooling, layer, "test")], abs=1e-12)
+
+
+# ---- control tasks / selectivity and MDL (issue 8) -------------------------------------------------
+
+NEW_METRICS = {"control_accuracy", "selectivity", "codelength_kbits", "compression", "uniform_kbits"}
+KEYS = ["probe_task", "pooling", "layer", "split"]
+
+
+@pytest.fixture(scope="module")
+def plain_rows(demo_data_dir, probing_rows):
+    """The same run as ``probing_rows`` (same feature cache) with control=False, mdl=False."""
+    _, cache = probing_rows
+    return probing.probe_encoder("tiny-bert-L2", ["bigram_shift", "odd_man_out"], demo_data_dir, max_train=120,
+                                 max_eval=40, device="cpu", cache_dir=cache, progress=False, control=False, mdl=False)
+
+
+def test_options_off_give_no_new_rows_and_on_leave_the_accuracy_rows_unchanged(probing_rows, plain_rows):
+    rows, _ = probing_rows
+    assert set(plain_rows["metric"]) == {"accuracy"}
+    assert NEW_METRICS <= set(rows["metric"])
+    accuracy = rows[rows["metric"] == "accuracy"].reset_index(drop=True)
+    columns = [c for c in plain_rows.columns if c != "wall_time_s"]
+    pd.testing.assert_frame_equal(accuracy[columns], plain_rows[columns])
+
+
+def test_control_accuracy_is_recorded_for_every_layer_pooling_and_split(probing_rows):
+    rows, _ = probing_rows
+    control = rows[rows["metric"] == "control_accuracy"]
+    accuracy = rows[rows["metric"] == "accuracy"]
+    assert sorted(map(tuple, control[KEYS].to_numpy())) == sorted(map(tuple, accuracy[KEYS].to_numpy()))
+    assert control["value"].between(0, 1).all() and control["l2"].notna().all()
+    assert set(control["control_seed"]) == {0} and set(control["control_position"]) == {"last"}
+    assert control.loc[control["split"] == "test", ["ci_low", "ci_high"]].notna().all(axis=None)
+    # the control labels differ from the real ones, so at least some probes score differently
+    assert not np.array_equal(control["value"].to_numpy(), accuracy["value"].to_numpy())
+
+
+def test_selectivity_is_accuracy_minus_control_accuracy_exactly(probing_rows):
+    rows, _ = probing_rows
+    value = {metric: part.set_index(KEYS)["value"] for metric, part in rows.groupby("metric")}
+    selectivity = value["selectivity"]
+    assert len(selectivity) == len(value["accuracy"])
+    expected = value["accuracy"].loc[selectivity.index] - value["control_accuracy"].loc[selectivity.index]
+    assert (selectivity.to_numpy() == expected.to_numpy()).all()  # exact, no tolerance
+    assert set(rows.loc[rows["metric"] == "selectivity", "probe_task"]) == {"bigram_shift", "odd_man_out"}
+
+
+def test_mdl_rows_compression_is_uniform_over_online(probing_rows):
+    rows, _ = probing_rows
+    mdl_rows = rows[rows["metric"].isin(["codelength_kbits", "compression", "uniform_kbits"])]
+    assert set(mdl_rows["split"]) == {"train"} and set(mdl_rows["mdl_seed"]) == {0}
+    for task, part in mdl_rows.groupby("probe_task"):
+        uniform = part[part["metric"] == "uniform_kbits"]
+        assert len(uniform) == 1 and uniform["layer"].item() == -1 and uniform["pooling"].item() == "none"
+        # 120 training sentences, 2 classes: 120 bits
+        assert uniform["value"].item() == pytest.approx(0.12)
+        code = part[part["metric"] == "codelength_kbits"].set_index(["pooling", "layer"])["value"]
+        compression = part[part["metric"] == "compression"].set_index(["pooling", "layer"])["value"]
+        assert sorted(code.index) == [(p, layer) for p in ("cls", "mean") for layer in (0, 1, 2)]
+        np.testing.assert_allclose(compression.to_numpy(), uniform["value"].item() / code.loc[compression.index].to_numpy(),
+                                   rtol=1e-12)
+        assert set(part.loc[part["metric"] != "uniform_kbits", "l2"]) == {0.01}
+
+
+def test_mdl_shuffle_seed_is_used(demo_data_dir, probing_rows):
+    _, cache = probing_rows
+    other = probing.probe_encoder("tiny-bert-L2", ["odd_man_out"], demo_data_dir, max_train=120, max_eval=40,
+                                  device="cpu", cache_dir=cache, progress=False, control=False, mdl_seed=1)
+    rows, _ = probing_rows
+    def code(frame):
+        return frame[(frame["metric"] == "codelength_kbits") & (frame["probe_task"] == "odd_man_out")]["value"].to_numpy()
+    assert set(other["mdl_seed"].dropna()) == {1}
+    assert not np.array_equal(code(other), code(rows))
