@@ -13,6 +13,9 @@ One module per concern (arrows: what each may import from probeft):
 * Stages: ``extract`` + ``feature_cache`` (features of every layer), ``probe`` + ``probe_lbfgs``
   (batched logistic-regression probes), ``probing`` (the probing stage), ``finetune`` (package:
   config, heads, SQuAD, task data, checkpoint writing, training), ``attention``, ``perplexity``.
+* Verdicts: ``uncertainty`` (bootstrap intervals, McNemar), ``predictions`` (per-sentence test
+  correctness beside each probing cell), ``delta_intervals`` (paired Delta intervals of a run),
+  ``control`` (control tasks for selectivity), ``mdl`` (online-code MDL), ``similarity`` (linear CKA).
 * Results: ``results`` (the tidy table store), ``analysis`` (Deltas, layer groups, summaries),
   ``report`` (text and tables for the book), ``plots`` (one function per figure).
 * Orchestration: ``grid_config`` (the validated YAML schema), ``grid`` (cells, papermill, resume),
