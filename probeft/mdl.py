@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from probeft.devices import resolve_device
-from probeft.probe import _as_features, _as_labels, _standardise
+from probeft.probe import as_features, as_labels, standardise
 from probeft.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
 
 __all__ = ["DEFAULT_FRACTIONS", "DEFAULT_L2", "MDLResult", "block_ends", "mdl_rows", "online_codelength"]
@@ -239,9 +239,9 @@ def online_codelength(
         raise ValueError(f"l2 must be a positive finite number, got {l2!r}")
     if max_iter < 1 or tol <= 0 or history_size < 1:
         raise ValueError(f"need max_iter >= 1, tol > 0, history_size >= 1; got {max_iter}, {tol}, {history_size}")
-    x = _as_features(features, "features")
+    x = as_features(features, "features")
     num_probes, n, _ = x.shape
-    y = _as_labels(labels, "labels", n)
+    y = as_labels(labels, "labels", n)
     num_classes = _validate_labels(y, num_classes, n)
     ends = block_ends(n, fractions)
     num_blocks = ends.size
@@ -254,7 +254,7 @@ def online_codelength(
     converged = np.zeros((num_probes, num_blocks - 1), dtype=bool)
 
     with torch.no_grad():
-        standardised = _standardise({"all": x, "train": x})["all"]  # (P, N, D), statistics of all inputs
+        standardised = standardise({"all": x, "train": x})["all"]  # (P, N, D), statistics of all inputs
         for block in range(1, num_blocks):
             start, stop = int(ends[block - 1]), int(ends[block])
             threads = num_threads

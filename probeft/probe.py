@@ -43,7 +43,7 @@ import torch
 from probeft.devices import resolve_device
 from probeft.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
 
-__all__ = ["L2_GRID", "ProbeResults", "fit_probes", "sklearn_c"]
+__all__ = ["L2_GRID", "ProbeResults", "as_features", "as_labels", "fit_probes", "sklearn_c", "standardise"]
 
 L2_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)
 
@@ -107,7 +107,7 @@ def sklearn_c(l2: float, n_train: int, num_classes: int) -> float:
     return factor / (l2 * n_train)
 
 
-def _as_features(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+def as_features(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     """Convert ``(P, N, D)`` features to a float32 CPU tensor, validating the shape."""
     tensor = torch.as_tensor(x)
     if tensor.ndim != 3:
@@ -123,7 +123,7 @@ def _as_features(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     return tensor
 
 
-def _as_labels(y: np.ndarray | torch.Tensor | Sequence[int], name: str, n: int) -> torch.Tensor:
+def as_labels(y: np.ndarray | torch.Tensor | Sequence[int], name: str, n: int) -> torch.Tensor:
     """Convert labels to an int64 CPU tensor of shape ``(n,)``, validating shape and dtype."""
     labels = torch.as_tensor(np.asarray(y))
     if labels.ndim != 1:
@@ -142,8 +142,8 @@ def _validate(
     xs: dict[str, torch.Tensor] = {}
     ys: dict[str, torch.Tensor] = {}
     for split, (x, y) in splits.items():
-        xs[split] = _as_features(x, f"{split}_x")
-        ys[split] = _as_labels(y, f"{split}_y", xs[split].shape[1])
+        xs[split] = as_features(x, f"{split}_x")
+        ys[split] = as_labels(y, f"{split}_y", xs[split].shape[1])
     num_probes, _, dim = xs["train"].shape
     for split, x in xs.items():
         if x.shape[0] != num_probes or x.shape[2] != dim:
@@ -166,7 +166,7 @@ def _validate(
     return xs, ys, num_classes
 
 
-def _standardise(xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def standardise(xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Standardise every split with the train mean and std (per probe and feature)."""
     variance, mean = torch.var_mean(xs["train"], dim=1, correction=0, keepdim=True)
     std = variance.sqrt()
@@ -233,7 +233,7 @@ def fit_probes(
         {"train": (train_x, train_y), "dev": (dev_x, dev_y), "test": (test_x, test_y)}
     )
     target = resolve_device(device)
-    xs = _standardise({split: x.to(target) for split, x in xs.items()})
+    xs = standardise({split: x.to(target) for split, x in xs.items()})
     ys = {split: y.to(target) for split, y in ys.items()}
     num_probes, _, dim = xs["train"].shape
 
