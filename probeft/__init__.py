@@ -15,7 +15,8 @@ One module per concern (arrows: what each may import from probeft):
   config, heads, SQuAD, task data, checkpoint writing, training), ``attention``, ``perplexity``.
 * Verdicts: ``uncertainty`` (bootstrap intervals, McNemar), ``predictions`` (per-sentence test
   correctness beside each probing cell), ``delta_intervals`` (paired Delta intervals of a run),
-  ``control`` (control tasks for selectivity), ``mdl`` (online-code MDL), ``similarity`` (linear CKA).
+  ``control`` (control tasks for selectivity), ``mdl`` (online-code MDL), ``similarity`` (linear CKA),
+  ``claims`` (the paper's findings F1-F9 checked on a run).
 * Results: ``results`` (the tidy table store), ``analysis`` (Deltas, layer groups, summaries),
   ``report`` (text and tables for the book), ``plots`` (one function per figure).
 * Orchestration: ``grid_config`` (the validated YAML schema), ``grid`` (cells, papermill, resume),

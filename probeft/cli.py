@@ -1,9 +1,10 @@
-"""Command line: ``probeft grid``, ``probeft demo-data``, ``probeft book``.
+"""Command line: ``probeft grid``, ``probeft claims``, ``probeft demo-data``, ``probeft book``.
 
 Examples::
 
     probeft grid configs/demo.yaml --dry-run
     probeft grid configs/minilm.yaml --data-dir /path/to/data --continue-on-error
+    probeft claims runs/demo          # which of the paper's findings hold on a run, with intervals
     probeft book runs/demo            # copy a run's results into the book and build it
 """
 
@@ -16,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from probeft import delta_intervals, files, grid, results
+import pandas as pd
+
+from probeft import claims, delta_intervals, files, grid, results
 
 BOOK_INPUT_DIR = grid.REPO_ROOT / "book" / "_generated"
 
@@ -43,6 +46,22 @@ def _grid_command(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _claims_command(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    table = results.load_results(run_dir / results.RESULTS_FILE)
+    cells = delta_intervals.load_cell_predictions(sorted((run_dir / "cells").glob("*")))
+    checks = claims.evaluate_claims(table, cells, resamples=args.resamples, seed=args.seed)
+    if not args.no_write:
+        files.atomic_write_text(run_dir / claims.CLAIMS_FILE, checks.to_csv(index=False))
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
+        print(claims.summarise(checks)[["claim", "verdict", "reason", "finding"]].to_string(index=False))
+        if args.checks:
+            shown = checks[["claim", "model", "scope", "quantity", "estimate", "ci_low", "ci_high", "verdict"]]
+            print()
+            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
 def _demo_data_command(args: argparse.Namespace) -> int:
     from probeft.demo_data import write_demo_data
 
@@ -62,7 +81,7 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) ->
     with files.atomic_directory(book_input_dir) as staging:
         (staging / "notebooks").mkdir()
         shutil.copy2(results_csv, staging / results.RESULTS_FILE)
-        for name in ("grid.json", delta_intervals.DELTA_INTERVALS_FILE):  # the intervals only where pairable
+        for name in ("grid.json", delta_intervals.DELTA_INTERVALS_FILE, claims.CLAIMS_FILE):  # the intervals only where pairable
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, staging / name)
         cells = sorted(run_dir.glob("cells/*/provenance.json"))
@@ -108,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     grid_parser.add_argument("--force", action="store_true", help="re-run cells that are already complete")
     grid_parser.add_argument("--stage", action="append", choices=grid.STAGES, help="only this stage (repeatable)")
     grid_parser.set_defaults(func=_grid_command)
+
+    claims_parser = sub.add_parser("claims", help="evaluate the paper's findings F1-F9 on a grid run")
+    claims_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/demo")
+    claims_parser.add_argument("--checks", action="store_true", help="also print every check with its interval")
+    claims_parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    claims_parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    claims_parser.add_argument("--no-write", action="store_true", help=f"don't (re)write RUN_DIR/{claims.CLAIMS_FILE}")
+    claims_parser.set_defaults(func=_claims_command)
 
     demo_parser = sub.add_parser("demo-data", help="write the generated offline demo data set")
     demo_parser.add_argument("out_dir")

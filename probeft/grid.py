@@ -15,6 +15,7 @@ Output layout::
     <output_dir>/results.csv                 all complete cells, gathered
     <output_dir>/delta_intervals.csv         paired Delta intervals from the probing cells'
                                              probe_predictions.npz (probeft.delta_intervals)
+    <output_dir>/claims.csv                  the paper's findings checked on this run (probeft.claims)
     <output_dir>/grid.json                   the resolved config and cell list
 """
 
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probeft import delta_intervals, files, locations, names, results
+from probeft import claims, delta_intervals, files, locations, names, results
 from probeft.grid_config import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
 
 __all__ = [
@@ -325,6 +326,10 @@ def run_grid(
             intervals = delta_intervals.write_delta_intervals(complete, intervals_csv)
             if intervals is not None:
                 log(f"wrote {len(intervals)} paired Delta intervals into {intervals_csv}")
+            checks = claims.write_claims(table, delta_intervals.load_cell_predictions(complete),
+                                         paths.output_dir / claims.CLAIMS_FILE)
+            held = claims.summarise(checks)["verdict"].value_counts().to_dict()
+            log(f"evaluated the paper's findings into {paths.output_dir / claims.CLAIMS_FILE}: {held}")
     if report.failed:
         log(f"{len(report.failed)} cell(s) failed:")
         for name, why in report.failed.items():

@@ -16,7 +16,7 @@ from probeft import analysis
 from probeft.names import NO_FINETUNE
 
 __all__ = [
-    "attention_summary", "compression_table", "delta_marker_legend", "delta_table", "encoder_label", "not_in_run",
+    "attention_summary", "claims_checks_table", "compression_table", "delta_marker_legend", "delta_table", "encoder_label", "not_in_run",
     "perplexity_summary", "selectivity_summary", "table1",
 ]
 
@@ -186,3 +186,27 @@ def selectivity_summary(table: pd.DataFrame, *, split: str = "test") -> str:
                      f"{100 * best['selectivity']:.1f} points at layer {int(best['layer'])} "
                      f"(accuracy {100 * best['accuracy']:.1f}, control {100 * best['control_accuracy']:.1f})")
     return "\n".join(lines)
+
+
+def _claim_value(value: float, unit: str) -> str:
+    """A check's number as shown: accuracies in points (1 decimal), others to 2 decimals."""
+    if pd.isna(value):
+        return "-"
+    return f"{100 * value:+.1f}" if unit == "accuracy" else f"{value:+.2f}"
+
+
+def claims_checks_table(checks: pd.DataFrame) -> pd.DataFrame:
+    """Every computable check of :func:`probeft.claims.evaluate_claims` as shown, one row each.
+
+    Columns ``claim, model, scope, quantity, claimed, estimate, 95% interval, verdict, reason``;
+    accuracy statistics in points.
+    """
+    shown = checks[checks["verdict"] != "not computable"].copy()
+    shown["claimed"] = shown["direction"] + " 0"
+    shown["95% interval"] = [
+        "none" if pd.isna(low) else f"[{_claim_value(low, unit)}, {_claim_value(high, unit)}]"
+        for low, high, unit in zip(shown["ci_low"], shown["ci_high"], shown["unit"])
+    ]
+    shown["estimate"] = [_claim_value(v, u) for v, u in zip(shown["estimate"], shown["unit"])]
+    columns = ["claim", "model", "scope", "quantity", "claimed", "estimate", "95% interval", "verdict", "reason"]
+    return shown[columns].reset_index(drop=True)

@@ -14,6 +14,8 @@ What it computes
       resample).
     * :func:`mcnemar_exact`: McNemar's exact (binomial) test on the discordant sentences.
     * :func:`seed_spread`: mean, sample standard deviation and count across fine-tuning seeds.
+    * :func:`resampled_accuracies` and :func:`percentile_interval`: the raw bootstrap accuracies of
+      a batch of probes, for statistics of several probes at once (e.g. :mod:`probeft.claims`).
 
 Method
     Nonparametric bootstrap over test sentences (Efron & Tibshirani 1993, *An Introduction to the
@@ -48,6 +50,8 @@ __all__ = [
     "bootstrap_accuracy_ci",
     "mcnemar_exact",
     "paired_bootstrap_delta",
+    "percentile_interval",
+    "resampled_accuracies",
     "seed_spread",
 ]
 
@@ -182,6 +186,37 @@ def _percentile_interval(statistics: np.ndarray, confidence: float) -> tuple[np.
     alpha = 1.0 - float(confidence)
     low, high = np.quantile(statistics, [alpha / 2.0, 1.0 - alpha / 2.0], axis=1)
     return low, high
+
+
+def resampled_accuracies(correct: ArrayLike, *, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """Bootstrap accuracies of a batch of probes on the same sentences, one set of resamples for all.
+
+    Any statistic of several probes' accuracies (a difference of best layers, a layer-group mean)
+    computed column by column on the result is a paired bootstrap of that statistic.
+
+    Args:
+        correct: ``(P, N)`` per-sentence correctness (bool or 0/1) of ``P`` probes on ``N`` sentences.
+        resamples: number of resamples ``R`` (>= 1).
+        seed: seed of ``np.random.default_rng`` (the same draws as :func:`bootstrap_accuracy_ci`).
+
+    Returns:
+        ``(P, R)`` float64 accuracies; row ``p`` resamples probe ``p``.
+    """
+    _check_options(resamples, 0.5)
+    correct = _as_correct(correct, "correct")
+    if correct.ndim != 2:
+        raise ValueError(f"correct must be 2-D (P, N), got shape {correct.shape}")
+    return _resampled_sums(correct.astype(np.float64), resamples, seed) / correct.shape[1]
+
+
+def percentile_interval(statistics: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval ``(low, high)`` of ``(R,)`` bootstrap statistics (NaN resamples are errors)."""
+    values = np.asarray(statistics, dtype=np.float64).reshape(1, -1)
+    _check_options(values.shape[1], confidence)
+    if not np.isfinite(values).all():
+        raise ValueError("bootstrap statistics hold NaN or inf")
+    low, high = _percentile_interval(values, confidence)
+    return float(low[0]), float(high[0])
 
 
 def bootstrap_accuracy_ci(

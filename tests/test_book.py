@@ -28,7 +28,7 @@ import pytest
 from probeft import results
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
-PAGES = ("figure1", "table1", "delta", "selectivity", "attention", "perplexity", "provenance")
+PAGES = ("figure1", "table1", "delta", "selectivity", "attention", "perplexity", "claims", "provenance")
 _CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(?:---\n.*?\n---\n)?(.*?)```", re.DOTALL)
 NOTE = "Not in this run"
 
@@ -207,6 +207,7 @@ def page_has_content(page: str, table: pd.DataFrame) -> bool:
         "selectivity": bool(probing["metric"].isin(["selectivity", "compression"]).any()),
         "attention": bool((table["stage"] == "attention").any()),
         "perplexity": bool((table["stage"] == "perplexity").any()),
+        "claims": True,  # the summary of F1-F9 always shows, "not computable" rows included
         "provenance": True,
     }[page]
 
@@ -327,3 +328,22 @@ def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
                        & (selectivity["probe_task"] == "bigram_shift") & (selectivity["layer"] == 4)]
     assert best["selectivity"].item() == pytest.approx(0.73 - 0.54)
     assert "m, pre-trained, bigram_shift (mean): best selectivity 19.0 points at layer 4" in out["printed"]
+
+
+def test_claims_page_shows_the_run_evaluation(tmp_path):
+    from probeft import claims, report
+
+    table = full_table()
+    out = run_page(BOOK_DIR / "claims.md", write_generated(tmp_path, table))
+    summary, checks_shown = out["displayed"]
+    expected = claims.evaluate_claims(table)  # no claims.csv in _generated: point estimates from the table
+    pd.testing.assert_frame_equal(summary, claims.summarise(expected).set_index("claim"))
+    pd.testing.assert_frame_equal(checks_shown, report.claims_checks_table(expected))
+    # synthetic attention: the CLS head lowers first-token entropy (1.0 vs 2.0 pre-trained), so F8 fails
+    assert summary.loc["F8", "verdict"] == "does not hold"
+    # with a claims.csv the page shows that file, not a re-evaluation
+    written = expected.assign(verdict="holds")
+    written.to_csv(tmp_path / "_generated" / claims.CLAIMS_FILE, index=False)
+    summary, _ = run_page(BOOK_DIR / "claims.md", tmp_path)["displayed"]
+    assert (summary["verdict"].drop(index=[c for c in summary.index if summary.loc[c, "checks"] == 0])
+            == "holds").all()

@@ -6,10 +6,11 @@ import html
 import re
 import shutil
 
+import pandas as pd
 import pytest
 import yaml
 
-from probeft import cli, delta_intervals, grid, paper, predictions, report, results
+from probeft import claims, cli, delta_intervals, grid, paper, predictions, report, results
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +56,17 @@ def test_grid_runs_every_stage(grid_run):
     with_ci = probing[probing["metric"].isin(["accuracy", "control_accuracy"])]
     assert with_ci[["ci_low", "ci_high"]].notna().all(axis=None)
     assert {"selectivity", "control_accuracy", "compression", "uniform_kbits"} <= set(table["metric"])
+    # The paper's findings are checked on every run: claims.csv equals a fresh evaluation of the run.
+    checks = claims.load_claims(root / "run" / "claims.csv")
+    assert checks is not None and list(dict.fromkeys(checks["claim"])) == list(claims.CLAIMS)
+    cells = delta_intervals.load_cell_predictions((root / "run" / "cells").glob("*"))
+    fresh = claims.evaluate_claims(table, cells)
+    pd.testing.assert_frame_equal(checks.reset_index(drop=True), fresh, check_dtype=False)
+    by_claim = claims.summarise(checks).set_index("claim")["verdict"]
+    assert by_claim["F5"] == "not computable"  # no SST-2 in this grid
+    assert by_claim[["F1", "F3", "F6", "F7", "F8"]].isin(["holds", "does not hold"]).all()
+    f4 = checks[checks["claim"] == "F4"]
+    assert f4["ci_low"].notna().all() and (f4["ci_low"] <= f4["estimate"]).all() and (f4["estimate"] <= f4["ci_high"]).all()
 
 
 def test_second_run_skips_everything(grid_run, capsys):
@@ -92,6 +104,10 @@ def test_book_builds_from_the_run(grid_run, tmp_path):
     assert "<img" in selectivity_page and "Not in this run" not in selectivity_page
     compression = list(report.compression_table(table).to_numpy().ravel())
     assert is_subsequence(compression, table_cells(selectivity_page)), compression
+    # the claims page shows the run's claims.csv, check by check
+    claims_page = (site / "book" / "claims.html").read_text()
+    shown = report.claims_checks_table(claims.load_claims(root / "run" / "claims.csv"))
+    assert is_subsequence(list(shown["estimate"]), table_cells(claims_page)), shown
 
 
 def table_cells(page: str) -> list[str]:

@@ -142,7 +142,10 @@ def test_deterministic_and_independent_of_the_global_random_state() -> None:
         np.testing.assert_array_equal(getattr(first, field), getattr(second, field))
     # Values measured once (CPU, float32): noisy labels favour the strongest L2 of the default grid.
     assert first.l2[0] == probe.L2_GRID[-1]
-    np.testing.assert_allclose(first.grid_dev_acc[0], [0.585, 0.579, 0.584, 0.613])
+    # The weakest L2 is nearly unregularised and ill-conditioned: across BLAS builds a few of its 1000 dev
+    # predictions flip (0.585 when measured, 0.580 on a later install), so only that entry gets slack.
+    np.testing.assert_allclose(first.grid_dev_acc[0, 1:], [0.579, 0.584, 0.613])
+    assert first.grid_dev_acc[0, 0] == pytest.approx(0.585, abs=0.006)
     assert first.test_acc[0] == pytest.approx(0.584)
     with pytest.raises(TypeError, match="seed"):
         probe.fit_probes(*args, seed=7)  # there is no seed to pass: nothing random happens

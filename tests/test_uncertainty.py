@@ -285,3 +285,22 @@ def test_seed_spread_single_seed_has_nan_std_without_warning() -> None:
 def test_bad_input_raises_value_error_naming_the_problem(call, message: str) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_resampled_accuracies_are_the_draws_behind_the_interval():
+    rng = np.random.default_rng(5)
+    correct = rng.random((3, 50)) < 0.7
+    replicates = uncertainty.resampled_accuracies(correct, resamples=300, seed=9)
+    assert replicates.shape == (3, 300)
+    low, high = uncertainty.bootstrap_accuracy_ci(correct, resamples=300, seed=9)
+    for p in range(3):
+        assert uncertainty.percentile_interval(replicates[p]) == pytest.approx((low[p], high[p]))
+    # A constant probe resamples to itself.
+    assert (uncertainty.resampled_accuracies(np.ones((1, 20), bool), resamples=10) == 1.0).all()
+
+
+def test_resampled_accuracies_and_interval_reject_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        uncertainty.resampled_accuracies(np.ones(5, bool))
+    with pytest.raises(ValueError, match="NaN"):
+        uncertainty.percentile_interval([0.1, np.nan])
