@@ -2,7 +2,7 @@
 
 Delta (fine-tuned minus pre-trained probing accuracy), its layer-group means (the paper's Tables 2
 and 5), fine-tuning summaries (Table 1), the best probing layers, and the per-layer selectivity
-(control tasks) and MDL compression of the probing stage. A fine-tuned encoder is
+(control tasks), MDL compression and CKA to the pre-trained encoder of the probing stage. A fine-tuned encoder is
 identified by its task *and* its head (``finetune_head``): two heads of one task are different
 encoders and are never averaged together.
 
@@ -21,11 +21,13 @@ from probeft.names import NO_FINETUNE
 
 __all__ = [
     "best_layers",
+    "cka_by_layer",
     "compression_by_layer",
     "delta_by_layer_group",
     "delta_group_table",
     "finetune_by_epoch",
     "finetune_summary",
+    "has_cka",
     "has_compression",
     "has_delta",
     "has_pretrained_probing",
@@ -282,3 +284,28 @@ def compression_by_layer(table: pd.DataFrame) -> pd.DataFrame:
     metrics = ["compression", "codelength_kbits"]
     frame = _per_layer(table, "train", metrics).dropna(subset=["compression"])
     return frame[[*_PROBE_STATE_KEYS, *[m for m in metrics if m in frame.columns], "seeds"]].reset_index(drop=True)
+
+
+def has_cka(table: pd.DataFrame) -> bool:
+    """Whether ``table`` holds probing ``cka`` rows (fine-tuned vs pre-trained features, test split)."""
+    return not _probing_rows(table, "test", "cka").empty
+
+
+def cka_by_layer(table: pd.DataFrame) -> pd.DataFrame:
+    """Linear CKA of each fine-tuned encoder's test features to its pre-trained encoder's, seeds averaged.
+
+    Returns:
+        Columns ``model, finetune_task, finetune_head, probe_task, pooling, layer, cka, cka_std, seeds``
+        (``cka_std``: standard deviation over seeds, 0 for one seed).
+
+    Raises:
+        ValueError: no CKA rows (see :func:`has_cka`).
+    """
+    if not has_cka(table):
+        raise ValueError("no probing cka rows (probing with cka_reference) in the results table")
+    rows = _probing_rows(table, "test", "cka")
+    grouped = rows.groupby(_PROBE_STATE_KEYS)["value"]
+    frame = grouped.mean().rename("cka").to_frame()
+    frame["cka_std"] = grouped.std(ddof=0)
+    frame["seeds"] = grouped.size()
+    return frame.reset_index()

@@ -1,10 +1,11 @@
-"""Command line: ``probeft grid``, ``probeft claims``, ``probeft demo-data``, ``probeft book``.
+"""Command line: ``probeft grid``, ``probeft claims``, ``probeft export``, ``probeft demo-data``, ``probeft book``.
 
 Examples::
 
     probeft grid configs/demo.yaml --dry-run
     probeft grid configs/minilm.yaml --data-dir /path/to/data --continue-on-error
     probeft claims runs/demo          # which of the paper's findings hold on a run, with intervals
+    probeft export runs/minilm validation/minilm   # a run's small tables, for the "Real weights" pages
     probeft book runs/demo            # copy a run's results into the book and build it
 """
 
@@ -69,8 +70,14 @@ def _demo_data_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) -> None:
-    """Copy a grid run's gathered results, Delta intervals, grid record and executed notebooks for the book.
+def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR, *, notebooks: bool = True) -> None:
+    """Copy a grid run's gathered results, Delta intervals, claims, grid record and provenance for the book.
+
+    Args:
+        run_dir: a grid output_dir.
+        book_input_dir: the folder written (replaced whole).
+        notebooks: also copy the executed notebooks of the complete cells (``notebooks/``); without
+            them the folder holds only small tables, what ``probeft export`` commits under ``validation/``.
 
     Raises:
         FileNotFoundError: the run has no ``results.csv`` (run the grid first).
@@ -79,7 +86,8 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) ->
     results.load_results(results_csv)  # validates, and names the file when missing or malformed
     # Built aside and swapped in whole: a failed copy never leaves the book a mixture of two runs.
     with files.atomic_directory(book_input_dir) as staging:
-        (staging / "notebooks").mkdir()
+        if notebooks:
+            (staging / "notebooks").mkdir()
         shutil.copy2(results_csv, staging / results.RESULTS_FILE)
         for name in ("grid.json", delta_intervals.DELTA_INTERVALS_FILE, claims.CLAIMS_FILE):  # the intervals only where pairable
             if (run_dir / name).is_file():
@@ -87,9 +95,17 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR) ->
         cells = sorted(run_dir.glob("cells/*/provenance.json"))
         provenance = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in cells}
         (staging / "provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
-        for notebook in sorted((run_dir / "notebooks").glob("*.ipynb")):
+        for notebook in sorted((run_dir / "notebooks").glob("*.ipynb")) if notebooks else []:
             if results.cell_complete(run_dir / "cells" / notebook.stem):
                 shutil.copy2(notebook, staging / "notebooks" / notebook.name)
+
+
+def _export_command(args: argparse.Namespace) -> int:
+    destination = Path(args.dest)
+    prepare_book_inputs(Path(args.run_dir).resolve(), destination.resolve(), notebooks=False)
+    sizes = {p.name: p.stat().st_size for p in sorted(destination.iterdir())}
+    print(f"exported {len(sizes)} files ({sum(sizes.values()) / 1e6:.2f} MB) to {destination}: {', '.join(sizes)}")
+    return 0
 
 
 def _book_command(args: argparse.Namespace) -> int:
@@ -140,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("out_dir")
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.set_defaults(func=_demo_data_command)
+
+    export_parser = sub.add_parser("export", help="copy a run's small tables (no notebooks, checkpoints, features)")
+    export_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/minilm")
+    export_parser.add_argument("dest", help="folder to (re)write, e.g. validation/minilm")
+    export_parser.set_defaults(func=_export_command)
 
     book_parser = sub.add_parser("book", help="build the jupyter-book report from a grid run")
     book_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/demo")

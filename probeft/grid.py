@@ -143,7 +143,9 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
         paths: resolved output and data folders.
 
     Returns:
-        Fine-tuning cells, then probing, attention and perplexity cells.
+        Fine-tuning cells, then probing (per model the pre-trained encoder first; fine-tuned cells get
+        ``cka_reference`` = the pre-trained spec when ``probing.cka`` and ``none`` is probed too),
+        attention and perplexity cells.
     """
     # No data dir anywhere: the notebooks read from the hub ("hub"), never the offline demo data.
     common = {"data_dir": str(paths.data_dir) if paths.data_dir else locations.HUB, "device": config.device}
@@ -164,7 +166,11 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
         pr = config.probing
         seeds = config.finetune.seeds if config.finetune else [0]
         for model in _section_models(config, pr):
-            for task in pr.finetune_tasks:
+            # The pre-trained encoder first, whatever its position: its cells fill the feature cache
+            # that the fine-tuned cells' CKA reads.
+            ordered = sorted(pr.finetune_tasks, key=lambda t: t != names.NO_FINETUNE)
+            with_cka = pr.cka and names.NO_FINETUNE in pr.finetune_tasks
+            for task in ordered:
                 for seed in (seeds[:1] if task == names.NO_FINETUNE else seeds):
                     head = names.NO_FINETUNE if task == names.NO_FINETUNE else names.head_for(task, pr.finetune_head)
                     source = model.spec if task == names.NO_FINETUNE else finetuned_dir(model, task, head, seed)
@@ -177,6 +183,7 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
                         "batch_size": pr.batch_size, "max_length": pr.max_length,
                         "cache_dir": str(paths.cache_dir / "features"),
                         "control": pr.control, "control_task_seed": pr.control_seed, "mdl": pr.mdl,
+                        "cka_reference": model.spec if with_cka and task != names.NO_FINETUNE else None,
                     }
                     cells.append(_cell(f"{name}__seed-{seed}", "probing", "probing.ipynb", params, common, paths, depends))
     if config.attention:

@@ -117,6 +117,7 @@ class ProbingSection(_Strict):
     control: bool = True  # control task + selectivity rows (probeft.control), same features
     control_seed: int = 0  # seed of the control labelling
     mdl: bool = True  # online-code MDL rows of the train split (probeft.mdl)
+    cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.similarity), needs "none" probed too
 
     @field_validator("tasks")
     @classmethod

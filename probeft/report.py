@@ -16,8 +16,8 @@ from probeft import analysis
 from probeft.names import NO_FINETUNE
 
 __all__ = [
-    "attention_summary", "claims_checks_table", "compression_table", "delta_marker_legend", "delta_table", "encoder_label", "not_in_run",
-    "perplexity_summary", "selectivity_summary", "table1",
+    "attention_summary", "cka_layer_table", "claims_checks_table", "compression_table", "delta_marker_legend", "delta_table", "encoder_label", "not_in_run",
+    "perplexity_summary", "run_summary", "selectivity_summary", "table1",
 ]
 
 
@@ -173,6 +173,39 @@ def compression_table(table: pd.DataFrame) -> pd.DataFrame:
                               values="compression")
     pivot = pivot.droplevel("order")
     return pivot.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+
+
+def run_summary(record: Mapping, provenance: Mapping[str, Mapping]) -> str:
+    """One paragraph on where a run's numbers come from: config, cells, wall time, device, code and packages.
+
+    Args:
+        record: the run's ``grid.json`` (``{"config": {...}, ...}``).
+        provenance: cell name -> that cell's ``provenance.json`` (what ``probeft book`` / ``export`` collect).
+    """
+    config = record.get("config", {})
+    stages: dict[str, int] = {}
+    for name in provenance:
+        stages[name.split("__", 1)[0]] = stages.get(name.split("__", 1)[0], 0) + 1
+    hours = sum(float(p.get("wall_time_s", 0.0)) for p in provenance.values()) / 3600
+    devices = sorted({str(p.get("device", "?")) for p in provenance.values()})
+    commits = sorted({str(p.get("git_commit", "?"))[:10] for p in provenance.values()})
+    packages = next(iter(provenance.values()), {}).get("packages", {})
+    cells = ", ".join(f"{n} {stage}" for stage, n in stages.items())
+    return (f"Config {config.get('name', '?')!r}: {len(provenance)} cells ({cells}), {hours:.2f} h of cell wall time "
+            f"on {', '.join(devices)}; probeft commit {', '.join(commits)}; torch {packages.get('torch', '?')}, "
+            f"transformers {packages.get('transformers', '?')}.")
+
+
+def cka_layer_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Linear CKA to the pre-trained encoder as shown: rows (model, encoder, task, pooling), columns layers.
+
+    Seeds averaged (:func:`probeft.analysis.cka_by_layer`), three decimals; ``-`` where a layer has no
+    CKA (constant features, e.g. the CLS embedding at layer 0).
+    """
+    frame = analysis.cka_by_layer(table)
+    frame["encoder"] = [encoder_label(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])]
+    pivot = frame.pivot_table(index=["model", "encoder", "probe_task", "pooling"], columns="layer", values="cka")
+    return pivot.map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
 
 
 def selectivity_summary(table: pd.DataFrame, *, split: str = "test") -> str:

@@ -41,7 +41,7 @@ import torch
 
 from probeft.devices import resolve_device
 
-__all__ = ["CKA_FORMS", "METRIC", "cka_table", "linear_cka", "linear_cka_layers"]
+__all__ = ["CKA_FORMS", "METRIC", "cka_table", "is_constant", "linear_cka", "linear_cka_layers"]
 
 METRIC = "cka"
 CKA_FORMS: tuple[str, ...] = ("auto", "feature", "sample")
@@ -81,6 +81,23 @@ def _choose_form(form: str, n: int, d1: int, d2: int) -> str:
     return "feature" if feature_cost <= sample_cost else "sample"
 
 
+def _centred_is_zero(features: torch.Tensor, centred: torch.Tensor) -> bool:
+    """Whether the centred (N, D) ``centred`` is zero relative to ``features`` (rounding left aside)."""
+    raw_norm = float(torch.linalg.matrix_norm(features))
+    centred_norm = float(torch.linalg.matrix_norm(centred))
+    return centred_norm <= _CONSTANT_RELATIVE_NORM * raw_norm or centred_norm == 0.0
+
+
+def is_constant(features: ArrayLike) -> bool:
+    """Whether every row of ``features`` (N, D) is numerically the same vector, so CKA with it is 0/0.
+
+    The same test :func:`linear_cka` raises on, so a caller can skip such a layer (e.g. the CLS
+    embedding at layer 0 of a BERT, the same vector for every sentence) instead of catching errors.
+    """
+    tensor = _as_tensor(features, "features").to(torch.float64)
+    return _centred_is_zero(tensor, tensor - tensor.mean(dim=0, keepdim=True))
+
+
 def _centred(features: torch.Tensor, name: str) -> torch.Tensor:
     """Column-centred float64 copy of ``features`` (N, D); raises if it is constant or not finite.
 
@@ -94,9 +111,7 @@ def _centred(features: torch.Tensor, name: str) -> torch.Tensor:
     if not bool(torch.isfinite(features).all()):
         raise ValueError(f"{name} with shape {tuple(features.shape)} contains NaN or infinite values")
     centred = features - features.mean(dim=0, keepdim=True)
-    raw_norm = float(torch.linalg.matrix_norm(features))
-    centred_norm = float(torch.linalg.matrix_norm(centred))
-    if centred_norm <= _CONSTANT_RELATIVE_NORM * raw_norm or centred_norm == 0.0:
+    if _centred_is_zero(features, centred):
         raise ValueError(
             f"{name} with shape {tuple(features.shape)} is constant over the {features.shape[0]} rows "
             "(every row is the same vector), so its centred Gram matrix is zero and CKA is 0/0"

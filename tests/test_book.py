@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import pytest
 from probeft import results
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
-PAGES = ("figure1", "table1", "delta", "selectivity", "attention", "perplexity", "claims", "provenance")
+PAGES = ("figure1", "table1", "delta", "selectivity", "similarity", "attention", "perplexity", "claims", "provenance")
 _CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(?:---\n.*?\n---\n)?(.*?)```", re.DOTALL)
 NOTE = "Not in this run"
 
@@ -102,6 +103,13 @@ def control_mdl_rows() -> list[dict]:
     return rows
 
 
+def cka_rows() -> list[dict]:
+    """CKA of each fine-tuned state of ``probing_rows`` to the pre-trained one: 1 - 0.1 * layer (no CLS layer 0)."""
+    return [{**row, "metric": "cka", "value": 1.0 - 0.1 * row["layer"]} for row in probing_rows()
+            if row["finetune_task"] != "none" and row["split"] == "test"
+            and not (row["pooling"] == "cls" and row["layer"] == 0)]
+
+
 def finetune_rows() -> list[dict]:
     return [{"stage": "finetune", "model": "m", "finetune_task": task, "finetune_head": head, "seed": seed,
              "epoch": epoch, "split": "dev", "metric": metric, "value": 0.1 * epoch + 0.01 * seed + bonus}
@@ -134,11 +142,11 @@ def perplexity_rows() -> list[dict]:
 
 def full_table() -> pd.DataFrame:
     """A schema-valid table with all four stages (what a complete grid gathers)."""
-    return results.results_frame(probing_rows() + control_mdl_rows() + finetune_rows() + attention_rows()
-                                 + perplexity_rows())
+    return results.results_frame(probing_rows() + control_mdl_rows() + cka_rows() + finetune_rows()
+                                 + attention_rows() + perplexity_rows())
 
 
-NEW_PROBING_METRICS = {"control_accuracy", "selectivity", "compression", "codelength_kbits", "uniform_kbits"}
+NEW_PROBING_METRICS = {"control_accuracy", "selectivity", "compression", "codelength_kbits", "uniform_kbits", "cka"}
 
 
 def synthetic_intervals(table: pd.DataFrame, half_width: float = 0.01) -> pd.DataFrame:
@@ -205,6 +213,7 @@ def page_has_content(page: str, table: pd.DataFrame) -> bool:
         "table1": bool((table["stage"] == "finetune").any()),
         "delta": bool(pretrained and (probing["finetune_task"] != "none").any()),
         "selectivity": bool(probing["metric"].isin(["selectivity", "compression"]).any()),
+        "similarity": bool((probing["metric"] == "cka").any()),
         "attention": bool((table["stage"] == "attention").any()),
         "perplexity": bool((table["stage"] == "perplexity").any()),
         "claims": True,  # the summary of F1-F9 always shows, "not computable" rows included
@@ -292,6 +301,8 @@ def test_pages_without_control_and_mdl_rows(name, tmp_path):
     old = table[~table["metric"].isin(NEW_PROBING_METRICS)].reset_index(drop=True)
     out = run_page(BOOK_DIR / "selectivity.md", write_generated(tmp_path / "old", old))
     assert out["printed"].count(NOTE) == 2 and out["figures"] == 0 and not out["displayed"]
+    out = run_page(BOOK_DIR / "similarity.md", tmp_path / "old")
+    assert out["printed"].count(NOTE) == 1 and out["figures"] == 0 and not out["displayed"]
     for page in ("figure1", "delta"):
         with_new = run_page(BOOK_DIR / f"{page}.md", write_generated(tmp_path / f"{page}-new", table))
         without = run_page(BOOK_DIR / f"{page}.md", write_generated(tmp_path / f"{page}-old", old))
@@ -330,6 +341,21 @@ def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
     assert "m, pre-trained, bigram_shift (mean): best selectivity 19.0 points at layer 4" in out["printed"]
 
 
+def test_similarity_page_shows_the_analysis_numbers(tmp_path):
+    from probeft import analysis, report
+
+    table = full_table()
+    out = run_page(BOOK_DIR / "similarity.md", write_generated(tmp_path, table))
+    assert out["figures"] == 1 and NOTE not in out["printed"]
+    (shown,) = out["displayed"]
+    pd.testing.assert_frame_equal(shown, report.cka_layer_table(table))
+    assert shown.loc[("m", "cola (cls)", "bigram_shift", "mean"), 3] == "0.700"
+    assert shown.loc[("m", "sst2 (cls)", "odd_man_out", "cls"), 0] == "-"  # constant CLS embedding: no row
+    assert "pre-trained" not in shown.index.get_level_values("encoder")
+    frame = analysis.cka_by_layer(table)
+    assert set(frame["seeds"]) == {1} and (frame["cka_std"] == 0).all()
+
+
 def test_claims_page_shows_the_run_evaluation(tmp_path):
     from probeft import claims, report
 
@@ -347,3 +373,31 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
     summary, _ = run_page(BOOK_DIR / "claims.md", tmp_path)["displayed"]
     assert (summary["verdict"].drop(index=[c for c in summary.index if summary.loc[c, "checks"] == 0])
             == "holds").all()
+
+
+def test_validation_page_reads_the_committed_tables_or_notes_their_absence(tmp_path):
+    from probeft import claims, report
+
+    table = full_table()
+    generated = write_generated(tmp_path / "made", table, intervals=True) / "_generated"
+    shutil.copytree(generated, tmp_path / "validation" / "minilm")
+    (tmp_path / "book").mkdir()
+    out = run_page(BOOK_DIR / "validation_minilm.md", tmp_path / "book")
+    record = json.loads((generated / "grid.json").read_text())
+    provenance = json.loads((generated / "provenance.json").read_text())
+    assert report.run_summary(record, provenance) in out["printed"] and NOTE not in out["printed"]
+    summary = out["displayed"][0]
+    pd.testing.assert_frame_equal(summary, claims.summarise(claims.evaluate_claims(table)).set_index("claim"))
+    assert out["figures"] == 4  # Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA
+    (tmp_path / "elsewhere" / "book").mkdir(parents=True)
+    absent = run_page(BOOK_DIR / "validation_minilm.md", tmp_path / "elsewhere" / "book")
+    assert NOTE in absent["printed"] and not absent["displayed"] and absent["figures"] == 0
+
+
+def test_run_summary_counts_cells_and_hours():
+    from probeft import report
+
+    cell = {"device": "cpu", "wall_time_s": 1800.0, "git_commit": "0123456789abcdef", "packages": {"torch": "2.13.0"}}
+    text = report.run_summary({"config": {"name": "minilm"}}, {"finetune__a": cell, "probing__b": cell, "probing__c": cell})
+    assert text == ("Config 'minilm': 3 cells (1 finetune, 2 probing), 1.50 h of cell wall time on cpu; probeft commit "
+                    "0123456789; torch 2.13.0, transformers ?.")

@@ -56,6 +56,10 @@ def test_grid_runs_every_stage(grid_run):
     with_ci = probing[probing["metric"].isin(["accuracy", "control_accuracy"])]
     assert with_ci[["ci_low", "ci_high"]].notna().all(axis=None)
     assert {"selectivity", "control_accuracy", "compression", "uniform_kbits"} <= set(table["metric"])
+    # CKA of the fine-tuned encoder to the pre-trained one; the pre-trained encoder has none
+    cka = probing[probing["metric"] == "cka"]
+    assert set(cka["finetune_task"]) == {"cola"} and len(cka) == 5  # mean 0-2, cls 1-2 (layer 0 constant)
+    assert ((cka["value"] > 0) & (cka["value"] <= 1 + 1e-9)).all()
     # The paper's findings are checked on every run: claims.csv equals a fresh evaluation of the run.
     checks = claims.load_claims(root / "run" / "claims.csv")
     assert checks is not None and list(dict.fromkeys(checks["claim"])) == list(claims.CLAIMS)
@@ -104,6 +108,11 @@ def test_book_builds_from_the_run(grid_run, tmp_path):
     assert "<img" in selectivity_page and "Not in this run" not in selectivity_page
     compression = list(report.compression_table(table).to_numpy().ravel())
     assert is_subsequence(compression, table_cells(selectivity_page)), compression
+    # the CKA page: its figure and the run's CKA numbers
+    similarity_page = (site / "book" / "similarity.html").read_text()
+    assert "<img" in similarity_page and "Not in this run" not in similarity_page
+    cka_cells = [v for v in report.cka_layer_table(table).to_numpy().ravel() if v != "-"]
+    assert is_subsequence(cka_cells, table_cells(similarity_page)), cka_cells
     # the claims page shows the run's claims.csv, check by check
     claims_page = (site / "book" / "claims.html").read_text()
     shown = report.claims_checks_table(claims.load_claims(root / "run" / "claims.csv"))

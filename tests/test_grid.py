@@ -72,6 +72,27 @@ def test_expand_orders_dependencies_and_names_cells(tmp_path):
     assert sorted(perplexity.parameters["finetune_runs"]) == [0, 1]
 
 
+def probing_cells(tmp_path: Path, probing: dict) -> dict[str, grid.Cell]:
+    config = grid.load_config(write_config(tmp_path, {**CONFIG, "probing": {**CONFIG["probing"], **probing}}))
+    cells = grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "out")))
+    return {c.name: c for c in cells if c.stage == "probing"}
+
+
+def test_fine_tuned_probing_cells_get_the_pre_trained_spec_as_cka_reference(tmp_path):
+    # "none" listed last still runs first: its features are the cache the CKA rows read
+    cells = probing_cells(tmp_path, {"finetune_tasks": ["cola", "none"]})
+    names = list(cells)
+    assert names.index("probing__model-rob__ft-none__seed-0") < names.index("probing__model-rob__ft-cola-cls__seed-0")
+    assert cells["probing__model-rob__ft-cola-cls__seed-1"].parameters["cka_reference"] == "tiny-roberta"
+    assert cells["probing__model-tiny-bert__ft-cola-cls__seed-0"].parameters["cka_reference"] == "tiny-bert"
+    assert cells["probing__model-rob__ft-none__seed-0"].parameters["cka_reference"] is None
+    # off, or no pre-trained cell to compare with: no CKA
+    off = probing_cells(tmp_path, {"cka": False})
+    assert {c.parameters["cka_reference"] for c in off.values()} == {None}
+    alone = probing_cells(tmp_path, {"finetune_tasks": ["cola"]})
+    assert {c.parameters["cka_reference"] for c in alone.values()} == {None}
+
+
 def test_overrides_take_precedence(tmp_path, monkeypatch):
     config = grid.load_config(write_config(tmp_path, {**CONFIG, "data_dir": str(tmp_path / "cfg")}))
     monkeypatch.delenv("PROBEFT_DATA_DIR", raising=False)
@@ -288,3 +309,16 @@ def test_book_inputs_copy_the_run_and_only_complete_notebooks(tmp_path):
     assert (book_inputs / "results.csv").read_bytes() == paths.results_csv.read_bytes()
     provenance = json.loads((book_inputs / "provenance.json").read_text())
     assert len(provenance) == 4 and incomplete not in provenance
+
+
+def test_export_writes_only_the_small_tables(tmp_path, capsys):
+    config, paths = small_config(tmp_path)
+    grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
+    dest = tmp_path / "validation" / "small"
+    assert cli.main(["export", str(paths.output_dir), str(dest)]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == ["claims.csv", "grid.json", "provenance.json", "results.csv"]
+    assert (dest / "results.csv").read_bytes() == paths.results_csv.read_bytes()
+    assert f"to {dest}" in capsys.readouterr().out
+    assert cli.main(["export", str(tmp_path / "no-run"), str(tmp_path / "nothing")]) == 2
+    assert not (tmp_path / "nothing").exists()
+

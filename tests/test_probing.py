@@ -191,3 +191,65 @@ def test_mdl_shuffle_seed_is_used(demo_data_dir, probing_rows):
         return frame[(frame["metric"] == "codelength_kbits") & (frame["probe_task"] == "odd_man_out")]["value"].to_numpy()
     assert set(other["mdl_seed"].dropna()) == {1}
     assert not np.array_equal(code(other), code(rows))
+
+
+# --- CKA to the pre-trained encoder ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cka_run(demo_data_dir, probing_rows):
+    """``probing_rows``' run again, now of tiny-bert-L2-s1 (another random init) with tiny-bert-L2 as reference."""
+    _, cache = probing_rows
+    kwargs = dict(max_train=120, max_eval=40, device="cpu", cache_dir=cache, progress=False)
+    with_cka = probing.probe_encoder("tiny-bert-L2-s1", ["bigram_shift"], demo_data_dir, cka_reference="tiny-bert-L2",
+                                     **kwargs)
+    without = probing.probe_encoder("tiny-bert-L2-s1", ["bigram_shift"], demo_data_dir, **kwargs)
+    return with_cka, without, cache, kwargs
+
+
+def test_cka_rows_equal_linear_cka_of_the_cached_test_features(cka_run, demo_data_dir):
+    from probeft import similarity
+
+    with_cka, _, cache, kwargs = cka_run
+    cka = with_cka[with_cka["metric"] == "cka"]
+    assert set(cka["split"]) == {"test"} and set(cka["probe_task"]) == {"bigram_shift"}
+    # the CLS embedding (layer 0) is the same vector for every sentence: no CKA there
+    assert sorted(cka[cka["pooling"] == "cls"]["layer"]) == [1, 2]
+    assert sorted(cka[cka["pooling"] == "mean"]["layer"]) == [0, 1, 2]
+    extract_kwargs = dict(cache_dir=cache, poolings=["cls", "mean"], device="cpu", progress=False)
+    task = data.read_senteval(data.resolve_probing_file("bigram_shift", demo_data_dir), max_train=kwargs["max_train"],
+                              max_eval=kwargs["max_eval"])
+    reference = extract.extract_probing_features("tiny-bert-L2", task, **extract_kwargs)["test"]
+    probed = extract.extract_probing_features("tiny-bert-L2-s1", task, **extract_kwargs)["test"]
+    for row in cka.itertuples():
+        expected = similarity.linear_cka(reference[row.pooling][row.layer], probed[row.pooling][row.layer])
+        assert row.value == pytest.approx(expected, abs=1e-12)
+        assert 0.0 < row.value < 1.0  # two different random encoders: related (same tokens), not equal
+
+
+def test_cka_leaves_every_other_row_unchanged(cka_run):
+    with_cka, without, _, _ = cka_run
+    columns = [c for c in without.columns if c != "wall_time_s"]
+    kept = with_cka[with_cka["metric"] != "cka"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept[columns], without[columns])
+
+
+def test_cka_against_itself_is_one_and_reads_the_reference_from_the_cache(demo_data_dir, tmp_path, monkeypatch):
+    loads = []
+    original = extract.load_for_extraction
+    monkeypatch.setattr(extract, "load_for_extraction", lambda *a, **k: loads.append(a[0]) or original(*a, **k))
+    kwargs = dict(max_train=20, max_eval=10, device="cpu", cache_dir=tmp_path, progress=False, control=False, mdl=False)
+    probing.probe_encoder("tiny-bert-L2", ["bigram_shift"], demo_data_dir, **kwargs)  # fills the cache
+    rows = probing.probe_encoder("tiny-bert-L2", ["bigram_shift"], demo_data_dir, cka_reference="tiny-bert-L2", **kwargs)
+    assert loads == ["tiny-bert-L2"]  # neither the probed nor the reference encoder was loaded again
+    cka = rows[rows["metric"] == "cka"]
+    assert len(cka) == 5 and cka["value"].to_numpy() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_cka_rows_name_mismatched_features():
+    rng = np.random.default_rng(0)
+    reference = {"cls": rng.normal(size=(3, 10, 4))}
+    with pytest.raises(ValueError, match="pooling 'cls'.*shape"):
+        probing.cka_rows(reference, {"cls": rng.normal(size=(2, 10, 4))})
+    with pytest.raises(ValueError, match="different poolings"):
+        probing.cka_rows(reference, {"mean": reference["cls"]})
