@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, files.LockHeldError) as error:
         print(f"probeft {args.command}: error: {error}", file=sys.stderr)
         return 2
 

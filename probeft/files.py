@@ -1,4 +1,4 @@
-"""Atomic file and directory writes, and the cache root: the one place for both.
+"""Atomic file and directory writes, an exclusive lock file, and the cache root: the one place for them.
 
 Every artefact probeft writes (result tables, provenance, feature caches, checkpoints, tiny models,
 downloads, generated data) goes through these helpers, so a crash never leaves a half-written file
@@ -10,13 +10,25 @@ This module imports nothing else from :mod:`probeft`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "atomic_directory", "atomic_write_bytes", "atomic_write_text", "cache_root", "replace_directory"]
+__all__ = [
+    "CACHE_ENV",
+    "LockHeldError",
+    "atomic_directory",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "cache_root",
+    "exclusive_lock",
+    "replace_directory",
+]
 
 CACHE_ENV = "PROBEFT_CACHE"
 
@@ -110,3 +122,91 @@ def atomic_directory(final: str | Path, *, keep_existing: Callable[[Path], bool]
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class LockHeldError(RuntimeError):
+    """Another live process holds the lock file (the message names it, its holder and how to proceed)."""
+
+
+def _read_holder(path: Path) -> dict | None:
+    """The ``{"pid", "host", "since"}`` written in a lock file, or None when unreadable."""
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
+
+
+def _is_stale(holder: dict) -> bool:
+    """Whether the lock's holder is a process of this host that no longer exists (a crashed run)."""
+    if holder.get("host") != socket.gethostname():
+        return False  # another machine's process can't be checked from here
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
+def _take_over(path: Path, stale: dict) -> bool:
+    """Move a stale lock aside atomically; False if another process replaced or removed it first."""
+    aside = path.with_name(f"{path.name}.stale-{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False
+    if _read_holder(aside) != stale:  # someone else's fresh lock: put it back
+        os.rename(aside, path)
+        return False
+    aside.unlink(missing_ok=True)
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, *, what: str) -> Iterator[dict]:
+    """Hold ``path`` as a lock file (pid, host, start time) for the block; refuse if a live process holds it.
+
+    The file is created with ``O_EXCL``, so of two processes only one gets it. A lock left by a crashed
+    process of this host (its pid no longer exists) is taken over; a lock of another host, or one that
+    can't be read, is respected.
+
+    Args:
+        path: the lock file, e.g. ``<output_dir>/grid.lock``.
+        what: what the lock guards, for the error message (e.g. ``"the grid output dir runs/demo"``).
+
+    Yields:
+        The holder record written: ``{"pid", "host", "since"}``.
+
+    Raises:
+        LockHeldError: another process holds it; the message names the file, the holder's pid, host and
+            start time, and says to remove the file only if that process is gone.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    while True:
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
+        except FileExistsError:
+            holder = _read_holder(path)
+            if holder is not None and _is_stale(holder) and _take_over(path, holder):
+                continue
+            if holder is None and not path.exists():
+                continue  # released between the two calls
+            who = (f"process {holder['pid']} on {holder.get('host', '?')} since {holder.get('since', '?')}"
+                   if holder else "an unreadable holder")
+            raise LockHeldError(
+                f"{path} is held by {who}: another run is using {what}. Wait for it to finish, or, if that "
+                f"process is gone, delete {path}."
+            ) from None
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(mine, out)
+        break
+    try:
+        yield mine
+    finally:
+        if _read_holder(path) == mine:
+            path.unlink(missing_ok=True)
+

@@ -17,6 +17,7 @@ Output layout::
                                              probe_predictions.npz (probeft.delta_intervals)
     <output_dir>/claims.csv                  the paper's findings checked on this run (probeft.claims)
     <output_dir>/grid.json                   the resolved config and cell list
+    <output_dir>/grid.lock                   while a run holds the folder (pid, host, start time)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from probeft import claims, delta_intervals, files, locations, names, results
 from probeft.grid_config import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
 
 __all__ = [
+    "LOCK_FILE",
     "NOTEBOOK_DIR",
     "REPO_ROOT",
     "STAGES",
@@ -47,6 +49,8 @@ __all__ = [
     "resolve_paths",
     "run_grid",
 ]
+
+LOCK_FILE = "grid.lock"  # in the output dir while a run holds it (probeft.files.exclusive_lock)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -266,7 +270,12 @@ def run_grid(
     log: Callable[[str], None] = print,
     executor: Callable[[Cell, Path], None] | None = None,
 ) -> GridReport:
-    """Run every cell not yet complete, in order, then gather ``results.csv``.
+    """Run every cell not yet complete, in order, then gather ``results.csv``, holding the output dir's lock.
+
+    Two grids writing one output dir would interleave cells and gathers, so a run holds
+    ``<output_dir>/grid.lock`` (:data:`LOCK_FILE`: pid, host and start time; removed at the end, taken
+    over when its holder crashed) and a second run on the same folder refuses with
+    :class:`probeft.files.LockHeldError`. A dry run takes no lock.
 
     Args:
         config: the validated grid.
@@ -280,7 +289,30 @@ def run_grid(
 
     Returns:
         A :class:`GridReport`; ``report.ok`` is False when any cell failed.
+
+    Raises:
+        probeft.files.LockHeldError: another live run holds the output dir.
     """
+    options = dict(force=force, continue_on_error=continue_on_error, dry_run=dry_run, only_stages=only_stages,
+                   log=log, executor=executor)
+    if dry_run:
+        return _run_cells(config, paths, **options)
+    with files.exclusive_lock(paths.output_dir / LOCK_FILE, what=f"the grid output dir {paths.output_dir}"):
+        return _run_cells(config, paths, **options)
+
+
+def _run_cells(
+    config: GridConfig,
+    paths: GridPaths,
+    *,
+    force: bool = False,
+    continue_on_error: bool = False,
+    dry_run: bool = False,
+    only_stages: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+    executor: Callable[[Cell, Path], None] | None = None,
+) -> GridReport:
+    """Run every cell not yet complete, in order, then gather ``results.csv``; see :func:`run_grid` (no lock here)."""
     if only_stages:
         unknown = [s for s in only_stages if s not in STAGES]
         if unknown:

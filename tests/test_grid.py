@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from probeft import cli, grid, grid_config, results
+from probeft import cli, files, grid, grid_config, results
 
 CONFIG = {
     "name": "t",
@@ -322,3 +326,62 @@ def test_export_writes_only_the_small_tables(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "no-run"), str(tmp_path / "nothing")]) == 2
     assert not (tmp_path / "nothing").exists()
 
+
+
+# --- one run per output dir: the lock file ----------------------------------------------------------------
+
+
+def test_a_second_grid_on_the_same_output_dir_refuses_and_runs_nothing(tmp_path, capsys):
+    config, paths = small_config(tmp_path)
+    lock = paths.output_dir / grid.LOCK_FILE
+    lock.parent.mkdir(parents=True)
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "since": "2026-12-03T10:00:00+0000"}  # alive
+    lock.write_text(json.dumps(holder))
+    calls: list[str] = []
+    with pytest.raises(files.LockHeldError, match=rf"held by process {holder['pid']} on {socket.gethostname()}"):
+        grid.run_grid(config, paths, executor=fake_executor(calls), log=lambda _: None)
+    assert calls == [] and not paths.results_csv.exists()
+    assert json.loads(lock.read_text()) == holder  # another's lock is never removed
+    # the CLI: exit 2, one line naming the lock file
+    path = write_config(tmp_path, {"name": "t", "output_dir": str(paths.output_dir), "models": ["tiny-bert"],
+                                   "probing": {"tasks": ["bigram_shift"]}})
+    assert cli.main(["grid", str(path)]) == 2
+    assert f"{lock} is held by process" in capsys.readouterr().err
+    # a dry run takes no lock
+    assert grid.run_grid(config, paths, dry_run=True, log=lambda _: None).ok
+
+
+def test_a_crashed_runs_lock_is_taken_over_and_every_run_releases_its_own(tmp_path):
+    config, paths = small_config(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = paths.output_dir / grid.LOCK_FILE
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname(), "since": "x"}))
+    seen: list[dict] = []
+    run_cell = fake_executor([])
+
+    def executor(cell, executed):
+        seen.append(json.loads(lock.read_text()))
+        run_cell(cell, executed)
+
+    assert grid.run_grid(config, paths, executor=executor, log=lambda _: None).ok
+    assert {h["pid"] for h in seen} == {os.getpid()} and not lock.exists()
+    # released after a failure too
+    failing = fake_executor([], fail={"finetune__model-tiny-bert__task-cola__head-cls__seed-0"})
+    assert not grid.run_grid(config, paths, force=True, executor=failing, log=lambda _: None).ok
+    assert not lock.exists()
+
+
+def test_exclusive_lock_admits_one_holder(tmp_path):
+    lock = tmp_path / "x.lock"
+    with files.exclusive_lock(lock, what="x") as mine:
+        assert json.loads(lock.read_text()) == mine
+        with pytest.raises(files.LockHeldError, match="x.lock is held by process"):
+            with files.exclusive_lock(lock, what="x"):
+                pass
+        assert lock.exists()  # the refused second holder did not remove the first's lock
+    assert not lock.exists()
+    lock.write_text("not json")  # unreadable: respected, never guessed stale
+    with pytest.raises(files.LockHeldError, match="unreadable holder"):
+        with files.exclusive_lock(lock, what="x"):
+            pass
