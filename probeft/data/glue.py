@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from probeft.data.caps import cap_text, seeded_subset
+from probeft.hub import require_hub
 from probeft.locations import data_location
 from probeft.names import CLASSIFICATION_TASKS
 
@@ -131,6 +132,7 @@ def _read_glue_hub(task: str) -> tuple[ClassificationSplit, ClassificationSplit]
     """Train and validation splits from the ``datasets`` hub copy of GLUE (needs internet or an HF cache)."""
     import datasets
 
+    require_hub(f"GLUE {task} (nyu-mll/glue)", instead="pass a data dir (--data-dir or PROBEFT_DATA_DIR) in the layout of `probeft demo-data`")
     loaded = datasets.load_dataset("nyu-mll/glue", task)
 
     def convert(split) -> ClassificationSplit:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from probeft.hub import require_hub
 from probeft.locations import data_location, required_data_dir
 
 __all__ = ["SquadExample", "read_squad", "read_squad_splits", "resolve_squad_files"]
@@ -115,6 +116,7 @@ def read_squad_splits(data_dir: str | Path | None = None) -> tuple[list[SquadExa
         return read_squad(train), read_squad(dev)
     import datasets
 
+    require_hub("SQuAD v1.1 (rajpurkar/squad)", instead="pass a data dir (--data-dir or PROBEFT_DATA_DIR) in the layout of `probeft demo-data`")
     loaded = datasets.load_dataset("rajpurkar/squad")
 
     def convert(split) -> list[SquadExample]:

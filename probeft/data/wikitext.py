@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from probeft.hub import require_hub
 from probeft.locations import data_location, required_data_dir
 
 __all__ = ["read_wikitext", "read_wikitext_test", "resolve_wikitext_file"]
@@ -21,6 +22,7 @@ def read_wikitext_test(data_dir: str | Path | None = None) -> tuple[str, str]:
         return read_wikitext(path), str(path)
     import datasets
 
+    require_hub("WikiText-2 (Salesforce/wikitext)", instead="pass a data dir (--data-dir or PROBEFT_DATA_DIR) in the layout of `probeft demo-data`")
     rows = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split="test")["text"]
     return "".join(rows), "hub:Salesforce/wikitext/wikitext-2-raw-v1/test"
 

@@ -1,0 +1,77 @@
+"""A hub id or hub data set without network fails in seconds, naming what was asked and what to pass instead."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from probeft import data, hub, models
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    hub._probe.cache_clear()
+    yield
+    hub._probe.cache_clear()
+
+
+@pytest.fixture
+def unreachable(monkeypatch):
+    """A hub endpoint on a local port nobody listens on: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(hub, "_cached_snapshot", lambda repo_id: None)  # and nothing in the local cache
+    return port
+
+
+def test_reachability_is_one_tcp_connection_to_the_endpoint(monkeypatch, unreachable):
+    assert not hub.hub_reachable()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}/")
+        assert hub.hub_endpoint() == f"http://127.0.0.1:{server.getsockname()[1]}"
+        assert hub.hub_reachable()
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline requested: unreachable without trying
+        assert not hub.hub_reachable()
+
+
+def test_a_hub_model_without_network_or_cache_fails_fast_naming_it(unreachable):
+    started = time.monotonic()
+    with pytest.raises(hub.HubUnreachableError, match=r"model 'org/encoder'.*unreachable.*pass a local path") as error:
+        models.load_encoder("org/encoder")
+    assert time.monotonic() - started < 10  # no 40 s of retries
+    assert isinstance(error.value, FileNotFoundError) and "tiny-bert" in str(error.value)
+
+
+def test_a_cached_hub_model_is_used_from_the_cache_when_the_hub_is_down(unreachable, monkeypatch, tmp_path):
+    monkeypatch.setattr(hub, "_cached_snapshot", lambda repo_id: tmp_path / "snapshots" / "abc")
+    assert models.resolve_model("org/encoder") == str(tmp_path / "snapshots" / "abc")
+
+
+def test_reachable_hub_passes_the_id_through(monkeypatch):
+    monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)
+    assert hub.resolve_hub_model("org/encoder") == "org/encoder"
+
+
+@pytest.mark.parametrize("spec", ["/no/such/model", "./missing", "a/b/c", "~/nothing-here-xyz"])
+def test_a_missing_path_is_named_as_a_missing_folder(spec):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        models.resolve_model(spec)
+
+
+def test_hub_data_sets_fail_fast_naming_the_data_and_the_data_dir(unreachable):
+    with pytest.raises(hub.HubUnreachableError, match=r"GLUE cola \(nyu-mll/glue\).*--data-dir"):
+        data.read_glue("cola", "hub")
+    with pytest.raises(hub.HubUnreachableError, match=r"SQuAD v1.1"):
+        data.read_squad_splits("hub")
+    with pytest.raises(hub.HubUnreachableError, match=r"WikiText-2"):
+        data.read_wikitext_test("hub")
