@@ -259,6 +259,16 @@ def execute_cell(cell: Cell, executed_path: Path, *, kernel_name: str) -> None:
     )
 
 
+def _failure_reason(error: BaseException) -> str:
+    """One line saying why a cell failed: for a notebook error, the notebook's own exception and message."""
+    # papermill's PapermillExecutionError carries the cell's exception as ename / evalue; its str() starts
+    # with a banner line, which would hide the reason in the failure listing.
+    name, value = getattr(error, "ename", None), getattr(error, "evalue", None)
+    text = f"{name}: {value}" if name else f"{type(error).__name__}: {error}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:500]
+
+
 def run_grid(
     config: GridConfig,
     paths: GridPaths,
@@ -348,7 +358,7 @@ def _run_cells(
             if not results.cell_complete(cell_dir):
                 raise RuntimeError(f"notebook finished but wrote no complete results in {cell_dir}")
         except Exception as error:  # noqa: BLE001 - any notebook failure is reported per cell
-            report.failed[cell.name] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            report.failed[cell.name] = _failure_reason(error)
             log(f"{prefix}: FAILED after {time.time() - started:.0f}s: {report.failed[cell.name]}")
             log("".join(traceback.format_exception_only(type(error), error)).strip()[:2000])
             if not continue_on_error:
