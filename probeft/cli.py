@@ -42,6 +42,9 @@ def _grid_command(args: argparse.Namespace) -> int:
         continue_on_error=args.continue_on_error,
         dry_run=args.dry_run,
         only_stages=args.stage,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        cells_per_gpu=args.cells_per_gpu,
     )
     print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
     return 0 if report.ok else 1
@@ -142,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     grid_parser.add_argument("--continue-on-error", action="store_true", help="run the other cells after a failure")
     grid_parser.add_argument("--force", action="store_true", help="re-run cells that are already complete")
     grid_parser.add_argument("--stage", action="append", choices=grid.STAGES, help="only this stage (repeatable)")
+    grid_parser.add_argument("--workers", type=int, metavar="N",
+                             help="run the cells on a local Dask cluster of N worker processes (1: one after another "
+                                  "in this process; default: one worker per visible CUDA GPU when there are 2+, else 1)")
+    grid_parser.add_argument("--scheduler", metavar="ADDRESS",
+                             help="run the cells on the workers of a running Dask scheduler, e.g. tcp://host:8786")
+    grid_parser.add_argument("--cells-per-gpu", type=int, default=1, metavar="K",
+                             help="cells run at once on each GPU worker (default 1)")
     grid_parser.set_defaults(func=_grid_command)
 
     claims_parser = sub.add_parser("claims", help="evaluate the paper's findings F1-F9 on a grid run")

@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 import probeft
-from probeft import models
+from probeft import models, oom
 from probeft.devices import resolve_device
 from probeft.feature_cache import feature_cache_path, load_or_extract
 from probeft.names import POOLINGS
@@ -116,8 +116,12 @@ def extract_features(
     sort_by_length: bool = True,
     dtype: torch.dtype | str | None = None,
     progress: bool = True,
+    retries: list[oom.BatchRetry] | None = None,
 ) -> dict[str, np.ndarray]:
     """Pooled features of every layer for a list of sentences.
+
+    A device out-of-memory error re-runs that batch in halves and keeps the smaller batch for the rest
+    (:mod:`probeft.oom`); each halving is appended to ``retries`` when given.
 
     Args:
         model: a transformers encoder (``AutoModel``) returning ``hidden_states``; it is put in
@@ -132,6 +136,7 @@ def extract_features(
         sort_by_length: batch sentences of similar length together (same features, less padding).
         dtype: None / float32, or float16 / bfloat16 autocast (CUDA only).
         progress: show a tqdm progress bar.
+        retries: where the out-of-memory retries are recorded (None: only warned about).
 
     Returns:
         pooling -> float32 array ``(L + 1, N, D)`` in the order of ``sentences``; index 0 is the
@@ -165,26 +170,52 @@ def extract_features(
         with torch.inference_mode(), autocast, tqdm(
             total=len(sentences), desc="extract", unit="sent", disable=not progress
         ) as bar:
-            for start in range(0, len(sentences), batch_size):
-                batch = order[start : start + batch_size]
-                input_ids, attention, special_mask = _pad_batch(
-                    [ids[i] for i in batch], [special[i] for i in batch], pad_id
-                )
-                attention = attention.to(target)
-                output = model(input_ids=input_ids.to(target), attention_mask=attention, output_hidden_states=True)
-                hidden_states = getattr(output, "hidden_states", None)
-                if hidden_states is None:
-                    raise ValueError(f"{type(model).__name__} returned no hidden_states; is it an encoder?")
-                excluded = None if mean_includes_special else special_mask.to(target)
-                pooled = _pool(hidden_states, attention, excluded, poolings)
+            start, current = 0, batch_size
+            while start < len(sentences):
+                batch = order[start : start + current]
+                retry = None
+                try:
+                    pooled = _forward_pooled(model, [ids[i] for i in batch], [special[i] for i in batch], pad_id,
+                                             target, poolings, mean_includes_special)
+                except RuntimeError as error:
+                    if not oom.is_out_of_memory(error):
+                        raise
+                    retry = oom.retry_record("extraction", error, current)  # re-raises at batch size 1
+                if retry is not None:
+                    oom.release_memory(target)  # outside the except block: its traceback held the batch's tensors
+                    if retries is not None:
+                        retries.append(retry)
+                    current = retry.retry_batch_size
+                    continue
                 for pooling, values in pooled.items():
                     if pooling not in features:
                         features[pooling] = np.empty((values.shape[0], len(sentences), values.shape[2]), np.float32)
                     features[pooling][:, batch] = values.cpu().numpy()
                 bar.update(len(batch))
+                start += len(batch)
     finally:
         model.train(was_training)
     return features
+
+
+def _forward_pooled(
+    model: torch.nn.Module,
+    ids: list[list[int]],
+    special: list[list[int]],
+    pad_id: int,
+    target: torch.device,
+    poolings: Sequence[str],
+    mean_includes_special: bool,
+) -> dict[str, torch.Tensor]:
+    """One batch through the encoder: pooling -> ``(L + 1, B, D)`` pooled hidden states on ``target``."""
+    input_ids, attention, special_mask = _pad_batch(ids, special, pad_id)
+    attention = attention.to(target)
+    output = model(input_ids=input_ids.to(target), attention_mask=attention, output_hidden_states=True)
+    hidden_states = getattr(output, "hidden_states", None)
+    if hidden_states is None:
+        raise ValueError(f"{type(model).__name__} returned no hidden_states; is it an encoder?")
+    excluded = None if mean_includes_special else special_mask.to(target)
+    return _pool(hidden_states, attention, excluded, poolings)
 
 
 def _pool(
@@ -271,6 +302,7 @@ def extract_probing_features(
     progress: bool = True,
     refresh: bool = False,
     encoder: Callable[[], tuple[torch.nn.Module, Any]] | None = None,
+    retries: list[oom.BatchRetry] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Features of the train/dev/test sentences of a probing task, cached under ``cache_dir``.
 
@@ -286,6 +318,7 @@ def extract_probing_features(
         refresh: recompute and overwrite an existing cache.
         encoder: called on a cache miss for ``(model, tokenizer)`` instead of loading them, so a caller
             probing several tasks loads the encoder once (see :func:`load_for_extraction`).
+        retries: where out-of-memory batch halvings are recorded (see :func:`extract_features`).
 
     Returns:
         split ("train", "dev", "test") -> pooling -> float32 ``(L + 1, N_split, D)``.
@@ -317,7 +350,7 @@ def extract_probing_features(
             features = extract_features(
                 model, tokenizer, part.sentences, poolings=poolings, batch_size=batch_size,
                 max_length=max_length, device=target, mean_includes_special=mean_includes_special,
-                sort_by_length=sort_by_length, dtype=dtype, progress=progress,
+                sort_by_length=sort_by_length, dtype=dtype, progress=progress, retries=retries,
             )
             arrays.update({f"{split}.{pooling}": values for pooling, values in features.items()})
         return arrays

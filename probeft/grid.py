@@ -22,7 +22,10 @@ Output layout::
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -41,13 +44,18 @@ __all__ = [
     "Cell",
     "GridConfig",
     "GridPaths",
+    "CellOutcome",
     "GridReport",
+    "attempt_cell",
     "execute_cell",
+    "executed_notebook",
     "expand",
     "finetune_cell_name",
+    "gather_outputs",
     "load_config",
     "resolve_paths",
     "run_grid",
+    "visible_gpu_ids",
 ]
 
 LOCK_FILE = "grid.lock"  # in the output dir while a run holds it (probeft.files.exclusive_lock)
@@ -269,6 +277,49 @@ def _failure_reason(error: BaseException) -> str:
     return (lines[0] if lines else type(error).__name__)[:500]
 
 
+@dataclass(frozen=True)
+class CellOutcome:
+    """What one attempt at a cell came to: a small, picklable status (Dask tasks return it, never raise).
+
+    Attributes:
+        name: the cell.
+        status: ``"ok"``; ``"failed"`` (``reason`` says why); on the distributed backend also
+            ``"blocked"`` (a dependency failed, not run) and ``"stopped"`` (the grid stopped after a failure
+            before this cell started, not run).
+        reason: one line for the failure listing ("" when ok).
+        detail: the exception's own text for the log ("" when ok).
+        seconds: wall time of the attempt.
+    """
+
+    name: str
+    status: str = "ok"
+    reason: str = ""
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def attempt_cell(cell: Cell, executed: Path, run_one: Callable[[Cell, Path], None]) -> CellOutcome:
+    """Run one cell and check its completion marker; any exception becomes a ``"failed"`` outcome.
+
+    The one place both backends run a cell (the sequential loop and the Dask task).
+
+    Args:
+        cell: the cell.
+        executed: where the executed notebook goes.
+        run_one: the executor, ``run_one(cell, executed)`` (papermill or a test fake).
+    """
+    started = time.time()
+    try:
+        run_one(cell, executed)
+        cell_dir = Path(cell.parameters["output_dir"])
+        if not results.cell_complete(cell_dir):
+            raise RuntimeError(f"notebook finished but wrote no complete results in {cell_dir}")
+    except Exception as error:  # noqa: BLE001 - any notebook failure is reported per cell
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
+        return CellOutcome(cell.name, "failed", _failure_reason(error), detail, time.time() - started)
+    return CellOutcome(cell.name, seconds=time.time() - started)
+
+
 def run_grid(
     config: GridConfig,
     paths: GridPaths,
@@ -279,6 +330,9 @@ def run_grid(
     only_stages: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
     executor: Callable[[Cell, Path], None] | None = None,
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    cells_per_gpu: int = 1,
 ) -> GridReport:
     """Run every cell not yet complete, in order, then gather ``results.csv``, holding the output dir's lock.
 
@@ -287,28 +341,97 @@ def run_grid(
     over when its holder crashed) and a second run on the same folder refuses with
     :class:`probeft.files.LockHeldError`. A dry run takes no lock.
 
+    With ``workers > 1``, ``scheduler``, or ``workers=None`` on a machine with CUDA GPUs, the cells run as
+    Dask tasks (:mod:`probeft.grid_dask`, imported only then) with the same skip, failure and gather
+    semantics; the driver (this process) keeps the lock and gathers.
+
     Args:
         config: the validated grid.
         paths: resolved folders.
         force: re-run complete cells too.
         continue_on_error: keep going after a failed cell (its dependants are skipped as failed).
-        dry_run: only list what would run.
+        dry_run: only list what would run (always in this process).
         only_stages: restrict to these stages.
         log: where progress lines go.
-        executor: replaces papermill (tests); called as ``executor(cell, executed_notebook_path)``.
+        executor: replaces papermill (tests); called as ``executor(cell, executed_notebook_path)``. On the
+            distributed backend it is pickled to the workers.
+        workers: 1 runs the cells one after another in this process (no Dask); N > 1 starts a local
+            Dask cluster of N worker processes with one thread each; None picks: one worker per visible
+            CUDA GPU (pinned with ``CUDA_VISIBLE_DEVICES``) when there are two or more, or
+            ``cells_per_gpu > 1``, and the config's device is ``auto`` or ``cuda``; else 1.
+        scheduler: address of a running Dask scheduler to use instead of a local cluster.
+        cells_per_gpu: cells run at once on one GPU (threads of each GPU worker).
 
     Returns:
         A :class:`GridReport`; ``report.ok`` is False when any cell failed.
 
     Raises:
         probeft.files.LockHeldError: another live run holds the output dir.
+        ValueError: a bad ``workers`` / ``scheduler`` / ``cells_per_gpu`` (the message names the flag), or
+            the scheduler can't be reached.
     """
+    _check_backend_options(workers, scheduler, cells_per_gpu)
     options = dict(force=force, continue_on_error=continue_on_error, dry_run=dry_run, only_stages=only_stages,
-                   log=log, executor=executor)
+                   log=log, executor=executor, workers=workers, scheduler=scheduler, cells_per_gpu=cells_per_gpu)
     if dry_run:
         return _run_cells(config, paths, **options)
     with files.exclusive_lock(paths.output_dir / LOCK_FILE, what=f"the grid output dir {paths.output_dir}"):
         return _run_cells(config, paths, **options)
+
+
+def _check_backend_options(workers: int | None, scheduler: str | None, cells_per_gpu: int) -> None:
+    """Reject impossible backend choices before anything runs; messages name the command-line flag."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"--workers (workers) must be a whole number >= 1, got {workers!r}")
+    if isinstance(cells_per_gpu, bool) or not isinstance(cells_per_gpu, int) or cells_per_gpu < 1:
+        raise ValueError(f"--cells-per-gpu (cells_per_gpu) must be a whole number >= 1, got {cells_per_gpu!r}")
+    if scheduler is not None and not str(scheduler).strip():
+        raise ValueError("--scheduler (scheduler) must be a scheduler address, e.g. tcp://host:8786; got ''")
+    if scheduler and workers not in (None, 1):
+        raise ValueError(f"--workers {workers} and --scheduler {scheduler} exclude each other: the scheduler's "
+                         "cluster has its own workers")
+    if cells_per_gpu > 1 and (scheduler or workers is not None):
+        raise ValueError("--cells-per-gpu applies to the GPU workers probeft starts itself (no --workers, no "
+                         "--scheduler); with --scheduler give each worker threads and GPU resources instead")
+
+
+def visible_gpu_ids() -> list[str]:
+    """The CUDA devices this process may use, as ``CUDA_VISIBLE_DEVICES`` entries (ids or UUIDs).
+
+    ``CUDA_VISIBLE_DEVICES`` when set (empty or ``-1`` means none), else ``0 .. torch.cuda.device_count()-1``.
+    """
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        ids: list[str] = []
+        for entry in (e.strip() for e in listed.split(",")):
+            if not entry or entry.startswith("-"):
+                break  # CUDA ignores everything from the first invalid entry on
+            ids.append(entry)
+        return ids
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _dask_request(config: GridConfig, workers: int | None, scheduler: str | None, cells_per_gpu: int,
+                  log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The cluster to run on, as :func:`probeft.grid_dask.run_cells` keywords; None = sequential, no Dask."""
+    if scheduler:
+        return {"scheduler": scheduler}
+    if workers is not None:
+        return {"workers": workers} if workers > 1 else None
+    # workers not given: one pinned worker per GPU, when that is worth a cluster and the config lets cells
+    # choose their GPU (an explicit cuda:N or cpu is the user's choice for every cell).
+    if config.device not in ("auto", "cuda"):
+        return None
+    gpus = visible_gpu_ids()
+    if len(gpus) < 2 and not (gpus and cells_per_gpu > 1):
+        return None
+    if importlib.util.find_spec("distributed") is None:
+        log(f"{len(gpus)} GPUs visible but Dask is not installed (pip install 'probeft[dask]'): running the cells "
+            "one after another")
+        return None
+    return {"gpu_ids": tuple(gpus), "cells_per_gpu": cells_per_gpu}
 
 
 def _run_cells(
@@ -321,27 +444,76 @@ def _run_cells(
     only_stages: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
     executor: Callable[[Cell, Path], None] | None = None,
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    cells_per_gpu: int = 1,
 ) -> GridReport:
-    """Run every cell not yet complete, in order, then gather ``results.csv``; see :func:`run_grid` (no lock here)."""
+    """Run every cell not yet complete, then gather ``results.csv``; see :func:`run_grid` (no lock here)."""
     if only_stages:
         unknown = [s for s in only_stages if s not in STAGES]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; stages are {list(STAGES)}")
     cells = expand(config, paths)
-    run_one = executor or (lambda cell, path: execute_cell(cell, path, kernel_name=config.kernel_name))
+    # A partial, not a lambda: the distributed backend pickles it to the workers.
+    run_one = executor or functools.partial(execute_cell, kernel_name=config.kernel_name)
     report = GridReport()
+    request = None if dry_run else _dask_request(config, workers, scheduler, cells_per_gpu, log)
     if not dry_run:
         _prepare(config, paths, cells, log)
+    if request is None:
+        _run_sequentially(cells, paths, report, run_one, force=force, continue_on_error=continue_on_error,
+                          dry_run=dry_run, only_stages=only_stages, log=log)
+    else:
+        from probeft import grid_dask  # only here: the sequential path never imports Dask
+
+        to_run = [(index, cell) for index, cell in enumerate(cells, 1)
+                  if not _skipped(cell, index, len(cells), paths, report, force=force, only_stages=only_stages,
+                                  log=log)]
+        grid_dask.run_cells(to_run, len(cells), paths, report, run_one, continue_on_error=continue_on_error,
+                            log=log, **request)
+    if not dry_run:
+        gather_outputs(cells, paths, log)
+    if report.failed:
+        log(f"{len(report.failed)} cell(s) failed:")
+        for name, why in report.failed.items():
+            log(f"  {name}: {why}")
+    return report
+
+
+def executed_notebook(cell: Cell, paths: GridPaths) -> Path:
+    """Where a cell's executed notebook goes: ``<output_dir>/notebooks/<cell>.ipynb``."""
+    return paths.notebooks_dir / f"{cell.name}.ipynb"
+
+
+def _skipped(cell: Cell, index: int, total: int, paths: GridPaths, report: GridReport, *, force: bool,
+             only_stages: Sequence[str] | None, log: Callable[[str], None]) -> bool:
+    """Whether a cell is left out: another stage, or complete (then recorded as skipped) unless ``force``."""
+    if only_stages and cell.stage not in only_stages:
+        return True
+    if not force and results.cell_complete(cell.parameters["output_dir"]) and executed_notebook(cell, paths).is_file():
+        report.skipped.append(cell.name)
+        log(f"[{index}/{total}] {cell.name}: complete, skipped")
+        return True
+    return False
+
+
+def _run_sequentially(
+    cells: list[Cell],
+    paths: GridPaths,
+    report: GridReport,
+    run_one: Callable[[Cell, Path], None],
+    *,
+    force: bool,
+    continue_on_error: bool,
+    dry_run: bool,
+    only_stages: Sequence[str] | None,
+    log: Callable[[str], None],
+) -> None:
+    """Run the cells one after another in this process, in order, filling ``report``."""
     for index, cell in enumerate(cells, 1):
-        if only_stages and cell.stage not in only_stages:
+        if _skipped(cell, index, len(cells), paths, report, force=force, only_stages=only_stages, log=log):
             continue
-        cell_dir = Path(cell.parameters["output_dir"])
-        executed = paths.notebooks_dir / f"{cell.name}.ipynb"
         prefix = f"[{index}/{len(cells)}] {cell.name}"
-        if not force and results.cell_complete(cell_dir) and executed.is_file():
-            report.skipped.append(cell.name)
-            log(f"{prefix}: complete, skipped")
-            continue
         blocked = [d for d in cell.depends_on if d in report.failed]
         if blocked:
             report.failed[cell.name] = f"depends on failed cell(s) {blocked}"
@@ -352,38 +524,37 @@ def _run_cells(
             log(f"{prefix}: would run {cell.notebook.name}")
             continue
         log(f"{prefix}: running {cell.notebook.name}")
-        started = time.time()
-        try:
-            run_one(cell, executed)
-            if not results.cell_complete(cell_dir):
-                raise RuntimeError(f"notebook finished but wrote no complete results in {cell_dir}")
-        except Exception as error:  # noqa: BLE001 - any notebook failure is reported per cell
-            report.failed[cell.name] = _failure_reason(error)
-            log(f"{prefix}: FAILED after {time.time() - started:.0f}s: {report.failed[cell.name]}")
-            log("".join(traceback.format_exception_only(type(error), error)).strip()[:2000])
+        outcome = attempt_cell(cell, executed_notebook(cell, paths), run_one)
+        if outcome.status != "ok":
+            report.failed[cell.name] = outcome.reason
+            log(f"{prefix}: FAILED after {outcome.seconds:.0f}s: {outcome.reason}")
+            log(outcome.detail)
             if not continue_on_error:
                 break
             continue
         report.ran.append(cell.name)
-        log(f"{prefix}: done in {time.time() - started:.0f}s")
-    if not dry_run:
-        complete = [Path(c.parameters["output_dir"]) for c in cells if results.cell_complete(c.parameters["output_dir"])]
-        if complete:
-            table = results.gather(complete, paths.results_csv)
-            log(f"gathered {len(table)} rows from {len(complete)} cells into {paths.results_csv}")
-            intervals_csv = paths.output_dir / delta_intervals.DELTA_INTERVALS_FILE
-            intervals = delta_intervals.write_delta_intervals(complete, intervals_csv)
-            if intervals is not None:
-                log(f"wrote {len(intervals)} paired Delta intervals into {intervals_csv}")
-            checks = claims.write_claims(table, delta_intervals.load_cell_predictions(complete),
-                                         paths.output_dir / claims.CLAIMS_FILE)
-            held = claims.summarise(checks)["verdict"].value_counts().to_dict()
-            log(f"evaluated the paper's findings into {paths.output_dir / claims.CLAIMS_FILE}: {held}")
-    if report.failed:
-        log(f"{len(report.failed)} cell(s) failed:")
-        for name, why in report.failed.items():
-            log(f"  {name}: {why}")
-    return report
+        log(f"{prefix}: done in {outcome.seconds:.0f}s")
+
+
+def gather_outputs(cells: Sequence[Cell], paths: GridPaths, log: Callable[[str], None] = print) -> None:
+    """Gather the complete cells into ``results.csv``, ``delta_intervals.csv`` and ``claims.csv``.
+
+    The one gather both backends use, in the driver, after every cell has finished; cells are taken in
+    grid order, so the tables do not depend on which cell finished first.
+    """
+    complete = [Path(c.parameters["output_dir"]) for c in cells if results.cell_complete(c.parameters["output_dir"])]
+    if not complete:
+        return
+    table = results.gather(complete, paths.results_csv)
+    log(f"gathered {len(table)} rows from {len(complete)} cells into {paths.results_csv}")
+    intervals_csv = paths.output_dir / delta_intervals.DELTA_INTERVALS_FILE
+    intervals = delta_intervals.write_delta_intervals(complete, intervals_csv)
+    if intervals is not None:
+        log(f"wrote {len(intervals)} paired Delta intervals into {intervals_csv}")
+    checks = claims.write_claims(table, delta_intervals.load_cell_predictions(complete),
+                                 paths.output_dir / claims.CLAIMS_FILE)
+    held = claims.summarise(checks)["verdict"].value_counts().to_dict()
+    log(f"evaluated the paper's findings into {paths.output_dir / claims.CLAIMS_FILE}: {held}")
 
 
 def _prepare(config: GridConfig, paths: GridPaths, cells: list[Cell], log: Callable[[str], None]) -> None:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ import pandas as pd
 import torch
 
 from probeft import control as control_tasks
-from probeft import data, extract, mdl as mdl_code, predictions, probe, results, similarity, uncertainty
+from probeft import data, extract, mdl as mdl_code, oom, predictions, probe, results, similarity, uncertainty
 from probeft.devices import resolve_device
 from probeft.names import POOLINGS
 
@@ -73,10 +73,12 @@ class ProbingRun:
     Attributes:
         rows: the probing-stage rows (see :func:`probe_encoder`).
         predictions: per task, the probes' test correctness (for :func:`probeft.predictions.save_predictions`).
+        batch_retries: out-of-memory halvings of the extraction batch (:mod:`probeft.oom`), for the provenance.
     """
 
     rows: pd.DataFrame
     predictions: list[predictions.TaskPredictions]
+    batch_retries: list[oom.BatchRetry] = field(default_factory=list)
 
 
 def _stack(features: dict[str, dict[str, np.ndarray]], poolings: Sequence[str]) -> tuple[dict[str, np.ndarray], list[tuple[str, int]]]:
@@ -296,18 +298,20 @@ def run_probing(
     reference_encoder = functools.cache(lambda: extract.load_for_extraction(cka_reference, target))
     rows: list[dict[str, Any]] = []
     correct: list[predictions.TaskPredictions] = []
+    retries: list[oom.BatchRetry] = []
     for task in probe_tasks:
         started = time.time()
         task_data = data.read_senteval(data.resolve_probing_file(task, data_dir), max_train=max_train, max_eval=max_eval)
         features = extract.extract_probing_features(
             model, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
-            max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=encoder,
+            max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=encoder, retries=retries,
         )
         reference = None
         if cka_reference is not None:
             reference = extract.extract_probing_features(
                 cka_reference, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
                 max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=reference_encoder,
+                retries=retries,
             )
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
         stacked, probes = _stack(features, poolings)
@@ -334,7 +338,7 @@ def run_probing(
                  for row in task_rows + extra_rows]
         sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
         correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha))
-    return ProbingRun(pd.DataFrame(rows), correct)
+    return ProbingRun(pd.DataFrame(rows), correct, retries)
 
 
 def probe_encoder(model: str, probe_tasks: Sequence[str], data_dir: str | Path | None, **options: Any) -> pd.DataFrame:

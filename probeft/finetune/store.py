@@ -74,15 +74,28 @@ def run_signature(config: FinetuneConfig, fingerprint: dict[str, Any] | None = N
     return json.loads(json.dumps(signature, default=str))
 
 
+def _effective_batch(signature: dict[str, Any]) -> dict[str, Any]:
+    """``signature`` with the batch as the effective one (batch x accumulation, accumulation 1).
+
+    16 x 2 trains on the same batches of examples, with the same optimiser steps, as 32 x 1 (what an
+    out-of-memory retry switches to, :mod:`probeft.oom`), so the two are one run.
+    """
+    if "batch_size" not in signature:
+        return signature
+    steps = int(signature.get("gradient_accumulation_steps", 1) or 1)
+    return {**signature, "batch_size": int(signature["batch_size"]) * steps, "gradient_accumulation_steps": 1}
+
+
 def check_same_run(run_dir: Path, signature: dict[str, Any]) -> None:
-    """Refuse a folder whose complete epochs were trained with other settings.
+    """Refuse a folder whose complete epochs were trained with other settings (the same effective batch counts as the same).
 
     Raises:
         ValueError: naming every differing setting with its stored and requested value.
     """
+    requested = _effective_batch(signature)
     for epoch in completed_epochs(run_dir):
-        stored = read_checkpoint_info(checkpoint_dir(run_dir, epoch)).get("signature", {})
-        differing = sorted(k for k in set(stored) | set(signature) if stored.get(k) != signature.get(k))
+        stored = _effective_batch(read_checkpoint_info(checkpoint_dir(run_dir, epoch)).get("signature", {}))
+        differing = sorted(k for k in set(stored) | set(requested) if stored.get(k) != requested.get(k))
         if differing:
             details = ", ".join(f"{k}: stored {stored.get(k)!r} vs requested {signature.get(k)!r}" for k in differing)
             raise ValueError(

@@ -38,7 +38,7 @@ from torch import nn
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 from transformers import set_seed as hf_set_seed
 
-from probeft import models, names
+from probeft import models, names, oom
 from probeft.checkpoints import completed_epochs
 from probeft.devices import resolve_device
 from probeft.finetune import store
@@ -199,8 +199,47 @@ def _fit_to_positions(config: FinetuneConfig, encoder_config: Any) -> FinetuneCo
     return dataclasses.replace(config, max_length=limit, doc_stride=doc_stride)
 
 
-def run_finetune(config: FinetuneConfig, data_dir: str | Path | None, output_dir: str | Path) -> pd.DataFrame:
+def run_finetune(
+    config: FinetuneConfig,
+    data_dir: str | Path | None,
+    output_dir: str | Path,
+    *,
+    retries: list[oom.BatchRetry] | None = None,
+) -> pd.DataFrame:
     """Fine-tune ``config.model`` on ``config.task``, checkpointing and evaluating after every epoch.
+
+    On a device out-of-memory error the run is retried with half the per-device batch and twice the
+    gradient accumulation (same effective batch, optimiser steps and data order; :mod:`probeft.oom`),
+    from the last complete epoch; each halving is appended to ``retries`` when given. A batch of one,
+    or an odd batch, that does not fit re-raises the error.
+
+    Args:
+        config: the run's settings (see :class:`~probeft.finetune.config.FinetuneConfig`).
+        data_dir: data folder in the layout of ``write_demo_data`` (``glue/``, ``squad/``); ``None``
+            falls back to ``$PROBEFT_DATA_DIR`` (for GLUE, then the hub).
+        output_dir: where ``epoch-<e>/`` checkpoints go.
+        retries: where out-of-memory retries are recorded, for the provenance.
+
+    Returns:
+        As :func:`_train`.
+    """
+    while True:
+        retry = None
+        try:
+            return _train(config, data_dir, output_dir)
+        except RuntimeError as error:
+            if not oom.is_out_of_memory(error):
+                raise
+            retry = oom.retry_record("finetune", error, config.batch_size, accumulation=config.gradient_accumulation_steps)
+        oom.release_memory()  # outside the except block: its traceback held the failed step's tensors
+        if retries is not None:
+            retries.append(retry)
+        config = dataclasses.replace(config, batch_size=retry.retry_batch_size,
+                                     gradient_accumulation_steps=retry.gradient_accumulation_steps)
+
+
+def _train(config: FinetuneConfig, data_dir: str | Path | None, output_dir: str | Path) -> pd.DataFrame:
+    """Fine-tune ``config.model`` on ``config.task``, checkpointing and evaluating after every epoch (one attempt).
 
     Under ``torchrun`` every process calls this; only the main process writes to ``output_dir``.
 
