@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -375,23 +376,43 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
             == "holds").all()
 
 
-def test_validation_page_reads_the_committed_tables_or_notes_their_absence(tmp_path):
-    from probeft import claims, report
+@pytest.mark.parametrize(("run", "figures"), [("minilm", 4), ("mpnet", 1)])
+def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_path, run, figures):
+    from probeft import analysis, claims, report
 
     table = full_table()
     generated = write_generated(tmp_path / "made", table, intervals=True) / "_generated"
-    shutil.copytree(generated, tmp_path / "validation" / "minilm")
+    shutil.copytree(generated, tmp_path / "validation" / run)
     (tmp_path / "book").mkdir()
-    out = run_page(BOOK_DIR / "validation_minilm.md", tmp_path / "book")
+    out = run_page(BOOK_DIR / f"validation_{run}.md", tmp_path / "book")
     record = json.loads((generated / "grid.json").read_text())
     provenance = json.loads((generated / "provenance.json").read_text())
     assert report.run_summary(record, provenance) in out["printed"] and NOTE not in out["printed"]
-    summary = out["displayed"][0]
-    pd.testing.assert_frame_equal(summary, claims.summarise(claims.evaluate_claims(table)).set_index("claim"))
-    assert out["figures"] == 4  # Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA
+    checks = claims.evaluate_claims(table)
+    if run == "minilm":  # the summary of every finding first
+        pd.testing.assert_frame_equal(out["displayed"][0], claims.summarise(checks).set_index("claim"))
+    else:  # Figure 1's best layers, then the F1 / F2 checks
+        pd.testing.assert_frame_equal(out["displayed"][0], analysis.best_layers(table))
+        shown = report.claims_checks_table(checks)
+        pd.testing.assert_frame_equal(out["displayed"][1], shown[shown["claim"].isin(["F1", "F2"])])
+    assert out["figures"] == figures  # minilm: Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA
     (tmp_path / "elsewhere" / "book").mkdir(parents=True)
-    absent = run_page(BOOK_DIR / "validation_minilm.md", tmp_path / "elsewhere" / "book")
+    absent = run_page(BOOK_DIR / f"validation_{run}.md", tmp_path / "elsewhere" / "book")
     assert NOTE in absent["printed"] and not absent["displayed"] and absent["figures"] == 0
+
+
+def test_the_committed_validation_tables_load_and_hold_their_claims():
+    """What the "Real weights" pages show: the committed tables are valid and claims.csv matches results.csv."""
+    from probeft import claims
+
+    for run in sorted((BOOK_DIR.parent / "validation").iterdir()):
+        table = results.load_results(run / results.RESULTS_FILE)
+        checks = claims.load_claims(run / claims.CLAIMS_FILE)
+        assert checks is not None and set(checks["claim"]) == set(claims.CLAIMS), run
+        computable = checks[checks["verdict"] != "not computable"]
+        point = claims.evaluate_claims(table)  # point estimates from the table: the same estimates
+        merged = computable.merge(point, on=["claim", "model", "scope", "quantity"], suffixes=("", "_point"))
+        assert len(merged) == len(computable) and np.allclose(merged["estimate"], merged["estimate_point"]), run
 
 
 def test_run_summary_counts_cells_and_hours():

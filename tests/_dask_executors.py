@@ -1,0 +1,58 @@
+"""Fake cell executors for the distributed grid tests: picklable, run in Dask worker processes.
+
+The tests register this module with ``cloudpickle.register_pickle_by_value`` so the functions travel to
+the workers by value (the workers need not import ``tests``). Bind the options with
+``functools.partial(fake_cell, ...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Collection
+from pathlib import Path
+
+from probeft import grid, results
+
+
+def fake_cell(
+    cell: grid.Cell,
+    executed: Path,
+    *,
+    fail: Collection[str] = (),
+    kill_once: Collection[str] = (),
+    markers: str | None = None,
+    sleep_s: float = 0.0,
+    sleep_except: Collection[str] = (),
+) -> None:
+    """Write one result row and the executed notebook, like ``fake_executor`` in tests/test_grid.py.
+
+    Args:
+        cell: the cell.
+        executed: the executed notebook's path.
+        fail: cells that raise ``RuntimeError("boom")``.
+        kill_once: cells whose first attempt writes a partial ``results.csv`` (no completion marker) and
+            then SIGKILLs its own (worker) process; a marker file in ``markers`` records the attempt.
+        markers: a folder for the kill markers and for ``pid-<pid>`` files of every process that ran a cell.
+        sleep_s: seconds to sleep before writing (cells in ``sleep_except`` don't).
+        sleep_except: cells that never sleep.
+    """
+    if markers is not None:
+        Path(markers, f"pid-{os.getpid()}").touch()
+    if cell.name in fail:
+        raise RuntimeError("boom")
+    if sleep_s and cell.name not in sleep_except:
+        time.sleep(sleep_s)
+    cell_dir = Path(cell.parameters["output_dir"])
+    if cell.name in kill_once and markers is not None:
+        marker = Path(markers, f"killed-{cell.name}")
+        if not marker.exists():
+            marker.touch()
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            (cell_dir / results.RESULTS_FILE).write_text("stage,model,metric,value\npartial,x,x,999\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+    row = {"stage": cell.stage, "model": cell.parameters["model_name"], "metric": "x", "value": 1.0}
+    results.write_cell(cell_dir, results.results_frame([row]), params=cell.parameters, started=0.0, device="cpu")
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    executed.write_text("{}")
