@@ -6,9 +6,12 @@ Each function takes the long results table (see :mod:`probeft.results`; aggregat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -113,14 +116,19 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
     return fig
 
 
-def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
-    """Selectivity (probing accuracy minus control-task accuracy, points) per layer.
+def _encoder_state_panels(
+    frame: pd.DataFrame,
+    draw: Callable[[Axes, pd.DataFrame, str, str, str], None],
+    *,
+    ylabel: str,
+    zero_line: bool = False,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """Rows = models, columns = probing tasks; one curve per encoder state (task, head) and pooling.
 
-    Rows = models, columns = probing tasks; one colour per encoder state (pre-trained in black, each
-    fine-tuned encoder, task and head, its own colour), mean pooling solid, CLS dashed; seeds
-    averaged (:func:`probeft.analysis.selectivity_by_layer`).
+    Pre-trained encoders are black, each fine-tuned (task, head) gets its own colour; ``draw(ax, curve,
+    colour, label, pooling)`` draws one curve (rows of one state and pooling, layers ascending).
     """
-    frame = analysis.selectivity_by_layer(table, split=split)
     models, tasks = sorted(frame["model"].unique()), sorted(frame["probe_task"].unique())
     states = sorted({(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])},
                     key=lambda state: (state[0] != "none", state))
@@ -132,14 +140,31 @@ def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
             here = frame[(frame["model"] == model) & (frame["probe_task"] == task)]
             for (ft_task, head, pooling), curve in here.groupby(["finetune_task", "finetune_head", "pooling"]):
                 label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
-                ax.plot(curve["layer"], 100 * curve["selectivity"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
-                        color=colours[(ft_task, head)], label=f"{label}, {pooling}")
-            ax.axhline(0, color="grey", lw=0.8)
-            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel=f"{split} selectivity (points)")
+                draw(ax, curve, colours[(ft_task, head)], f"{label}, {pooling}", pooling)
+            if zero_line:
+                ax.axhline(0, color="grey", lw=0.8)
+            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel=ylabel)
+            if ylim is not None:
+                ax.set_ylim(*ylim)
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=6, loc="best")
     fig.tight_layout()
     return fig
+
+
+def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
+    """Selectivity (probing accuracy minus control-task accuracy, points) per layer.
+
+    Rows = models, columns = probing tasks; one colour per encoder state (pre-trained in black, each
+    fine-tuned encoder, task and head, its own colour), mean pooling solid, CLS dashed; seeds
+    averaged (:func:`probeft.analysis.selectivity_by_layer`).
+    """
+    def draw(ax: Axes, curve: pd.DataFrame, colour: str, label: str, pooling: str) -> None:
+        ax.plot(curve["layer"], 100 * curve["selectivity"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
+                color=colour, label=label)
+
+    frame = analysis.selectivity_by_layer(table, split=split)
+    return _encoder_state_panels(frame, draw, ylabel=f"{split} selectivity (points)", zero_line=True)
 
 
 def figure_cka(table: pd.DataFrame) -> Figure:
@@ -149,27 +174,14 @@ def figure_cka(table: pd.DataFrame) -> Figure:
     pooling solid, CLS dashed; seeds averaged, with a band of +- one standard deviation over seeds
     where there are several (:func:`probeft.analysis.cka_by_layer`).
     """
-    frame = analysis.cka_by_layer(table)
-    models, tasks = sorted(frame["model"].unique()), sorted(frame["probe_task"].unique())
-    states = sorted({(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])})
-    colours = {state: f"C{i}" for i, state in enumerate(states)}
-    fig, axes = _grid(len(models), len(tasks))
-    for r, model in enumerate(models):
-        for c, task in enumerate(tasks):
-            ax = axes[r][c]
-            here = frame[(frame["model"] == model) & (frame["probe_task"] == task)]
-            for (ft_task, head, pooling), curve in here.groupby(["finetune_task", "finetune_head", "pooling"]):
-                colour = colours[(ft_task, head)]
-                ax.plot(curve["layer"], curve["cka"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3, color=colour,
-                        label=f"{ft_task} ({head} head), {pooling}")
-                if (curve["seeds"] > 1).any():
-                    ax.fill_between(curve["layer"], curve["cka"] - curve["cka_std"], curve["cka"] + curve["cka_std"],
-                                    color=colour, alpha=0.15, lw=0)
-            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel="CKA to pre-trained", ylim=(-0.02, 1.02))
-            ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, loc="best")
-    fig.tight_layout()
-    return fig
+    def draw(ax: Axes, curve: pd.DataFrame, colour: str, label: str, pooling: str) -> None:
+        ax.plot(curve["layer"], curve["cka"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3, color=colour,
+                label=label)
+        if (curve["seeds"] > 1).any():
+            ax.fill_between(curve["layer"], curve["cka"] - curve["cka_std"], curve["cka"] + curve["cka_std"],
+                            color=colour, alpha=0.15, lw=0)
+
+    return _encoder_state_panels(analysis.cka_by_layer(table), draw, ylabel="CKA to pre-trained", ylim=(-0.02, 1.02))
 
 
 def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
