@@ -14,8 +14,9 @@ Two more measurements reuse the task's features (no second forward pass), both o
   are fitted on :func:`probeft.control.control_task` labels of the same sentences (word type of the
   last word -> a fixed random class; seed ``control_seed``), giving rows ``metric="control_accuracy"``
   (every split, with the control probe's own ``l2`` and, on test, its bootstrap interval) and
-  ``metric="selectivity"`` = accuracy - control accuracy per pooling, layer and split (no ``l2``,
-  no interval). Both carry ``control_seed`` and ``control_position``; ``probe_task`` is the real task.
+  ``metric="selectivity"`` = accuracy - control accuracy per pooling, layer and split (no ``l2``;
+  on test a 95% paired-bootstrap interval over the test sentences, the same resamples as the
+  accuracy intervals). Both carry ``control_seed`` and ``control_position``; ``probe_task`` is the real task.
 * **MDL** (Voita & Titov 2020; :mod:`probeft.mdl`): the online codelength of the train-split labels
   given each probe's train features, the train examples shuffled once by
   ``numpy.random.default_rng(mdl_seed).permutation`` (default seed :data:`MDL_SHUFFLE_SEED`; the same
@@ -130,12 +131,21 @@ def _fit_task(
     return rows, index, correct
 
 
-def selectivity_rows(task_rows: Sequence[dict[str, Any]], control_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def selectivity_rows(
+    task_rows: Sequence[dict[str, Any]],
+    control_rows: Sequence[dict[str, Any]],
+    test_intervals: uncertainty.DeltaInterval | None = None,
+    index: Sequence[tuple[str, int]] = (),
+) -> list[dict[str, Any]]:
     """``metric="selectivity"`` rows: task accuracy minus control accuracy per pooling, layer and split.
 
     Args:
         task_rows: ``metric="accuracy"`` rows of :func:`probe_task_rows`.
         control_rows: the rows of the same probes fitted on the control labels.
+        test_intervals: paired-bootstrap intervals of the test selectivity, ``(P,)`` fields in the
+            order of ``index`` (:func:`probeft.uncertainty.paired_bootstrap_delta` of the control
+            probes' and the task probes' test correctness); None: no interval columns.
+        index: the ``(pooling, layer)`` of each entry of ``test_intervals``.
 
     Raises:
         ValueError: the two sets of rows do not cover the same (pooling, layer, split) keys.
@@ -144,8 +154,16 @@ def selectivity_rows(task_rows: Sequence[dict[str, Any]], control_rows: Sequence
     control = {key(row): row["value"] for row in control_rows}
     if set(control) != {key(row) for row in task_rows}:
         raise ValueError("task and control rows do not cover the same (pooling, layer, split) probes")
-    return [{"pooling": row["pooling"], "layer": row["layer"], "split": row["split"], "metric": "selectivity",
-             "value": float(row["value"]) - float(control[key(row)])} for row in task_rows]
+    position = {probe: i for i, probe in enumerate(index)}
+    rows = []
+    for row in task_rows:
+        out = {"pooling": row["pooling"], "layer": row["layer"], "split": row["split"], "metric": "selectivity",
+               "value": float(row["value"]) - float(control[key(row)])}
+        if test_intervals is not None and row["split"] == "test":
+            i = position[(row["pooling"], row["layer"])]
+            out |= {"ci_low": float(test_intervals.low[i]), "ci_high": float(test_intervals.high[i])}
+        rows.append(out)
+    return rows
 
 
 def mdl_task_rows(
@@ -320,9 +338,14 @@ def run_probing(
         if control:
             controlled = control_tasks.control_task(task_data, seed=control_seed, position=CONTROL_POSITION)
             control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels, "test": controlled.test.labels}
-            control_rows, _ = _fit_stacked(stacked, probes, control_labels, device=target, metric="control_accuracy")
+            control_rows, control_correct = _fit_stacked(stacked, probes, control_labels, device=target,
+                                                         metric="control_accuracy")
+            # Paired over the same resampled test sentences, the draws of the accuracy intervals.
+            intervals = uncertainty.paired_bootstrap_delta(control_correct, task_correct, resamples=CI_RESAMPLES,
+                                                           confidence=CI_CONFIDENCE, seed=CI_SEED)
             provenance = {"control_seed": control_seed, "control_position": CONTROL_POSITION}
-            extra_rows += [{**row, **provenance} for row in control_rows + selectivity_rows(task_rows, control_rows)]
+            selective = selectivity_rows(task_rows, control_rows, intervals, probes)
+            extra_rows += [{**row, **provenance} for row in control_rows + selective]
         if mdl:
             num_classes = int(max(int(np.max(labels[split])) for split in extract.SPLITS)) + 1
             extra_rows += [{**row, "mdl_seed": mdl_seed} for row in mdl_task_rows(

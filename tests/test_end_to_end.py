@@ -52,8 +52,8 @@ def test_grid_runs_every_stage(grid_run):
         assert loaded.tasks["bigram_shift"].correct.shape == (6, 40)
     intervals = delta_intervals.load_delta_intervals(root / "run" / "delta_intervals.csv")
     assert intervals is not None and set(intervals["finetune_task"]) == {"cola"}
-    # accuracy and control-accuracy test rows carry intervals; selectivity (a difference) does not
-    with_ci = probing[probing["metric"].isin(["accuracy", "control_accuracy"])]
+    # accuracy, control-accuracy and selectivity (paired) test rows carry intervals
+    with_ci = probing[probing["metric"].isin(["accuracy", "control_accuracy", "selectivity"])]
     assert with_ci[["ci_low", "ci_high"]].notna().all(axis=None)
     assert {"selectivity", "control_accuracy", "compression", "uniform_kbits"} <= set(table["metric"])
     # CKA of the fine-tuned encoder to the pre-trained one; the pre-trained encoder has none

@@ -165,6 +165,30 @@ def test_selectivity_is_accuracy_minus_control_accuracy_exactly(probing_rows):
     assert set(rows.loc[rows["metric"] == "selectivity", "probe_task"]) == {"bigram_shift", "odd_man_out"}
 
 
+def test_test_selectivity_carries_a_paired_interval_around_it(probing_rows):
+    rows, _ = probing_rows
+    selectivity = rows[rows["metric"] == "selectivity"]
+    test = selectivity[selectivity["split"] == "test"]
+    assert test[["ci_low", "ci_high"]].notna().all(axis=None)
+    assert ((test["ci_low"] <= test["value"] + 1e-12) & (test["value"] <= test["ci_high"] + 1e-12)).all()
+    assert selectivity.loc[selectivity["split"] != "test", ["ci_low", "ci_high"]].isna().all(axis=None)
+
+
+def test_selectivity_rows_place_each_interval_on_its_probe():
+    from probeft import uncertainty
+
+    task = [{"pooling": p, "layer": l, "split": s, "value": 0.8} for p in ("cls", "mean") for l in (0, 1)
+            for s in ("dev", "test")]
+    control = [{**row, "value": 0.5} for row in task]
+    index = [("cls", 0), ("cls", 1), ("mean", 0), ("mean", 1)]
+    intervals = uncertainty.DeltaInterval(np.full(4, 0.3), np.array([0.1, 0.2, 0.3, 0.4]), np.ones(4), np.ones(4))
+    rows = probing.selectivity_rows(task, control, intervals, index)
+    low = {(r["pooling"], r["layer"]): r["ci_low"] for r in rows if r["split"] == "test"}
+    assert low == {("cls", 0): 0.1, ("cls", 1): 0.2, ("mean", 0): 0.3, ("mean", 1): 0.4}
+    assert all("ci_low" not in r for r in rows if r["split"] == "dev")
+    assert all(r["value"] == pytest.approx(0.3) for r in rows)
+
+
 def test_mdl_rows_compression_is_uniform_over_online(probing_rows):
     rows, _ = probing_rows
     mdl_rows = rows[rows["metric"].isin(["codelength_kbits", "compression", "uniform_kbits"])]
