@@ -178,15 +178,17 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
         pr = config.probing
         seeds = config.finetune.seeds if config.finetune else [0]
         for model in _section_models(config, pr):
-            # The pre-trained encoder first, whatever its position: its cells fill the feature cache
-            # that the fine-tuned cells' CKA reads.
+            # The pre-trained encoder first, whatever its position: its cell fills the feature cache
+            # that the fine-tuned cells' CKA reads, so with CKA they also depend on it (on Dask too).
             ordered = sorted(pr.finetune_tasks, key=lambda t: t != names.NO_FINETUNE)
             with_cka = pr.cka and names.NO_FINETUNE in pr.finetune_tasks
+            pretrained_cell = f"probing__model-{model.name}__ft-{names.NO_FINETUNE}__seed-{seeds[0]}"
             for task in ordered:
                 for seed in (seeds[:1] if task == names.NO_FINETUNE else seeds):
                     head = names.NO_FINETUNE if task == names.NO_FINETUNE else names.head_for(task, pr.finetune_head)
                     source = model.spec if task == names.NO_FINETUNE else finetuned_dir(model, task, head, seed)
-                    depends = () if task == names.NO_FINETUNE else (Path(source).name,)
+                    depends = () if task == names.NO_FINETUNE else (
+                        (Path(source).name, pretrained_cell) if with_cka else (Path(source).name,))
                     name = f"probing__model-{model.name}__ft-{task}" + ("" if task == names.NO_FINETUNE else f"-{head}")
                     params = {
                         "model": source, "model_name": model.name, "finetune_task": task, "finetune_head": head,

@@ -11,12 +11,15 @@ the sequential loop:
   dependants with a remote error: they return ``"blocked"`` without running;
 * the driver checks completion markers (skip-if-complete) before submitting, holds the output dir's
   lock, and gathers the tables afterwards (:func:`probeft.grid.gather_outputs`);
-* without ``continue_on_error`` the first failure sets a Dask :class:`distributed.Event`: cells that
-  have not started return ``"stopped"`` without running, running ones finish;
-* a worker process that dies mid-cell (out of memory, SIGKILL) makes Dask re-run that task on another
-  worker, up to ``distributed.scheduler.allowed-failures`` (3) times; after that the cell fails with
-  ``KilledWorker``. A cell's artefacts are written atomically with the completion marker last, so a
-  killed attempt is never taken as complete.
+* without ``continue_on_error`` the first failure sets a stop flag (in the scheduler's metadata):
+  cells that have not started return ``"stopped"`` without running, running ones finish;
+* a worker process that dies mid-cell (out of memory, SIGKILL, a Slurm job's end) makes Dask re-run
+  that task on another worker, up to ``distributed.scheduler.allowed-failures`` (3) times; after that
+  the cell fails with ``KilledWorker``. A cell's artefacts are written atomically with the completion
+  marker last, so a killed attempt is never taken as complete;
+* Dask also recomputes *finished* tasks whose (tiny) results died with a worker while a dependant still
+  needs them; every attempt's outcome is kept in the scheduler's metadata for the run, so such a
+  recomputation returns the recorded outcome instead of running the cell again.
 
 Workers started here (:class:`distributed.LocalCluster`, or one :class:`distributed.Nanny` per GPU in a
 :class:`distributed.SpecCluster`) share this machine's file system. Workers of a ``--scheduler``
@@ -26,6 +29,7 @@ cluster must see the output and data dirs at the same paths and have probeft ins
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import queue
@@ -35,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
 import distributed
 from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
@@ -46,6 +51,8 @@ CONNECT_TIMEOUT_S = 10  # --scheduler: an unreachable address fails within this,
 GPU_RESOURCE = "GPU"  # the worker resource a cell asks one unit of, when the cluster has it
 POLL_S = 0.2  # how often the driver looks for finished and started cells
 _DASHBOARD = ":8787"  # the scheduler's dashboard port (another free port when taken), when bokeh is installed
+_METADATA = "probeft-grid"  # scheduler metadata: [_METADATA, run token, cell] -> outcome; [..., _STOP] -> bool
+_STOP = "__stop__"
 
 
 def gpu_worker_spec(gpu_ids: Sequence[str], cells_per_gpu: int = 1) -> dict[str, dict[str, Any]]:
@@ -107,29 +114,50 @@ def open_client(*, workers: int | None = None, gpu_ids: Sequence[str] = (), cell
             yield client
         return
     dashboard = _dashboard_address()
-    if gpu_ids:
-        scheduler_spec = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard is not None,
-                                                         "dashboard_address": dashboard}}
-        cluster: SpecCluster = SpecCluster(workers=gpu_worker_spec(gpu_ids, cells_per_gpu), scheduler=scheduler_spec,
-                                           silence_logs=logging.WARNING)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                               dashboard_address=dashboard)
+    # Saturation 1: a worker is handed no more root cells than it has threads, so a cell waits in the
+    # scheduler (where a stop can still skip it, and where a dying worker can't count it as a suspect).
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = _start_cluster(workers, gpu_ids, cells_per_gpu, dashboard)
     with cluster, Client(cluster) as client:
         yield client
 
 
-def _cell_task(cell: Cell, executed: str, run_one: Callable[[Cell, Path], None], stop_event: str | None,
-               topic: str, *dependencies: CellOutcome) -> CellOutcome:
-    """The Dask task of one cell: run it unless the grid stopped or a dependency failed; never raises."""
-    if stop_event is not None and distributed.Event(stop_event).is_set():
+def _start_cluster(workers: int | None, gpu_ids: Sequence[str], cells_per_gpu: int, dashboard: str | None) -> SpecCluster:
+    """A LocalCluster of ``workers`` single-thread processes, or a SpecCluster of pinned GPU workers."""
+    if gpu_ids:
+        scheduler_spec = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard is not None,
+                                                         "dashboard_address": dashboard}}
+        return SpecCluster(workers=gpu_worker_spec(gpu_ids, cells_per_gpu), scheduler=scheduler_spec,
+                           silence_logs=logging.WARNING)
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                        dashboard_address=dashboard)
+
+
+def _cell_task(cell: Cell, executed: str, run_one: Callable[[Cell, Path], None], run: str,
+               *dependencies: CellOutcome) -> CellOutcome:
+    """The Dask task of one cell: run it unless done already, stopped or blocked; never raises.
+
+    Args:
+        cell: the cell.
+        executed: its executed notebook's path.
+        run_one: the executor.
+        run: the run's token (metadata namespace and event topic).
+        *dependencies: the outcomes of the cells it depends on.
+    """
+    client = distributed.get_client()
+    recorded = client.get_metadata([_METADATA, run, cell.name], default=None)
+    if recorded is not None:  # a recomputation of a finished attempt (its result was lost with a worker)
+        return CellOutcome(**recorded)
+    if client.get_metadata([_METADATA, run, _STOP], default=False):
         return CellOutcome(cell.name, "stopped")
     blocked = [d.name for d in dependencies if d.status != "ok"]
     if blocked:
         return CellOutcome(cell.name, "blocked", f"depends on failed cell(s) {blocked}")
     worker = distributed.get_worker()
-    worker.log_event(topic, {"cell": cell.name, "worker": worker.address})  # the driver's "running" count
-    return attempt_cell(cell, Path(executed), run_one)
+    worker.log_event(f"{_METADATA}-{run}", {"cell": cell.name, "worker": worker.address})  # "running" count
+    outcome = attempt_cell(cell, Path(executed), run_one)
+    client.set_metadata([_METADATA, run, cell.name], dataclasses.asdict(outcome))
+    return outcome
 
 
 def _killed_reason(error: distributed.KilledWorker) -> str:
@@ -147,9 +175,9 @@ class _DistributedRun:
         self.client, self.report, self.log, self.total = client, report, log, total
         self.continue_on_error = continue_on_error
         self.cells = {cell.name: (index, cell) for index, cell in cells}
-        token = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler, readable on the dashboard
-        self.topic, self.stop_name = f"probeft-grid-{token}", f"probeft-grid-stop-{token}"
-        self.keys = {name: f"{name}-{token}" for name in self.cells}
+        self.token = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler, readable on the dashboard
+        self.topic = f"{_METADATA}-{self.token}"
+        self.keys = {name: f"{name}-{self.token}" for name in self.cells}
         self.futures: dict[str, distributed.Future] = {}
         self.started: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.running: set[str] = set()
@@ -160,12 +188,11 @@ class _DistributedRun:
     def submit(self, paths: GridPaths, run_one: Callable[[Cell, Path], None]) -> None:
         """Submit every cell in grid order, each depending on the futures of the cells it needs."""
         self.client.subscribe_topic(self.topic, lambda event: self.started.put(event[1]["cell"]))
-        stop_event = None if self.continue_on_error else self.stop_name
         resources = {GPU_RESOURCE: 1} if _has_gpu_resources(self.client) else None
         for name, (_, cell) in self.cells.items():
             dependencies = [self.futures[d] for d in cell.depends_on if d in self.futures]
             self.futures[name] = self.client.submit(
-                _cell_task, cell, str(executed_notebook(cell, paths)), run_one, stop_event, self.topic, *dependencies,
+                _cell_task, cell, str(executed_notebook(cell, paths)), run_one, self.token, *dependencies,
                 key=self.keys[name], pure=False, resources=resources,
             )
 
@@ -176,7 +203,10 @@ class _DistributedRun:
         while not pending.is_empty():
             batch = pending.next_batch(block=False)
             for future in batch:
-                self._finish(by_key[future.key], future)
+                if future.status in ("finished", "error", "cancelled"):
+                    self._finish(by_key[future.key], future)
+                else:  # its result died with a worker after it finished: Dask recomputes it, wait again
+                    pending.add(future)
             self._note_started()
             self._show_progress()
             if not batch:
@@ -231,7 +261,7 @@ class _DistributedRun:
                 self.log(outcome.detail)
             if not self.continue_on_error and not self.stopped:
                 self.stopped = True
-                distributed.Event(self.stop_name, client=self.client).set()
+                self.client.set_metadata([_METADATA, self.token, _STOP], True)
                 self.log("stopping: cells not started yet will not run (--continue-on-error runs them)")
         elif outcome.status == "blocked" and self.continue_on_error:
             # Without --continue-on-error the sequential loop stops before reaching dependants; so here.
@@ -264,8 +294,12 @@ def _has_gpu_resources(client: Client) -> bool:
     return any(GPU_RESOURCE in (worker.get("resources") or {}) for worker in info.get("workers", {}).values())
 
 
-def _announce(client: Client, log: Callable[[str], None]) -> None:
-    """Log the cluster's workers and dashboard; wait for a first worker of a remote cluster."""
+def _announce(client: Client, log: Callable[[str], None], *, local: bool) -> None:
+    """Log the cluster's workers and dashboard; wait for a first worker of a remote cluster.
+
+    A local scheduler serves the dashboard pages only with bokeh installed (its HTTP server, listed as
+    the "dashboard" service, runs anyway); a remote one is taken at its word.
+    """
     info = client.scheduler_info(n_workers=-1)
     if not info.get("workers"):
         log(f"waiting for a Dask worker to join {info.get('address', client.scheduler.address)} ...")
@@ -276,7 +310,7 @@ def _announce(client: Client, log: Callable[[str], None]) -> None:
     gpus = sum((w.get("resources") or {}).get(GPU_RESOURCE, 0) for w in workers)
     log(f"Dask cluster at {info.get('address')}: {len(workers)} worker(s), {threads} thread(s)"
         + (f", {gpus:g} GPU slot(s)" if gpus else ""))
-    if "dashboard" in info.get("services", {}):
+    if "dashboard" in info.get("services", {}) and (not local or _dashboard_address() is not None):
         log(f"dashboard: {client.dashboard_link}")
 
 
@@ -303,11 +337,12 @@ def run_cells(cells: Sequence[tuple[int, Cell]], total: int, paths: GridPaths, r
     if not cells:
         return  # nothing due: no cluster to start
     with open_client(workers=workers, gpu_ids=gpu_ids, cells_per_gpu=cells_per_gpu, scheduler=scheduler) as client:
-        _announce(client, log)
+        _announce(client, log, local=scheduler is None)
         run = _DistributedRun(client, cells, total, report, continue_on_error=continue_on_error, log=log)
         run.submit(paths, run_one)
         try:
             run.collect()
         finally:
             client.unsubscribe_topic(run.topic)
+            client.set_metadata([_METADATA, run.token], None)  # the run's records, no longer needed
         run.put_in_grid_order()

@@ -22,6 +22,7 @@ def fake_cell(
     *,
     fail: Collection[str] = (),
     kill_once: Collection[str] = (),
+    kill_always: Collection[str] = (),
     markers: str | None = None,
     sleep_s: float = 0.0,
     sleep_except: Collection[str] = (),
@@ -34,12 +35,18 @@ def fake_cell(
         fail: cells that raise ``RuntimeError("boom")``.
         kill_once: cells whose first attempt writes a partial ``results.csv`` (no completion marker) and
             then SIGKILLs its own (worker) process; a marker file in ``markers`` records the attempt.
-        markers: a folder for the kill markers and for ``pid-<pid>`` files of every process that ran a cell.
+        kill_always: cells that SIGKILL their worker on every attempt.
+        markers: a folder for the kill markers, ``pid-<pid>`` files of every process that ran a cell and
+            ``env-<cell>`` files holding the ``CUDA_VISIBLE_DEVICES`` the cell saw.
         sleep_s: seconds to sleep before writing (cells in ``sleep_except`` don't).
         sleep_except: cells that never sleep.
     """
     if markers is not None:
         Path(markers, f"pid-{os.getpid()}").touch()
+        Path(markers, f"env-{cell.name}").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+    if cell.name in kill_always:
+        time.sleep(0.5)  # the other cells finish first: none waits on this worker when it dies
+        os.kill(os.getpid(), signal.SIGKILL)
     if cell.name in fail:
         raise RuntimeError("boom")
     if sleep_s and cell.name not in sleep_except:

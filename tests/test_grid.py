@@ -90,11 +90,14 @@ def test_fine_tuned_probing_cells_get_the_pre_trained_spec_as_cka_reference(tmp_
     assert cells["probing__model-rob__ft-cola-cls__seed-1"].parameters["cka_reference"] == "tiny-roberta"
     assert cells["probing__model-tiny-bert__ft-cola-cls__seed-0"].parameters["cka_reference"] == "tiny-bert"
     assert cells["probing__model-rob__ft-none__seed-0"].parameters["cka_reference"] is None
+    assert cells["probing__model-rob__ft-cola-cls__seed-1"].depends_on == (
+        "finetune__model-rob__task-cola__head-cls__seed-1", "probing__model-rob__ft-none__seed-0")
     # off, or no pre-trained cell to compare with: no CKA
     off = probing_cells(tmp_path, {"cka": False})
     assert {c.parameters["cka_reference"] for c in off.values()} == {None}
     alone = probing_cells(tmp_path, {"finetune_tasks": ["cola"]})
     assert {c.parameters["cka_reference"] for c in alone.values()} == {None}
+    assert all(len(c.depends_on) == 1 for c in alone.values())  # only the fine-tuning cell
 
 
 def test_overrides_take_precedence(tmp_path, monkeypatch):
@@ -245,7 +248,8 @@ def test_demo_config_cells_keep_their_names_and_order():
     assert [c.name for c in cells] == DEMO_CELLS
     probe = cells[DEMO_CELLS.index("probing__model-tiny-bert__ft-squad-span__seed-0")]
     assert probe.parameters["finetune_head"] == "span" and probe.parameters["epoch"] == -1
-    assert probe.depends_on == ("finetune__model-tiny-bert__task-squad__head-span__seed-0",)
+    assert probe.depends_on == ("finetune__model-tiny-bert__task-squad__head-span__seed-0",
+                                "probing__model-tiny-bert__ft-none__seed-0")  # its CKA reads that cell's features
 
 
 def test_task_names_are_normalised_like_fine_tuning_does(tmp_path):
