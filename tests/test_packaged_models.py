@@ -203,7 +203,7 @@ def test_part_files_are_found_through_distribution_metadata(tmp_path: Path, monk
     with pytest.raises(packaged_models.ModelPartsMissingError, match=f"part 1 of {ARCHIVE} should be named"):
         packaged_models.mpnet_part_files(names[::-1], archive_name=ARCHIVE)
     found[1].unlink()
-    with pytest.raises(packaged_models.ModelPartsMissingError, match="probeft-fake-part-002 is missing.*reinstall"):
+    with pytest.raises(packaged_models.ModelPartsMissingError, match="probeft-fake-part-002.*reinstall"):
         packaged_models.mpnet_part_files(names, archive_name=ARCHIVE)
     _install_fake_distribution(site, "probeft-fake-part-003", None)
     with pytest.raises(packaged_models.ModelPartsMissingError, match="lists 0 files"):
