@@ -6,7 +6,9 @@ and whether the gathered ``results.csv`` match: byte-identical, and else the sam
 within ``--atol`` after sorting (timing columns such as ``wall_time_s`` left out).
 
 Run ``.venv/bin/python benchmarks/bench_grid_workers.py [--config configs/demo.yaml] [--workers 2]
-[--stage probing ...] [--dry-run] [--root DIR] [--keep]``. ``--dry-run`` only checks that both commands
+[--stage probing ...] [--dry-run] [--root DIR] [--keep]``. ``--threads T`` exports ``OMP_NUM_THREADS=T`` to both runs: with the same threads per cell the
+tables are identical; by default the sequential cells use every core and each Dask cell an equal share,
+so summation order (and the last digits) differ. ``--dry-run`` only checks that both commands
 start (it lists the cells; nothing runs). With ``--stage probing`` alone the fine-tuning cells are not
 run, so the fine-tuned probing cells fail; use it to time the pre-trained probing cells only.
 """
@@ -14,6 +16,7 @@ run, so the fine-tuned probing cells fail; use it to time the pre-trained probin
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -74,8 +77,13 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="only check that both runs start")
     parser.add_argument("--root", help="folder for the two runs (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the runs (a --root is always kept)")
+    parser.add_argument("--threads", type=int,
+                        help="OMP_NUM_THREADS of every cell on both backends (equal threads: identical CPU numbers; "
+                             "default: all cores sequentially, an equal share per worker on Dask)")
     parser.add_argument("--atol", type=float, default=1e-6, help="value tolerance of the comparison")
     args = parser.parse_args()
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # both runs' cells inherit it (probeft.grid_dask)
     root = Path(args.root or tempfile.mkdtemp(prefix="bench-grid-workers-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     config = Path(args.config).resolve()

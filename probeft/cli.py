@@ -45,6 +45,7 @@ def _grid_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         cells_per_gpu=args.cells_per_gpu,
+        rerun_changed=args.rerun_changed,
     )
     print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
     return 0 if report.ok else 1
@@ -144,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     grid_parser.add_argument("--dry-run", action="store_true", help="list the cells that would run")
     grid_parser.add_argument("--continue-on-error", action="store_true", help="run the other cells after a failure")
     grid_parser.add_argument("--force", action="store_true", help="re-run cells that are already complete")
+    grid_parser.add_argument("--rerun-changed", action="store_true",
+                             help="run again complete cells whose parameters changed since they ran, and the cells "
+                                  "that depend on them (their old outputs are deleted); without it they are an error")
     grid_parser.add_argument("--stage", action="append", choices=grid.STAGES, help="only this stage (repeatable)")
     grid_parser.add_argument("--workers", type=int, metavar="N",
                              help="run the cells on a local Dask cluster of N worker processes (1: one after another "

@@ -6,7 +6,9 @@ the key; re-exported here), :func:`expand` turns it into
 ordered :class:`Cell` objects (fine-tuning first, then probing, attention, perplexity), and
 :func:`run_grid` executes each cell's notebook with papermill into
 ``<output_dir>/notebooks/<cell>.ipynb`` while the notebook writes ``<output_dir>/cells/<cell>/``.
-A cell whose results are complete is skipped, so an interrupted grid resumes where it stopped.
+A cell whose results are complete is skipped, so an interrupted grid resumes where it stopped; a
+complete cell whose parameters changed since it ran (and every cell computed from it) is refused, or
+run again with ``rerun_changed`` (:mod:`probeft.cell_state`).
 
 Output layout::
 
@@ -26,6 +28,7 @@ import functools
 import importlib.util
 import json
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probeft import claims, delta_intervals, files, locations, names, results
+from probeft import cell_state, claims, delta_intervals, feature_cache, files, locations, names, results
 from probeft.grid_config import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
 
 __all__ = [
@@ -335,6 +338,7 @@ def run_grid(
     workers: int | None = 1,
     scheduler: str | None = None,
     cells_per_gpu: int = 1,
+    rerun_changed: bool = False,
 ) -> GridReport:
     """Run every cell not yet complete, in order, then gather ``results.csv``, holding the output dir's lock.
 
@@ -351,6 +355,8 @@ def run_grid(
         config: the validated grid.
         paths: resolved folders.
         force: re-run complete cells too.
+        rerun_changed: run again the complete cells whose parameters changed since they ran, and the cells
+            that depend on them, deleting their old outputs first; without it such cells are an error.
         continue_on_error: keep going after a failed cell (its dependants are skipped as failed).
         dry_run: only list what would run (always in this process).
         only_stages: restrict to these stages.
@@ -371,10 +377,13 @@ def run_grid(
         probeft.files.LockHeldError: another live run holds the output dir.
         ValueError: a bad ``workers`` / ``scheduler`` / ``cells_per_gpu`` (the message names the flag), or
             the scheduler can't be reached.
+        probeft.cell_state.StaleCellsError: complete cells ran with other parameters (a ValueError that
+            lists each cell and parameter) and ``rerun_changed`` is not set; nothing has run.
     """
     _check_backend_options(workers, scheduler, cells_per_gpu)
     options = dict(force=force, continue_on_error=continue_on_error, dry_run=dry_run, only_stages=only_stages,
-                   log=log, executor=executor, workers=workers, scheduler=scheduler, cells_per_gpu=cells_per_gpu)
+                   log=log, executor=executor, workers=workers, scheduler=scheduler, cells_per_gpu=cells_per_gpu,
+                   rerun_changed=rerun_changed)
     if dry_run:
         return _run_cells(config, paths, **options)
     with files.exclusive_lock(paths.output_dir / LOCK_FILE, what=f"the grid output dir {paths.output_dir}"):
@@ -449,6 +458,7 @@ def _run_cells(
     workers: int | None = 1,
     scheduler: str | None = None,
     cells_per_gpu: int = 1,
+    rerun_changed: bool = False,
 ) -> GridReport:
     """Run every cell not yet complete, then gather ``results.csv``; see :func:`run_grid` (no lock here)."""
     if only_stages:
@@ -460,17 +470,18 @@ def _run_cells(
     run_one = executor or functools.partial(execute_cell, kernel_name=config.kernel_name)
     report = GridReport()
     request = None if dry_run else _dask_request(config, workers, scheduler, cells_per_gpu, log)
+    changed = set() if force else _handle_changed_cells(cells, paths, rerun=rerun_changed, dry_run=dry_run, log=log)
     if not dry_run:
         _prepare(config, paths, cells, log)
     if request is None:
         _run_sequentially(cells, paths, report, run_one, force=force, continue_on_error=continue_on_error,
-                          dry_run=dry_run, only_stages=only_stages, log=log)
+                          dry_run=dry_run, only_stages=only_stages, log=log, changed=changed)
     else:
         from probeft import grid_dask  # only here: the sequential path never imports Dask
 
         to_run = [(index, cell) for index, cell in enumerate(cells, 1)
                   if not _skipped(cell, index, len(cells), paths, report, force=force, only_stages=only_stages,
-                                  log=log)]
+                                  log=log, changed=changed)]
         grid_dask.run_cells(to_run, len(cells), paths, report, run_one, continue_on_error=continue_on_error,
                             log=log, **request)
     if not dry_run:
@@ -482,17 +493,61 @@ def _run_cells(
     return report
 
 
+def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, dry_run: bool,
+                          log: Callable[[str], None]) -> set[str]:
+    """Refuse complete cells whose parameters changed, or (``rerun``) delete their outputs so they run again.
+
+    Returns:
+        The names of those cells (a dry run deletes nothing but lists them as running again).
+    """
+    complete = [c.name for c in cells
+                if results.cell_complete(c.parameters["output_dir"]) and executed_notebook(c, paths).is_file()]
+    stale = cell_state.stale_cells(cells, {c.name: executed_notebook(c, paths) for c in cells}, complete,
+                                   paths.output_dir)
+    if not stale:
+        return set()
+    listing = "\n".join(f"  {name}: {why}" for name, why in stale.items())
+    if not (rerun or dry_run):
+        raise cell_state.StaleCellsError(
+            f"{len(stale)} complete cell(s) in {paths.output_dir} ran with other parameters than the config gives "
+            f"them now:\n{listing}\nRun them again (their old outputs are deleted) with --rerun-changed, or use a new "
+            "--output-dir.")
+    log(f"{len(stale)} complete cell(s) changed since they ran" + (
+        ", would run again with --rerun-changed:" if dry_run and not rerun else ", running them again:"))
+    log(listing)
+    if dry_run:
+        return set(stale)
+    for cell in (c for c in cells if c.name in stale):
+        # Old checkpoints must not be resumed nor old rows gathered: the cell starts from nothing.
+        shutil.rmtree(cell.parameters["output_dir"], ignore_errors=True)
+        executed_notebook(cell, paths).unlink(missing_ok=True)
+        _drop_cached_features(paths.cache_dir / "features", cell.parameters["output_dir"])
+    return set(stale)
+
+
+def _drop_cached_features(features_dir: Path, model_dir: str) -> None:
+    """Delete cached features extracted from the checkpoints under ``model_dir`` (they are of the old weights)."""
+    for metadata in features_dir.glob(f"*/{feature_cache.METADATA_FILE}"):
+        try:
+            model = str(json.loads(metadata.read_text(encoding="utf-8")).get("model", ""))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if model == model_dir or model.startswith(model_dir + "/"):
+            shutil.rmtree(metadata.parent, ignore_errors=True)
+
+
 def executed_notebook(cell: Cell, paths: GridPaths) -> Path:
     """Where a cell's executed notebook goes: ``<output_dir>/notebooks/<cell>.ipynb``."""
     return paths.notebooks_dir / f"{cell.name}.ipynb"
 
 
 def _skipped(cell: Cell, index: int, total: int, paths: GridPaths, report: GridReport, *, force: bool,
-             only_stages: Sequence[str] | None, log: Callable[[str], None]) -> bool:
-    """Whether a cell is left out: another stage, or complete (then recorded as skipped) unless ``force``."""
+             only_stages: Sequence[str] | None, log: Callable[[str], None], changed: set[str]) -> bool:
+    """Whether a cell is left out: another stage, or complete (then recorded as skipped) unless ``force`` or
+    it is one of the ``changed`` cells that run again."""
     if only_stages and cell.stage not in only_stages:
         return True
-    if not force and results.cell_complete(cell.parameters["output_dir"]) and executed_notebook(cell, paths).is_file():
+    if not force and cell.name not in changed and results.cell_complete(cell.parameters["output_dir"]) and executed_notebook(cell, paths).is_file():
         report.skipped.append(cell.name)
         log(f"[{index}/{total}] {cell.name}: complete, skipped")
         return True
@@ -510,10 +565,12 @@ def _run_sequentially(
     dry_run: bool,
     only_stages: Sequence[str] | None,
     log: Callable[[str], None],
+    changed: set[str],
 ) -> None:
     """Run the cells one after another in this process, in order, filling ``report``."""
     for index, cell in enumerate(cells, 1):
-        if _skipped(cell, index, len(cells), paths, report, force=force, only_stages=only_stages, log=log):
+        if _skipped(cell, index, len(cells), paths, report, force=force, only_stages=only_stages, log=log,
+                    changed=changed):
             continue
         prefix = f"[{index}/{len(cells)}] {cell.name}"
         blocked = [d for d in cell.depends_on if d in report.failed]

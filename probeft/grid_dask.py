@@ -22,7 +22,8 @@ the sequential loop:
   recomputation returns the recorded outcome instead of running the cell again.
 
 Workers started here (:class:`distributed.LocalCluster`, or one :class:`distributed.Nanny` per GPU in a
-:class:`distributed.SpecCluster`) share this machine's file system. Workers of a ``--scheduler``
+:class:`distributed.SpecCluster`) share this machine's file system and its CPU cores: each cell's
+kernel gets an equal share of them (:func:`thread_environment`). Workers of a ``--scheduler``
 cluster must see the output and data dirs at the same paths and have probeft installed.
 """
 
@@ -32,6 +33,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import logging
+import os
 import queue
 import time
 import uuid
@@ -45,7 +47,8 @@ from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
 from probeft.grid import Cell, CellOutcome, GridPaths, GridReport, _failure_reason, attempt_cell, executed_notebook
 
-__all__ = ["CONNECT_TIMEOUT_S", "GPU_RESOURCE", "gpu_worker_spec", "open_client", "run_cells"]
+__all__ = ["CONNECT_TIMEOUT_S", "GPU_RESOURCE", "THREAD_VARIABLES", "gpu_worker_spec", "open_client", "run_cells",
+           "thread_environment"]
 
 CONNECT_TIMEOUT_S = 10  # --scheduler: an unreachable address fails within this, never hangs
 GPU_RESOURCE = "GPU"  # the worker resource a cell asks one unit of, when the cluster has it
@@ -53,6 +56,27 @@ POLL_S = 0.2  # how often the driver looks for finished and started cells
 _DASHBOARD = ":8787"  # the scheduler's dashboard port (another free port when taken), when bokeh is installed
 _METADATA = "probeft-grid"  # scheduler metadata: [_METADATA, run token, cell] -> outcome; [..., _STOP] -> bool
 _STOP = "__stop__"
+THREAD_VARIABLES: tuple[str, ...] = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_environment(concurrent_cells: int) -> dict[str, str]:
+    """CPU threads of each cell's kernel (torch reads them) when ``concurrent_cells`` run at once here.
+
+    Dask's Nanny sets these variables to 1 in every worker (``distributed.nanny.pre-spawn-environ``) and
+    the papermill kernels inherit them, so without this a cell on a 16-core machine with 2 workers would
+    compute on one core. A value exported in the driver's ``OMP_NUM_THREADS`` wins: the same thread
+    count on every backend is what makes CPU results identical to the sequential run's, since summation
+    order follows the threads.
+
+    Args:
+        concurrent_cells: cells that may run at the same time on this machine.
+
+    Returns:
+        ``{variable: threads}`` for :data:`THREAD_VARIABLES`.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = os.environ.get("OMP_NUM_THREADS", "").strip() or str(max(1, cores // max(1, concurrent_cells)))
+    return {name: threads for name in THREAD_VARIABLES}
 
 
 def gpu_worker_spec(gpu_ids: Sequence[str], cells_per_gpu: int = 1) -> dict[str, dict[str, Any]]:
@@ -73,7 +97,7 @@ def gpu_worker_spec(gpu_ids: Sequence[str], cells_per_gpu: int = 1) -> dict[str,
         f"gpu-{gpu}": {
             "cls": Nanny,
             "options": {
-                "env": {"CUDA_VISIBLE_DEVICES": str(gpu)},
+                "env": {"CUDA_VISIBLE_DEVICES": str(gpu), **thread_environment(len(gpu_ids) * cells_per_gpu)},
                 "nthreads": cells_per_gpu,
                 "resources": {GPU_RESOURCE: cells_per_gpu},
                 "memory_limit": 0,  # the notebooks run in kernel subprocesses; the Nanny must not kill a worker
@@ -96,7 +120,7 @@ def open_client(*, workers: int | None = None, gpu_ids: Sequence[str] = (), cell
     """A client on the cluster asked for; a cluster started here is shut down on exit.
 
     Args:
-        workers: a LocalCluster of this many worker processes, one thread each.
+        workers: a LocalCluster of this many worker processes, one cell at a time each.
         gpu_ids: instead, one pinned worker per GPU (:func:`gpu_worker_spec`).
         cells_per_gpu: threads and GPU slots of each GPU worker.
         scheduler: instead, connect to this running scheduler (its workers are its own).
@@ -130,7 +154,7 @@ def _start_cluster(workers: int | None, gpu_ids: Sequence[str], cells_per_gpu: i
         return SpecCluster(workers=gpu_worker_spec(gpu_ids, cells_per_gpu), scheduler=scheduler_spec,
                            silence_logs=logging.WARNING)
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                        dashboard_address=dashboard)
+                        dashboard_address=dashboard, env=thread_environment(workers or 1))
 
 
 def _cell_task(cell: Cell, executed: str, run_one: Callable[[Cell, Path], None], run: str,

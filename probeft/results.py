@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -138,7 +139,7 @@ def package_versions(names: Sequence[str] = TRACKED_PACKAGES) -> dict[str, str]:
 
 
 def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dict[str, Any]:
-    """Provenance of one cell: resolved parameters, code version, environment, wall time.
+    """Provenance of one cell: resolved parameters, code version, environment, torch threads, wall time.
 
     Args:
         params: the cell's resolved parameters (JSON-serialisable; others are stringified).
@@ -152,6 +153,8 @@ def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dic
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": str(device),
+        # CPU summation order follows the thread count, so it belongs to what a number depends on
+        "torch_threads": torch.get_num_threads() if (torch := sys.modules.get("torch")) is not None else None,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_time_s": round(time.time() - started, 3),
     }

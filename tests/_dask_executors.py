@@ -7,6 +7,7 @@ the workers by value (the workers need not import ``tests``). Bind the options w
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -37,13 +38,15 @@ def fake_cell(
             then SIGKILLs its own (worker) process; a marker file in ``markers`` records the attempt.
         kill_always: cells that SIGKILL their worker on every attempt.
         markers: a folder for the kill markers, ``pid-<pid>`` files of every process that ran a cell and
-            ``env-<cell>`` files holding the ``CUDA_VISIBLE_DEVICES`` the cell saw.
+            ``env-<cell>`` / ``threads-<cell>`` files holding the ``CUDA_VISIBLE_DEVICES`` /
+            ``OMP_NUM_THREADS`` the cell saw.
         sleep_s: seconds to sleep before writing (cells in ``sleep_except`` don't).
         sleep_except: cells that never sleep.
     """
     if markers is not None:
         Path(markers, f"pid-{os.getpid()}").touch()
         Path(markers, f"env-{cell.name}").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+        Path(markers, f"threads-{cell.name}").write_text(os.environ.get("OMP_NUM_THREADS", "<unset>"))
     if cell.name in kill_always:
         time.sleep(0.5)  # the other cells finish first: none waits on this worker when it dies
         os.kill(os.getpid(), signal.SIGKILL)
@@ -62,4 +65,4 @@ def fake_cell(
     row = {"stage": cell.stage, "model": cell.parameters["model_name"], "metric": "x", "value": 1.0}
     results.write_cell(cell_dir, results.results_frame([row]), params=cell.parameters, started=0.0, device="cpu")
     executed.parent.mkdir(parents=True, exist_ok=True)
-    executed.write_text("{}")
+    executed.write_text(json.dumps({"metadata": {"papermill": {"parameters": cell.parameters}}}))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from probeft import claims, cli, delta_intervals, grid, paper, predictions, report, results
+from probeft import cell_state, claims, cli, delta_intervals, grid, paper, predictions, report, results
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +128,25 @@ def is_subsequence(wanted: list[str], found: list[str]) -> bool:
     """Whether ``wanted`` appears in ``found`` in the same order (other cells may lie between)."""
     remaining = iter(found)
     return all(any(item == cell for cell in remaining) for item in wanted)
+
+
+def test_a_moved_run_skips_everything_and_a_changed_setting_reruns_only_its_cell(grid_run, tmp_path, capsys):
+    root, path, _ = grid_run
+    moved = tmp_path / "moved"
+    shutil.copytree(root / "run", moved)
+    config = yaml.safe_load(path.read_text())
+    config["output_dir"] = str(moved)
+    changed = tmp_path / "grid.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    # papermill's recorded parameters match the config although every path in them moved
+    assert cli.main(["grid", str(changed)]) == 0
+    assert "ran 0, skipped 6, failed 0" in capsys.readouterr().out
+    config["perplexity"]["max_blocks"] = 3
+    changed.write_text(yaml.safe_dump(config))
+    assert cli.main(["grid", str(changed)]) == 2
+    assert "perplexity__model-tiny-bert-L2__ft-cola-cls: parameters changed: max_blocks 4 -> 3" in capsys.readouterr().err
+    assert cli.main(["grid", str(changed), "--rerun-changed"]) == 0
+    assert "ran 1, skipped 5, failed 0" in capsys.readouterr().out
+    perplexity = cell_state.recorded_parameters(moved / "notebooks" / "perplexity__model-tiny-bert-L2__ft-cola-cls.ipynb")
+    assert perplexity is not None and perplexity["max_blocks"] == 3

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from probeft import cli, files, grid, grid_config, results
+from probeft import cell_state, cli, files, grid, grid_config, results
 
 CONFIG = {
     "name": "t",
@@ -122,7 +122,8 @@ def fake_executor(calls: list[str], fail: set[str] = frozenset()):
         results.write_cell(cell.parameters["output_dir"], results.results_frame([row]), params=cell.parameters,
                            started=0.0, device="cpu")
         executed.parent.mkdir(parents=True, exist_ok=True)
-        executed.write_text("{}")
+        # papermill records the parameters a notebook ran with here; the grid compares them on the next run
+        executed.write_text(json.dumps({"metadata": {"papermill": {"parameters": cell.parameters}}}))
     return run
 
 
@@ -170,6 +171,95 @@ def test_dry_run_writes_nothing(tmp_path):
     config, paths = small_config(tmp_path)
     report = grid.run_grid(config, paths, dry_run=True, log=lambda _: None)
     assert len(report.ran) == 5 and not paths.output_dir.exists()
+
+
+RTE_CELLS = ["finetune__model-tiny-bert__task-rte__head-cls__seed-0", "probing__model-tiny-bert__ft-rte-cls__seed-0"]
+
+
+def with_rte_learning_rate(tmp_path: Path, rate: float) -> grid.GridConfig:
+    return grid.load_config(write_config(tmp_path, {
+        "name": "t", "output_dir": str(tmp_path / "out"), "models": ["tiny-bert"],
+        "finetune": {"tasks": ["cola", "rte"], "per_task": {"rte": {"learning_rate": rate}}},
+        "probing": {"tasks": ["bigram_shift"], "finetune_tasks": ["none", "cola", "rte"]},
+    }))
+
+
+def test_a_changed_setting_is_refused_naming_the_cells_and_the_parameter(tmp_path):
+    config, paths = small_config(tmp_path)
+    grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
+    before = paths.results_csv.read_bytes()
+    calls: list[str] = []
+    with pytest.raises(cell_state.StaleCellsError) as error:
+        grid.run_grid(with_rte_learning_rate(tmp_path, 3e-5), paths, executor=fake_executor(calls), log=lambda _: None)
+    message = str(error.value)
+    assert "2 complete cell(s)" in message and "--rerun-changed" in message
+    assert f"{RTE_CELLS[0]}: parameters changed: learning_rate 2e-05 -> 3e-05" in message
+    assert f"{RTE_CELLS[1]}: depends on changed cell(s) ['{RTE_CELLS[0]}']" in message
+    assert "task-cola" not in message and "ft-cola" not in message  # the CoLA cells are unchanged
+    assert calls == [] and paths.results_csv.read_bytes() == before
+    # the same config again is fine: nothing changed, nothing runs
+    assert grid.run_grid(config, paths, executor=fake_executor(calls), log=lambda _: None).ok and calls == []
+
+
+def test_rerun_changed_runs_the_changed_cells_and_their_dependants_from_nothing(tmp_path):
+    config, paths = small_config(tmp_path)
+    grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
+    leftover = paths.cells_dir / RTE_CELLS[0] / "epoch-1" / "old-checkpoint.bin"
+    leftover.parent.mkdir()
+    leftover.write_text("trained with 2e-5")
+    cached = paths.cache_dir / "features" / "rte-checkpoint-features"  # features of the old weights
+    kept = paths.cache_dir / "features" / "pre-trained-features"
+    for folder, model in ((cached, str(paths.cells_dir / RTE_CELLS[0] / "epoch-3")), (kept, "tiny-bert")):
+        folder.mkdir(parents=True)
+        (folder / "metadata.json").write_text(json.dumps({"model": model}))
+    changed = with_rte_learning_rate(tmp_path, 3e-5)
+    lines: list[str] = []
+    assert grid.run_grid(changed, paths, dry_run=True, rerun_changed=False, log=lines.append).ran == RTE_CELLS
+    assert leftover.is_file() and any("would run again with --rerun-changed" in line for line in lines)
+    calls: list[str] = []
+    report = grid.run_grid(changed, paths, executor=fake_executor(calls), rerun_changed=True, log=lambda _: None)
+    assert calls == RTE_CELLS and report.ran == RTE_CELLS and len(report.skipped) == 3
+    assert not leftover.exists()  # the old checkpoint can't be resumed from
+    assert not cached.exists() and kept.is_dir()  # nor its features read
+    recorded = cell_state.recorded_parameters(paths.notebooks_dir / f"{RTE_CELLS[0]}.ipynb")
+    assert recorded["learning_rate"] == 3e-5
+    calls.clear()
+    assert grid.run_grid(changed, paths, executor=fake_executor(calls), log=lambda _: None).ok and calls == []
+
+
+def test_a_moved_run_still_matches_and_an_incomplete_dependency_taints_its_dependants(tmp_path):
+    config, paths = small_config(tmp_path)
+    grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
+    moved = grid.resolve_paths(config, output_dir=str(tmp_path / "moved"))
+    paths.output_dir.rename(moved.output_dir)
+    calls: list[str] = []
+    assert grid.run_grid(config, moved, executor=fake_executor(calls), log=lambda _: None).ok and calls == []
+    (moved.cells_dir / RTE_CELLS[0] / results.PROVENANCE_FILE).unlink()  # the fine-tuning cell is incomplete again
+    with pytest.raises(cell_state.StaleCellsError, match=r"depends on cell\(s\) that run again"):
+        grid.run_grid(config, moved, executor=fake_executor(calls), log=lambda _: None)
+    grid.run_grid(config, moved, executor=fake_executor(calls), rerun_changed=True, log=lambda _: None)
+    assert calls == RTE_CELLS
+
+
+def test_changed_parameters_compares_as_json_and_ignores_the_device():
+    recorded = {"learning_rate": 2e-5, "poolings": ["cls"], "device": "cpu", "output_dir": "/a/cells/x",
+                "cache_dir": "/a/cache/features"}
+    wanted = {"learning_rate": 2e-5, "poolings": ("cls",), "device": "cuda", "output_dir": "/b/cells/x",
+              "cache_dir": "/b/cache/features"}
+    assert cell_state.changed_parameters(wanted, recorded, roots=("/a", "/b")) == {}
+    assert cell_state.changed_parameters(wanted, recorded) == {
+        "cache_dir": ("/a/cache/features", "/b/cache/features"), "output_dir": ("/a/cells/x", "/b/cells/x")}
+    assert cell_state.changed_parameters({**wanted, "mdl": True}, recorded, roots=("/a", "/b")) == {
+        "mdl": ("<not set>", True)}
+    assert cell_state.recorded_parameters(Path("/no/such/notebook.ipynb")) is None
+
+
+def test_cli_refuses_a_changed_setting_with_exit_2(tmp_path, capsys):
+    config, paths = small_config(tmp_path)
+    grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
+    with_rte_learning_rate(tmp_path, 5e-5)  # rewrites grid.yaml
+    assert cli.main(["grid", str(tmp_path / "grid.yaml")]) == 2
+    assert "learning_rate 2e-05 -> 5e-05" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_config(tmp_path, capsys):

@@ -201,6 +201,7 @@ def test_a_killed_driver_resumes_after_taking_over_its_stale_lock(tmp_path, sche
 def test_gpu_workers_are_pinned_one_per_gpu(tmp_path, monkeypatch):
     # Two pretend GPUs: the SpecCluster, the env pinning and the GPU resource work without CUDA.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's thread count reaches every worker (Dask's own is 1)
     _, config, paths = make_grid(tmp_path, "gpus", SMALL)
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -210,6 +211,7 @@ def test_gpu_workers_are_pinned_one_per_gpu(tmp_path, monkeypatch):
     assert any(line.endswith("2 worker(s), 2 thread(s), 2 GPU slot(s)") for line in lines)
     seen = {name: (markers / f"env-{name}").read_text() for name in SMALL_CELLS}
     assert set(seen.values()) <= {"0", "1"}
+    assert {(markers / f"threads-{name}").read_text() for name in SMALL_CELLS} == {"3"}
 
 
 def test_gpu_worker_spec_pins_each_worker_and_packs_cells():
@@ -218,8 +220,20 @@ def test_gpu_worker_spec_pins_each_worker_and_packs_cells():
     for gpu, worker in zip(["0", "3"], spec.values()):
         assert worker["cls"] is distributed.Nanny
         options = worker["options"]
-        assert options["env"] == {"CUDA_VISIBLE_DEVICES": gpu}
+        assert options["env"]["CUDA_VISIBLE_DEVICES"] == gpu
         assert (options["nthreads"], options["resources"]) == (2, {"GPU": 2})
+
+
+def test_each_cell_gets_its_share_of_the_cores_unless_the_user_set_the_threads(monkeypatch):
+    module = grid_dask()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda _: set(range(16)))
+    assert module.thread_environment(2) == dict.fromkeys(module.THREAD_VARIABLES, "8")
+    assert module.thread_environment(32)["OMP_NUM_THREADS"] == "1"
+    spec = module.gpu_worker_spec(["0", "1"], cells_per_gpu=2)
+    assert {w["options"]["env"]["MKL_NUM_THREADS"] for w in spec.values()} == {"4"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert module.thread_environment(2) == dict.fromkeys(module.THREAD_VARIABLES, "3")
 
 
 def grid_dask():
@@ -299,7 +313,9 @@ def test_the_sequential_path_never_imports_dask(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_notebooks_on_two_workers_match_the_sequential_run(tmp_path, demo_data_dir):
+def test_real_notebooks_on_two_workers_match_the_sequential_run(tmp_path, demo_data_dir, monkeypatch):
+    # The same torch threads on both backends (2, not Dask's default of 1): then CPU numbers are identical.
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     spec = {
         "name": "dask-e2e", "data_dir": str(demo_data_dir), "device": "cpu", "models": ["tiny-bert-L2"],
         "finetune": {"tasks": ["cola"], "epochs": 1, "max_train": 32, "max_eval": 32, "learning_rate": 1e-3},
@@ -318,4 +334,6 @@ def test_real_notebooks_on_two_workers_match_the_sequential_run(tmp_path, demo_d
         frame = frame.drop(columns=[c for c in frame.columns if c.startswith("wall_time")])  # timings differ
         return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
-    pd.testing.assert_frame_equal(table(paths), table(sequential), check_exact=False, rtol=0, atol=1e-6)
+    pd.testing.assert_frame_equal(table(paths), table(sequential), check_exact=True)
+    for cell in paths.cells_dir.iterdir():
+        assert json.loads((cell / results.PROVENANCE_FILE).read_text())["torch_threads"] == 2
