@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 
 from probeft.files import atomic_directory
 
-__all__ = ["METADATA_FILE", "FeatureCacheMismatch", "feature_cache_path", "load_or_extract"]
+__all__ = ["METADATA_FILE", "FeatureCacheMismatch", "drop_features_of", "feature_cache_path", "load_or_extract"]
 
 METADATA_FILE = "metadata.json"
 _ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -163,6 +164,28 @@ def load_or_extract(
         return _read_cache(cache_dir, requested)
     _write_cache(cache_dir, requested, arrays, info)
     return arrays
+
+
+def drop_features_of(cache_root: str | Path, model_dir: str | Path) -> list[Path]:
+    """Delete the feature sets under ``cache_root`` extracted from a model at or under ``model_dir``.
+
+    A grid cell that is trained again writes new weights to the same folder; their features would be
+    refused (:class:`FeatureCacheMismatch`), so the old ones go with the old checkpoint.
+
+    Returns:
+        The deleted feature-set directories.
+    """
+    prefix = str(model_dir).rstrip("/")
+    dropped: list[Path] = []
+    for record_path in sorted(Path(cache_root).glob(f"*/{METADATA_FILE}")):
+        try:
+            model = str(json.loads(record_path.read_text(encoding="utf-8"))["metadata"].get("model", ""))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not a feature set written here: leave it alone
+        if model == prefix or model.startswith(prefix + "/"):
+            shutil.rmtree(record_path.parent, ignore_errors=True)
+            dropped.append(record_path.parent)
+    return dropped
 
 
 def _slug(text: str, limit: int = 60) -> str:

@@ -500,8 +500,7 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
     Returns:
         The names of those cells (a dry run deletes nothing but lists them as running again).
     """
-    complete = [c.name for c in cells
-                if results.cell_complete(c.parameters["output_dir"]) and executed_notebook(c, paths).is_file()]
+    complete = [c.name for c in cells if _complete(c, paths)]
     stale = cell_state.stale_cells(cells, {c.name: executed_notebook(c, paths) for c in cells}, complete,
                                    paths.output_dir)
     if not stale:
@@ -521,24 +520,18 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
         # Old checkpoints must not be resumed nor old rows gathered: the cell starts from nothing.
         shutil.rmtree(cell.parameters["output_dir"], ignore_errors=True)
         executed_notebook(cell, paths).unlink(missing_ok=True)
-        _drop_cached_features(paths.cache_dir / "features", cell.parameters["output_dir"])
+        feature_cache.drop_features_of(paths.cache_dir / "features", cell.parameters["output_dir"])
     return set(stale)
-
-
-def _drop_cached_features(features_dir: Path, model_dir: str) -> None:
-    """Delete cached features extracted from the checkpoints under ``model_dir`` (they are of the old weights)."""
-    for metadata in features_dir.glob(f"*/{feature_cache.METADATA_FILE}"):
-        try:
-            model = str(json.loads(metadata.read_text(encoding="utf-8")).get("model", ""))
-        except (OSError, ValueError, AttributeError):
-            continue
-        if model == model_dir or model.startswith(model_dir + "/"):
-            shutil.rmtree(metadata.parent, ignore_errors=True)
 
 
 def executed_notebook(cell: Cell, paths: GridPaths) -> Path:
     """Where a cell's executed notebook goes: ``<output_dir>/notebooks/<cell>.ipynb``."""
     return paths.notebooks_dir / f"{cell.name}.ipynb"
+
+
+def _complete(cell: Cell, paths: GridPaths) -> bool:
+    """A cell's results and provenance are written and its executed notebook exists."""
+    return results.cell_complete(cell.parameters["output_dir"]) and executed_notebook(cell, paths).is_file()
 
 
 def _skipped(cell: Cell, index: int, total: int, paths: GridPaths, report: GridReport, *, force: bool,
@@ -547,7 +540,7 @@ def _skipped(cell: Cell, index: int, total: int, paths: GridPaths, report: GridR
     it is one of the ``changed`` cells that run again."""
     if only_stages and cell.stage not in only_stages:
         return True
-    if not force and cell.name not in changed and results.cell_complete(cell.parameters["output_dir"]) and executed_notebook(cell, paths).is_file():
+    if not force and cell.name not in changed and _complete(cell, paths):
         report.skipped.append(cell.name)
         log(f"[{index}/{total}] {cell.name}: complete, skipped")
         return True

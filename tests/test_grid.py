@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from probeft import cell_state, cli, files, grid, grid_config, results
+from probeft import cell_state, cli, feature_cache, files, grid, grid_config, results
 
 CONFIG = {
     "name": "t",
@@ -207,11 +208,10 @@ def test_rerun_changed_runs_the_changed_cells_and_their_dependants_from_nothing(
     leftover = paths.cells_dir / RTE_CELLS[0] / "epoch-1" / "old-checkpoint.bin"
     leftover.parent.mkdir()
     leftover.write_text("trained with 2e-5")
-    cached = paths.cache_dir / "features" / "rte-checkpoint-features"  # features of the old weights
-    kept = paths.cache_dir / "features" / "pre-trained-features"
+    # real feature-cache entries: of the old RTE weights (must go) and of the pre-trained model (stays)
+    cached, kept = (paths.cache_dir / "features" / name for name in ("rte-checkpoint", "pre-trained"))
     for folder, model in ((cached, str(paths.cells_dir / RTE_CELLS[0] / "epoch-3")), (kept, "tiny-bert")):
-        folder.mkdir(parents=True)
-        (folder / "metadata.json").write_text(json.dumps({"model": model}))
+        feature_cache.load_or_extract(folder, {"model": model}, lambda: {"x": np.zeros((2, 3))})
     changed = with_rte_learning_rate(tmp_path, 3e-5)
     lines: list[str] = []
     assert grid.run_grid(changed, paths, dry_run=True, rerun_changed=False, log=lines.append).ran == RTE_CELLS
