@@ -56,7 +56,13 @@ def _claims_command(args: argparse.Namespace) -> int:
     table = results.load_results(run_dir / results.RESULTS_FILE)
     cells = delta_intervals.load_cell_predictions(sorted((run_dir / "cells").glob("*")))
     checks = claims.evaluate_claims(table, cells, resamples=args.resamples, seed=args.seed)
-    if not args.no_write:
+    existing = claims.load_claims(run_dir / claims.CLAIMS_FILE)
+    # An exported run has no cells' predictions: its point estimates must not replace the intervals.
+    keeps_intervals = not cells and existing is not None and (existing["interval"] != "none").any()
+    if keeps_intervals and not args.no_write:
+        print(f"{run_dir / claims.CLAIMS_FILE} kept: it holds bootstrap intervals and {run_dir} has no cells' "
+              "predictions (an exported run?); printed below are point estimates only", file=sys.stderr)
+    elif not args.no_write:
         files.atomic_write_text(run_dir / claims.CLAIMS_FILE, checks.to_csv(index=False))
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
         print(claims.summarise(checks)[["claim", "verdict", "reason", "finding"]].to_string(index=False))

@@ -376,9 +376,9 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
             == "holds").all()
 
 
-@pytest.mark.parametrize(("run", "figures"), [("minilm", 4), ("mpnet", 1)])
+@pytest.mark.parametrize(("run", "figures"), [("minilm", 4), ("mpnet", 4)])
 def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_path, run, figures):
-    from probeft import analysis, claims, report
+    from probeft import claims, report
 
     table = full_table()
     generated = write_generated(tmp_path / "made", table, intervals=True) / "_generated"
@@ -389,13 +389,10 @@ def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_pa
     provenance = json.loads((generated / "provenance.json").read_text())
     assert report.run_summary(record, provenance) in out["printed"] and NOTE not in out["printed"]
     checks = claims.evaluate_claims(table)
-    if run == "minilm":  # the summary of every finding first
-        pd.testing.assert_frame_equal(out["displayed"][0], claims.summarise(checks).set_index("claim"))
-    else:  # Figure 1's best layers, then the F1 / F2 checks
-        pd.testing.assert_frame_equal(out["displayed"][0], analysis.best_layers(table))
-        shown = report.claims_checks_table(checks)
-        pd.testing.assert_frame_equal(out["displayed"][1], shown[shown["claim"].isin(["F1", "F2"])])
-    assert out["figures"] == figures  # minilm: Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA
+    # the summary of every finding first, then every check
+    pd.testing.assert_frame_equal(out["displayed"][0], claims.summarise(checks).set_index("claim"))
+    pd.testing.assert_frame_equal(out["displayed"][1], report.claims_checks_table(checks))
+    assert out["figures"] == figures  # Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA
     (tmp_path / "elsewhere" / "book").mkdir(parents=True)
     absent = run_page(BOOK_DIR / f"validation_{run}.md", tmp_path / "elsewhere" / "book")
     assert NOTE in absent["printed"] and not absent["displayed"] and absent["figures"] == 0

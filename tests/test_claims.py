@@ -237,3 +237,20 @@ def test_claims_csv_round_trips(tmp_path):
     table, cells = synthetic_run(paper_like)
     written = claims.write_claims(table, cells, tmp_path / "claims.csv", resamples=100)
     pd.testing.assert_frame_equal(claims.load_claims(tmp_path / "claims.csv"), written, check_dtype=False)
+
+
+def test_claims_command_keeps_the_intervals_of_an_exported_run(tmp_path, capsys):
+    """An exported run (no cells/) re-checked from the CLI: its interval claims.csv is not replaced by point estimates."""
+    table, cells = synthetic_run(paper_like)
+    run = tmp_path / "exported"
+    run.mkdir()
+    table.to_csv(run / results.RESULTS_FILE, index=False)
+    with_intervals = claims.write_claims(table, cells, run / claims.CLAIMS_FILE)
+    assert (with_intervals["interval"] != "none").any()
+    before = (run / claims.CLAIMS_FILE).read_text()
+    assert cli.main(["claims", str(run)]) == 0
+    assert "kept" in capsys.readouterr().err and (run / claims.CLAIMS_FILE).read_text() == before
+    # a point-estimate claims.csv has nothing to lose: it is rewritten
+    claims.write_claims(table, [], run / claims.CLAIMS_FILE).assign(verdict="x").to_csv(run / claims.CLAIMS_FILE, index=False)
+    assert cli.main(["claims", str(run)]) == 0
+    assert (claims.load_claims(run / claims.CLAIMS_FILE)["verdict"] != "x").all()

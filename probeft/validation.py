@@ -1,0 +1,56 @@
+"""The committed real-weight runs under ``validation/``: what ``probeft export`` writes, read back for the book.
+
+A committed run is a folder of small tables (``results.csv``, ``delta_intervals.csv``,
+``claims.csv``, ``grid.json``, ``provenance.json``); the "Real weights" pages read it through
+:func:`load_committed` and never run a model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from probeft import claims, delta_intervals, report, results
+
+
+@dataclass(frozen=True)
+class CommittedRun:
+    """One exported run.
+
+    Attributes:
+        table: the long results table.
+        intervals: paired Delta intervals, or None when the run has no ``delta_intervals.csv``.
+        checks: the claims checks of ``claims.csv``; point estimates from ``table`` when the file is absent.
+        summary: one line naming the config, cells, wall time, device and versions.
+    """
+
+    table: pd.DataFrame
+    intervals: pd.DataFrame | None
+    checks: pd.DataFrame
+    summary: str
+
+
+def load_committed(run_dir: str | Path) -> CommittedRun | None:
+    """Read an exported run, or None when ``run_dir`` holds no ``results.csv`` (e.g. a checkout without it).
+
+    Raises:
+        FileNotFoundError: results.csv is there but grid.json or provenance.json is not (a partial export).
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / results.RESULTS_FILE).is_file():
+        return None
+    for name in ("grid.json", "provenance.json"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir / name}: missing from an exported run; re-run `probeft export`")
+    table = results.load_results(run_dir / results.RESULTS_FILE)
+    checks = claims.load_claims(run_dir / claims.CLAIMS_FILE)
+    if checks is None:  # exported without claims.csv: point estimates from the results table
+        checks = claims.evaluate_claims(table)
+    summary = report.run_summary(json.loads((run_dir / "grid.json").read_text()),
+                                 json.loads((run_dir / "provenance.json").read_text()))
+    return CommittedRun(table=table,
+                        intervals=delta_intervals.load_delta_intervals(run_dir / delta_intervals.DELTA_INTERVALS_FILE),
+                        checks=checks, summary=summary)
