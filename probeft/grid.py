@@ -470,7 +470,8 @@ def _run_cells(
     run_one = executor or functools.partial(execute_cell, kernel_name=config.kernel_name)
     report = GridReport()
     request = None if dry_run else _dask_request(config, workers, scheduler, cells_per_gpu, log)
-    changed = set() if force else _handle_changed_cells(cells, paths, rerun=rerun_changed, dry_run=dry_run, log=log)
+    changed = set() if force else _handle_changed_cells(cells, paths, rerun=rerun_changed, dry_run=dry_run,
+                                                         only_stages=only_stages, log=log)
     if not dry_run:
         _prepare(config, paths, cells, log)
     if request is None:
@@ -494,8 +495,12 @@ def _run_cells(
 
 
 def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, dry_run: bool,
-                          log: Callable[[str], None]) -> set[str]:
+                          only_stages: Sequence[str] | None, log: Callable[[str], None]) -> set[str]:
     """Refuse complete cells whose parameters changed, or (``rerun``) delete their outputs so they run again.
+
+    With ``only_stages``, changed cells of other stages are refused even with ``rerun``: deleting them
+    without running them would leave their dependants without inputs, and keeping them would gather
+    their old rows.
 
     Returns:
         The names of those cells (a dry run deletes nothing but lists them as running again).
@@ -511,10 +516,18 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
             f"{len(stale)} complete cell(s) in {paths.output_dir} ran with other parameters than the config gives "
             f"them now:\n{listing}\nRun them again (their old outputs are deleted) with --rerun-changed, or use a new "
             "--output-dir.")
+    outside = [c.name for c in cells if c.name in stale and only_stages and c.stage not in only_stages]
+    if outside and not dry_run:
+        raise cell_state.StaleCellsError(
+            f"--rerun-changed with --stage {' '.join(only_stages or ())}: {len(outside)} changed cell(s) belong to "
+            f"other stages and would not run again:\n" + "\n".join(f"  {name}: {stale[name]}" for name in outside)
+            + "\nAdd their stages, run without --stage, or use a new --output-dir.")
     log(f"{len(stale)} complete cell(s) changed since they ran" + (
         ", would run again with --rerun-changed:" if dry_run and not rerun else ", running them again:"))
     log(listing)
     if dry_run:
+        if outside:
+            log(f"  of these, {outside} are not in --stage and would be refused")
         return set(stale)
     for cell in (c for c in cells if c.name in stale):
         # Old checkpoints must not be resumed nor old rows gathered: the cell starts from nothing.

@@ -227,6 +227,29 @@ def test_rerun_changed_runs_the_changed_cells_and_their_dependants_from_nothing(
     assert grid.run_grid(changed, paths, executor=fake_executor(calls), log=lambda _: None).ok and calls == []
 
 
+def test_rerun_changed_with_another_stage_refuses_and_deletes_nothing(tmp_path):
+    config, paths = small_config(tmp_path)
+    grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
+    checkpoint_dir = paths.cells_dir / RTE_CELLS[0]
+    before = sorted(checkpoint_dir.rglob("*"))
+    changed = with_rte_learning_rate(tmp_path, 3e-5)
+    calls: list[str] = []
+    # the fine-tuning cell changed but only probing is asked for: deleting it would starve the probing cell
+    with pytest.raises(cell_state.StaleCellsError, match=r"--stage probing: 1 changed cell\(s\) belong to other") as error:
+        grid.run_grid(changed, paths, executor=fake_executor(calls), rerun_changed=True, only_stages=["probing"],
+                      log=lambda _: None)
+    assert f"{RTE_CELLS[0]}: parameters changed: learning_rate 2e-05 -> 3e-05" in str(error.value)
+    assert RTE_CELLS[1] not in str(error.value)  # the probing cell is in the stage asked for
+    assert calls == [] and sorted(checkpoint_dir.rglob("*")) == before
+    lines: list[str] = []
+    grid.run_grid(changed, paths, dry_run=True, rerun_changed=True, only_stages=["probing"], log=lines.append)
+    assert any("not in --stage and would be refused" in line for line in lines)
+    # both stages: the fine-tuning cell runs again before its probing cell
+    grid.run_grid(changed, paths, executor=fake_executor(calls), rerun_changed=True,
+                  only_stages=["finetune", "probing"], log=lambda _: None)
+    assert calls == RTE_CELLS
+
+
 def test_a_moved_run_still_matches_and_an_incomplete_dependency_taints_its_dependants(tmp_path):
     config, paths = small_config(tmp_path)
     grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
