@@ -2,7 +2,8 @@
 
 One module per concern (arrows: what each may import from probeft):
 
-* Foundations, importing nothing of probeft: ``files`` (atomic writes, cache root), ``devices``
+* Foundations, importing nothing of probeft: ``files`` (atomic writes, cache root), ``data_reads``
+  (the sha256 of every data file a cell read, for its provenance and the resume check), ``devices``
   (device strings), ``names`` (task / head / pooling names and defaults), ``pooling`` (the masked
   mean), ``checkpoints`` (reading the fine-tuning checkpoint store), ``quiet`` (transformers' load
   reports), ``metrics``, ``paper`` (the paper's numbers).
@@ -19,8 +20,8 @@ One module per concern (arrows: what each may import from probeft):
   ``claims`` (the paper's findings F1-F9 checked on a run).
 * Results: ``results`` (the tidy table store), ``analysis`` (Deltas, layer groups, summaries),
   ``report`` (text and tables for the book), ``plots`` (one function per figure).
-* Orchestration: ``grid_config`` (the validated YAML schema), ``grid`` (cells, papermill, resume),
-  ``cli``.
+* Orchestration: ``grid_config`` (the validated YAML schema), ``cell_state`` (whether a
+  complete cell still matches its parameters and data), ``grid`` (cells, papermill, resume), ``cli``.
 """
 
 __version__ = "0.1.0"

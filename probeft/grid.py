@@ -496,7 +496,7 @@ def _run_cells(
 
 def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, dry_run: bool,
                           only_stages: Sequence[str] | None, log: Callable[[str], None]) -> set[str]:
-    """Refuse complete cells whose parameters changed, or (``rerun``) delete their outputs so they run again.
+    """Refuse complete cells whose parameters or data changed, or (``rerun``) delete their outputs so they run again.
 
     With ``only_stages``, changed cells of other stages are refused even with ``rerun``: deleting them
     without running them would leave their dependants without inputs, and keeping them would gather
@@ -513,8 +513,8 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
     listing = "\n".join(f"  {name}: {why}" for name, why in stale.items())
     if not (rerun or dry_run):
         raise cell_state.StaleCellsError(
-            f"{len(stale)} complete cell(s) in {paths.output_dir} ran with other parameters than the config gives "
-            f"them now:\n{listing}\nRun them again (their old outputs are deleted) with --rerun-changed, or use a new "
+            f"{len(stale)} complete cell(s) in {paths.output_dir} ran with other parameters or data than the config "
+            f"gives them now:\n{listing}\nRun them again (their old outputs are deleted) with --rerun-changed, or use a new "
             "--output-dir.")
     outside = [c.name for c in cells if c.name in stale and only_stages and c.stage not in only_stages]
     if outside and not dry_run:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probeft import files
+from probeft import data_reads, files
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "stage",
@@ -139,7 +139,10 @@ def package_versions(names: Sequence[str] = TRACKED_PACKAGES) -> dict[str, str]:
 
 
 def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dict[str, Any]:
-    """Provenance of one cell: resolved parameters, code version, environment, torch threads, wall time.
+    """Provenance of one cell: resolved parameters, data files read, code version, environment, threads, wall time.
+
+    ``data_files`` maps each data file this process read (:mod:`probeft.data_reads`) to its sha256, keyed
+    relative to ``params["data_dir"]`` where the file lies under it; the grid checks them before skipping.
 
     Args:
         params: the cell's resolved parameters (JSON-serialisable; others are stringified).
@@ -148,6 +151,7 @@ def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dic
     """
     return {
         "params": json.loads(json.dumps(dict(params), default=str)),
+        "data_files": data_reads.provenance_data_files(params.get("data_dir")),
         "git_commit": git_commit(),
         "packages": package_versions(),
         "python": platform.python_version(),

@@ -22,6 +22,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("PROBEFT_DATA_DIR", None)  # notebooks under test use generated data
 
 
+@pytest.fixture(autouse=True)
+def _fresh_data_read_record():
+    """Each test starts a new record of data files read, as each notebook kernel (one grid cell) does."""
+    from probeft import data_reads
+
+    data_reads.forget_data_files_read()
+
+
 @pytest.fixture(scope="session")
 def tiny_models() -> dict[str, Path]:
     """Tiny random BERT / RoBERTa / ALBERT (4 layers) built once per session."""

@@ -80,6 +80,25 @@ def test_second_run_skips_everything(grid_run, capsys):
     assert "ran 0, skipped 6, failed 0" in capsys.readouterr().out
 
 
+def test_each_cell_records_the_data_files_it_read_and_the_same_data_elsewhere_is_no_change(grid_run, tmp_path,
+                                                                                          capsys):
+    root, path, _ = grid_run
+    read = {cell.name: set(cell_state.recorded_data_files(cell)) for cell in (root / "run" / "cells").iterdir()}
+    assert read == {
+        "finetune__model-tiny-bert-L2__task-cola__head-cls__seed-0": {"glue/CoLA/train.tsv", "glue/CoLA/dev.tsv"},
+        "finetune__model-tiny-bert-L2__task-cola__head-mean__seed-0": {"glue/CoLA/train.tsv", "glue/CoLA/dev.tsv"},
+        "probing__model-tiny-bert-L2__ft-none__seed-0": {"senteval/bigram_shift.txt"},
+        "probing__model-tiny-bert-L2__ft-cola-cls__seed-0": {"senteval/bigram_shift.txt"},
+        "attention__model-tiny-bert-L2__ft-cola__task-bigram_shift": {"senteval/bigram_shift.txt"},
+        "perplexity__model-tiny-bert-L2__ft-cola-cls": {"wikitext-2/wiki.test.raw"},
+    }
+    copy = shutil.copytree(root / "data", tmp_path / "data-copy")
+    capsys.readouterr()
+    assert cli.main(["grid", str(path), "--data-dir", str(copy), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "changed" not in out and "would run" not in out  # same bytes under another path: every cell complete
+
+
 def test_book_builds_from_the_run(grid_run, tmp_path):
     root, _, _ = grid_run
     for name in ("_config.yml", "_toc.yml"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from probeft import cell_state, cli, feature_cache, files, grid, grid_config, results
+from probeft import cell_state, cli, data, data_reads, feature_cache, files, grid, grid_config, results
 
 CONFIG = {
     "name": "t",
@@ -283,6 +284,65 @@ def test_cli_refuses_a_changed_setting_with_exit_2(tmp_path, capsys):
     with_rte_learning_rate(tmp_path, 5e-5)  # rewrites grid.yaml
     assert cli.main(["grid", str(tmp_path / "grid.yaml")]) == 2
     assert "learning_rate 2e-05 -> 5e-05" in capsys.readouterr().err
+
+
+def write_probing_data(data_dir: Path, sentences: int = 4) -> Path:
+    lines = [f"{split}\tO\tsentence {i} ." if i % 2 else f"{split}\tI\t. {i} sentence" for split in ("tr", "va", "te")
+             for i in range(sentences)]
+    (data_dir / "senteval").mkdir(parents=True, exist_ok=True)
+    (data_dir / "senteval" / "bigram_shift.txt").write_text("\n".join(lines) + "\n")
+    return data_dir
+
+
+def reading_executor(calls: list[str]):
+    """The fake kernel, reading its data file first as the notebooks do (a fresh record per cell)."""
+    write = fake_executor(calls)
+
+    def run(cell: grid.Cell, executed: Path) -> None:
+        data_reads.forget_data_files_read()
+        data.read_senteval(Path(cell.parameters["data_dir"]) / "senteval" / "bigram_shift.txt")
+        write(cell, executed)
+    return run
+
+
+def test_the_same_data_in_another_folder_is_no_change_but_a_file_edited_in_place_is(tmp_path):
+    config, _ = small_config(tmp_path)
+    first, second = (grid.resolve_paths(config, data_dir=str(write_probing_data(tmp_path / name)))
+                     for name in ("data-a", "data-b"))
+    grid.run_grid(config, first, executor=reading_executor([]), log=lambda _: None)
+    calls: list[str] = []
+    assert grid.run_grid(config, second, executor=reading_executor(calls), log=lambda _: None).ok and calls == []
+    write_probing_data(tmp_path / "data-b", sentences=5)  # same path, other bytes
+    with pytest.raises(cell_state.StaleCellsError) as error:
+        grid.run_grid(config, second, executor=reading_executor(calls), log=lambda _: None)
+    message = str(error.value)
+    assert "5 complete cell(s)" in message and "other parameters or data" in message and calls == []
+    assert f"{RTE_CELLS[0]}: data changed since it ran: senteval/bigram_shift.txt sha256 " in message
+    assert "data_dir" not in message  # the folder moved too, but the files decide
+    grid.run_grid(config, second, executor=reading_executor(calls), rerun_changed=True, log=lambda _: None)
+    assert len(calls) == 5
+    shutil.rmtree(tmp_path / "data-b")
+    with pytest.raises(cell_state.StaleCellsError, match=r"bigram_shift.txt sha256 \w{12} -> <missing>"):
+        grid.run_grid(config, second, executor=reading_executor(calls), log=lambda _: None)
+
+
+def test_without_a_record_of_the_files_read_the_data_dir_path_decides(tmp_path):
+    config, _ = small_config(tmp_path)
+    first, second = (grid.resolve_paths(config, data_dir=str(write_probing_data(tmp_path / name)))
+                     for name in ("data-a", "data-b"))
+    grid.run_grid(config, first, executor=reading_executor([]), log=lambda _: None)
+    for provenance in first.cells_dir.glob(f"*/{results.PROVENANCE_FILE}"):  # as cells written before the record
+        record = json.loads(provenance.read_text())
+        del record["data_files"]
+        provenance.write_text(json.dumps(record))
+    with pytest.raises(cell_state.StaleCellsError, match="data_dir '.*data-a' -> '.*data-b'"):
+        grid.run_grid(config, second, executor=reading_executor([]), log=lambda _: None)
+    # from the hub to a folder: nothing to compare file by file, so the path change stands
+    hub = grid.resolve_paths(config, data_dir="hub", output_dir=str(tmp_path / "hub-run"))
+    grid.run_grid(config, hub, executor=fake_executor([]), log=lambda _: None)
+    to_folder = grid.resolve_paths(config, data_dir=str(tmp_path / "data-a"), output_dir=str(tmp_path / "hub-run"))
+    with pytest.raises(cell_state.StaleCellsError, match="data_dir 'hub' -> '.*data-a'"):
+        grid.run_grid(config, to_folder, executor=fake_executor([]), log=lambda _: None)
 
 
 def test_cli_reports_bad_config(tmp_path, capsys):

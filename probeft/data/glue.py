@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from probeft.data.caps import cap_text, seeded_subset
+from probeft.data_reads import read_data_text
 from probeft.hub import require_hub
 from probeft.locations import data_location
 from probeft.names import CLASSIFICATION_TASKS
@@ -63,7 +64,7 @@ def _apply_cap(split: ClassificationSplit, cap: int | None) -> ClassificationSpl
 
 def _tsv_rows(path: Path) -> list[tuple[int, list[str]]]:
     """(line number, fields) of the non-blank lines of a TSV file. No quote handling: GLUE text contains quotes."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_data_text(path, encoding="utf-8-sig")
     return [(n, line.rstrip("\r").split("\t")) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from probeft.data.caps import cap_text
+from probeft.data_reads import read_data_bytes
 from probeft.files import atomic_write_bytes, cache_root
 from probeft.locations import data_location
 from probeft.names import PROBING_LABELS, PROBING_TASKS
@@ -94,7 +95,7 @@ def read_senteval(
         raise FileNotFoundError(f"SentEval probing file {path} does not exist")
     caps = cap_text(max_train, max_eval)
     task = task or path.stem
-    raw = path.read_bytes()
+    raw = read_data_bytes(path)
     columns: dict[str, tuple[list[str], list[str]]] = {split: ([], []) for split in _SPLIT_CODES.values()}
     for number, line in enumerate(raw.decode("utf-8-sig").splitlines(), start=1):
         if not line.strip():

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from probeft.data_reads import read_data_text
 from probeft.hub import require_hub
 from probeft.locations import data_location, required_data_dir
 
@@ -38,7 +39,7 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     if not path.is_file():
         raise FileNotFoundError(f"SQuAD file {path} does not exist")
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
+        document = json.loads(read_data_text(path, encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from probeft.data_reads import read_data_text
 from probeft.hub import require_hub
 from probeft.locations import data_location, required_data_dir
 
@@ -50,7 +51,7 @@ def read_wikitext(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"WikiText file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_data_text(path, encoding="utf-8")
     if not text.strip():
         raise ValueError(f"{path}: no text")
     return text
