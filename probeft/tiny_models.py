@@ -1,7 +1,12 @@
-"""Tiny random encoders (BERT, RoBERTa, ALBERT) and their word-level tokenizers, built once into the cache.
+"""Random encoders (BERT, RoBERTa, ALBERT), tiny or base-sized, and their word-level tokenizers, built once into the cache.
 
 Specs look like ``"tiny-bert"``, ``"tiny-roberta"``, ``"tiny-albert"`` (hidden 32, 2 heads, 4 layers, seed 0),
-with optional suffixes for layers and seed: ``"tiny-bert-L2"``, ``"tiny-roberta-L2-s1"``. A build is
+with optional suffixes for layers and seed: ``"tiny-bert-L2"``, ``"tiny-roberta-L2-s1"``.
+``"random-bert-base"``, ``"random-roberta-base"``, ``"random-albert-base"`` (same suffixes) have the paper's
+base sizes (hidden 768, 12 heads, intermediate 3072, 12 layers, 512 positions, init std 0.02; ALBERT's
+embedding 128) with the same small tokenizers: for timing GPU runs at paper scale without the hub (speed
+hardly depends on the weights; the vocabulary is small, so only the embedding and MLM-head matrices are
+smaller than the real models'). A build is
 deterministic (same spec -> byte-identical weights and tokenizer files) and lands in
 ``cache_root("models")/<name>-L<layers>-s<seed>``; the demo results depend on those exact weights.
 
@@ -21,6 +26,7 @@ import hashlib
 import json
 import re
 import string
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,6 +44,7 @@ __all__ = [
     "TINY_MODEL_NAMES",
     "TINY_NUM_HEADS",
     "TINY_VOCABULARY_WORDS",
+    "RANDOM_BASE_MODEL_NAMES",
     "build_tiny_model",
     "models_cache_dir",
     "parse_tiny_spec",
@@ -45,6 +52,7 @@ __all__ = [
 ]
 
 TINY_MODEL_NAMES = ("tiny-bert", "tiny-roberta", "tiny-albert")
+RANDOM_BASE_MODEL_NAMES = ("random-bert-base", "random-roberta-base", "random-albert-base")
 
 # Sizes of the tiny models (spec: hidden 32, 2 heads, intermediate 64, 128 usable positions).
 TINY_HIDDEN_SIZE = 32
@@ -59,11 +67,40 @@ _ALBERT_EMBEDDING_SIZE = 16  # ALBERT factorises the embedding; keep that visibl
 # well (demo CoLA/SST-2 > 0.9 after 3 epochs); 0.2 fine-tuned noticeably worse.
 TINY_INITIALIZER_RANGE = 0.1
 
+
+@dataclass(frozen=True)
+class _Sizes:
+    """The sizes of one family of random models (the tiny ones' values are part of the demo's exact weights)."""
+
+    hidden: int
+    heads: int
+    intermediate: int
+    max_length: int
+    albert_embedding: int
+    initializer_range: float
+    default_layers: int
+
+
+_TINY_SIZES = _Sizes(TINY_HIDDEN_SIZE, TINY_NUM_HEADS, TINY_INTERMEDIATE_SIZE, TINY_MAX_LENGTH, _ALBERT_EMBEDDING_SIZE,
+                     TINY_INITIALIZER_RANGE, TINY_DEFAULT_LAYERS)
+# bert-base / roberta-base / albert-base-v1 (BERT's init std 0.02 is right at this width).
+_BASE_SIZES = _Sizes(768, 12, 3072, 512, 128, 0.02, 12)
+
+
+def _sizes(name: str) -> _Sizes:
+    return _BASE_SIZES if name in RANDOM_BASE_MODEL_NAMES else _TINY_SIZES
+
+
+def _architecture(name: str) -> str:
+    """``"tiny-roberta"`` / ``"random-roberta-base"`` -> ``"roberta"``."""
+    return name.split("-")[1]
+
 # Bump when the way tiny models are built changes: cached builds with another version are rebuilt.
 _TINY_BUILD_VERSION = 2
 _TINY_MARKER = "probeft_tiny_model.json"
 _TINY_SPEC = re.compile(
-    r"^(?P<name>tiny-(?:bert|roberta|albert))(?:-L(?P<layers>\d+))?(?:-s(?P<seed>\d+))?$", re.IGNORECASE
+    r"^(?P<name>tiny-(?:bert|roberta|albert)|random-(?:bert|roberta|albert)-base)(?:-L(?P<layers>\d+))?"
+    r"(?:-s(?P<seed>\d+))?$", re.IGNORECASE
 )
 
 # Whole-word entries of the tiny tokenizers: common English words plus every word the demo-data grammar
@@ -124,7 +161,7 @@ def _ascii_characters(lowercase: bool) -> list[str]:
     return chars + [c for c in _EXTRA_CHARACTERS if c not in chars]
 
 
-def _tiny_bert_tokenizer() -> PreTrainedTokenizerBase:
+def _tiny_bert_tokenizer(max_length: int) -> PreTrainedTokenizerBase:
     """Uncased WordPiece: whole words, then single characters and ``##`` characters as fallback."""
     from transformers import BertTokenizer
 
@@ -134,10 +171,10 @@ def _tiny_bert_tokenizer() -> PreTrainedTokenizerBase:
     chars = _ascii_characters(lowercase=True)
     for token in chars + ["##" + c for c in chars] + list(TINY_VOCABULARY_WORDS):
         vocab.setdefault(token, len(vocab))
-    return BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=TINY_MAX_LENGTH)
+    return BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=max_length)
 
 
-def _tiny_albert_tokenizer() -> PreTrainedTokenizerBase:
+def _tiny_albert_tokenizer(max_length: int) -> PreTrainedTokenizerBase:
     """Uncased Unigram (SentencePiece style): ``▁word`` pieces score higher than the single-character fallback."""
     from transformers import AlbertTokenizer
 
@@ -151,10 +188,10 @@ def _tiny_albert_tokenizer() -> PreTrainedTokenizerBase:
         if piece not in seen:
             seen.add(piece)
             pieces.append((piece, score))
-    return AlbertTokenizer(vocab=pieces, do_lower_case=True, model_max_length=TINY_MAX_LENGTH)
+    return AlbertTokenizer(vocab=pieces, do_lower_case=True, model_max_length=max_length)
 
 
-def _tiny_roberta_tokenizer() -> PreTrainedTokenizerBase:
+def _tiny_roberta_tokenizer(max_length: int) -> PreTrainedTokenizerBase:
     """Cased byte-level BPE: all 256 bytes (so nothing is unknown) + merges that make each listed word one token."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import RobertaTokenizer
@@ -175,41 +212,43 @@ def _tiny_roberta_tokenizer() -> PreTrainedTokenizerBase:
     bpe.train_from_iterator(corpus, trainer=trainer)
     state = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
-    return RobertaTokenizer(vocab=state["vocab"], merges=merges, model_max_length=TINY_MAX_LENGTH)
+    return RobertaTokenizer(vocab=state["vocab"], merges=merges, model_max_length=max_length)
 
 
 def _tiny_config(name: str, tokenizer: PreTrainedTokenizerBase, num_layers: int):
-    """Config of a tiny model whose special-token ids match ``tokenizer``."""
+    """Config of a random model (tiny or base-sized) whose special-token ids match ``tokenizer``."""
+    sizes = _sizes(name)
     common = dict(
         vocab_size=len(tokenizer),
-        hidden_size=TINY_HIDDEN_SIZE,
+        hidden_size=sizes.hidden,
         num_hidden_layers=num_layers,
-        num_attention_heads=TINY_NUM_HEADS,
-        intermediate_size=TINY_INTERMEDIATE_SIZE,
+        num_attention_heads=sizes.heads,
+        intermediate_size=sizes.intermediate,
         pad_token_id=tokenizer.pad_token_id,
-        initializer_range=TINY_INITIALIZER_RANGE,
+        initializer_range=sizes.initializer_range,
     )
-    if name == "tiny-bert":
+    architecture = _architecture(name)
+    if architecture == "bert":
         from transformers import BertConfig
 
-        return BertConfig(max_position_embeddings=TINY_MAX_LENGTH, type_vocab_size=2, **common)
-    if name == "tiny-roberta":
+        return BertConfig(max_position_embeddings=sizes.max_length, type_vocab_size=2, **common)
+    if architecture == "roberta":
         from transformers import RobertaConfig
 
         # RoBERTa numbers positions from pad_token_id + 1, so 128 tokens need 130 position embeddings.
         return RobertaConfig(
-            max_position_embeddings=TINY_MAX_LENGTH + tokenizer.pad_token_id + 1,
+            max_position_embeddings=sizes.max_length + tokenizer.pad_token_id + 1,
             type_vocab_size=1,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             **common,
         )
-    if name == "tiny-albert":
+    if architecture == "albert":
         from transformers import AlbertConfig
 
         return AlbertConfig(
-            embedding_size=_ALBERT_EMBEDDING_SIZE,
-            max_position_embeddings=TINY_MAX_LENGTH,
+            embedding_size=sizes.albert_embedding,
+            max_position_embeddings=sizes.max_length,
             type_vocab_size=2,
             num_hidden_groups=1,
             inner_group_num=1,
@@ -218,18 +257,19 @@ def _tiny_config(name: str, tokenizer: PreTrainedTokenizerBase, num_layers: int)
             eos_token_id=tokenizer.sep_token_id,
             **common,
         )
-    raise ValueError(f"unknown tiny model {name!r}; expected one of {TINY_MODEL_NAMES}")
+    raise ValueError(f"unknown random model {name!r}; expected one of {TINY_MODEL_NAMES + RANDOM_BASE_MODEL_NAMES}")
 
 
 def _tiny_mlm_model(name: str, config) -> PreTrainedModel:
     """A randomly initialised ``*ForMaskedLM`` that also carries the encoder's pooler (as real checkpoints do)."""
-    if name == "tiny-bert":
+    architecture = _architecture(name)
+    if architecture == "bert":
         from transformers import BertForMaskedLM
         from transformers.models.bert.modeling_bert import BertPooler
 
         model = BertForMaskedLM(config)
         model.bert.pooler = BertPooler(config)
-    elif name == "tiny-roberta":
+    elif architecture == "roberta":
         from transformers import RobertaForMaskedLM
         from transformers.models.roberta.modeling_roberta import RobertaPooler
 
@@ -253,9 +293,10 @@ def _tiny_mlm_model(name: str, config) -> PreTrainedModel:
 
 def _tiny_marker(name: str, seed: int, num_layers: int) -> dict:
     """What a finished build records; a cached build whose marker differs (other code version) is rebuilt."""
+    sizes = _sizes(name)
     recipe = json.dumps(
-        [TINY_VOCABULARY_WORDS, _EXTRA_CHARACTERS, TINY_HIDDEN_SIZE, TINY_NUM_HEADS, TINY_INTERMEDIATE_SIZE,
-         TINY_MAX_LENGTH, _ALBERT_EMBEDDING_SIZE, TINY_INITIALIZER_RANGE]
+        [TINY_VOCABULARY_WORDS, _EXTRA_CHARACTERS, sizes.hidden, sizes.heads, sizes.intermediate,
+         sizes.max_length, sizes.albert_embedding, sizes.initializer_range]
     )  # fmt: skip
     return {
         "name": name,
@@ -285,9 +326,10 @@ def parse_tiny_spec(spec: str) -> tuple[str, int, int] | None:
     match = _TINY_SPEC.match(spec.strip().lower())
     if match is None:
         return None
-    layers = int(match["layers"]) if match["layers"] else TINY_DEFAULT_LAYERS
+    name = match["name"]
+    layers = int(match["layers"]) if match["layers"] else _sizes(name).default_layers
     seed = int(match["seed"]) if match["seed"] else 0
-    return match["name"], layers, seed
+    return name, layers, seed
 
 
 def tiny_model_dir(spec: str) -> Path | None:
@@ -309,8 +351,8 @@ def tiny_model_dir(spec: str) -> Path | None:
     return out_dir
 
 
-def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int = TINY_DEFAULT_LAYERS) -> Path:
-    """Build a tiny random ``*ForMaskedLM`` model and its tokenizer into ``out_dir`` (deterministic, < 2 s).
+def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int | None = None) -> Path:
+    """Build a random ``*ForMaskedLM`` model and its tokenizer into ``out_dir`` (deterministic; tiny: < 2 s).
 
     The build happens in a temporary sibling folder that replaces ``out_dir`` only when complete
     (:func:`probeft.files.atomic_directory`), so an interrupted or concurrent build never leaves a half-written
@@ -318,10 +360,10 @@ def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int
     this one was building. The global torch RNG state is left untouched.
 
     Args:
-        name: one of :data:`TINY_MODEL_NAMES`.
+        name: one of :data:`TINY_MODEL_NAMES` or :data:`RANDOM_BASE_MODEL_NAMES`.
         out_dir: target folder (created; a different model already there is replaced).
         seed: seed of the random initialisation (same seed -> identical weights).
-        num_layers: number of transformer layers L (hidden states: L + 1).
+        num_layers: number of transformer layers L (hidden states: L + 1); default 4 (tiny) or 12 (base).
 
     Returns:
         ``out_dir`` as a Path.
@@ -329,8 +371,9 @@ def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int
     Raises:
         ValueError: unknown ``name`` or ``num_layers`` < 1.
     """
-    if name not in TINY_MODEL_NAMES:
-        raise ValueError(f"unknown tiny model {name!r}; expected one of {TINY_MODEL_NAMES}")
+    if name not in TINY_MODEL_NAMES + RANDOM_BASE_MODEL_NAMES:
+        raise ValueError(f"unknown random model {name!r}; expected one of {TINY_MODEL_NAMES + RANDOM_BASE_MODEL_NAMES}")
+    num_layers = _sizes(name).default_layers if num_layers is None else num_layers
     if int(num_layers) < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
     out_dir = Path(out_dir)
@@ -338,10 +381,10 @@ def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = {
-        "tiny-bert": _tiny_bert_tokenizer,
-        "tiny-roberta": _tiny_roberta_tokenizer,
-        "tiny-albert": _tiny_albert_tokenizer,
-    }[name]()
+        "bert": _tiny_bert_tokenizer,
+        "roberta": _tiny_roberta_tokenizer,
+        "albert": _tiny_albert_tokenizer,
+    }[_architecture(name)](_sizes(name).max_length)
     config = _tiny_config(name, tokenizer, int(num_layers))
     with torch.random.fork_rng(devices=[]):  # do not disturb the caller's RNG stream
         torch.manual_seed(seed)

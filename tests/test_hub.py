@@ -75,3 +75,19 @@ def test_hub_data_sets_fail_fast_naming_the_data_and_the_data_dir(unreachable):
         data.read_squad_splits("hub")
     with pytest.raises(hub.HubUnreachableError, match=r"WikiText-2"):
         data.read_wikitext_test("hub")
+
+
+def test_a_cached_snapshot_used_offline_has_the_online_revision(unreachable, monkeypatch, tmp_path):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "models--org--encoder" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setattr(hub, "_cached_snapshot", lambda repo_id: snapshot)
+    monkeypatch.setattr(models, "_hub_revision", lambda repo_id: commit)
+    offline = models.model_fingerprint("org/encoder")
+    monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)
+    online = models.model_fingerprint("org/encoder")
+    assert offline["revision"] == online["revision"] == commit
+    # a local folder that merely lies in a cache layout of another model is hashed as before
+    assert models.model_fingerprint(str(snapshot))["revision"] != commit

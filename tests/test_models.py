@@ -112,6 +112,24 @@ def test_tiny_model_names() -> None:
     assert models.TINY_MODEL_NAMES == tiny_models.TINY_MODEL_NAMES == ("tiny-bert", "tiny-roberta", "tiny-albert")
 
 
+@pytest.mark.parametrize(("spec", "embedding", "positions"), [("random-bert-base-L1", 768, 512),
+                                                              ("random-roberta-base-L1-s2", 768, 514),
+                                                              ("random-albert-base-L1", 128, 512)])
+def test_random_base_models_have_the_paper_base_sizes(spec: str, embedding: int, positions: int) -> None:
+    name, layers, seed = tiny_models.parse_tiny_spec(spec)
+    assert (layers, seed) == (1, 2 if spec.endswith("-s2") else 0)
+    assert tiny_models.parse_tiny_spec(name) == (name, 12, 0)  # base default: 12 layers
+    model = models.load_encoder(spec, device="cpu")
+    config = model.config
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (768, 12, 3072)
+    assert config.num_hidden_layers == 1 and config.max_position_embeddings == positions
+    assert getattr(config, "embedding_size", config.hidden_size) == embedding
+    assert config.initializer_range == 0.02 and models.load_tokenizer(spec).model_max_length == 512
+    # the tiny tokenizer's vocabulary: the same sentence is one token per word at both sizes
+    assert len(models.load_tokenizer(spec)("the cat sat .")["input_ids"]) == len(
+        models.load_tokenizer(name.replace("random-", "tiny-").removesuffix("-base"))("the cat sat .")["input_ids"])
+
+
 def test_build_keeps_a_build_another_process_finished_first(tmp_path: Path, monkeypatch) -> None:
     target = tmp_path / "model"
     original = tiny_models._tiny_mlm_model
@@ -145,7 +163,7 @@ def test_build_is_deterministic_and_keeps_the_global_rng(tmp_path: Path, tiny_di
 
 
 def test_build_rejects_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown tiny model"):
+    with pytest.raises(ValueError, match="unknown random model"):
         tiny_models.build_tiny_model("tiny-gpt", tmp_path / "x")
     with pytest.raises(ValueError, match="num_layers"):
         tiny_models.build_tiny_model("tiny-bert", tmp_path / "x", num_layers=0)
