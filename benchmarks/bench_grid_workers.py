@@ -73,6 +73,7 @@ class GpuSampler:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
+        self.samples: list[tuple[float, float]] = []  # (utilisation %, memory MiB) per GPU and sample
 
     def __enter__(self) -> GpuSampler:
         if shutil.which("nvidia-smi"):
@@ -82,7 +83,6 @@ class GpuSampler:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.samples: list[tuple[float, float]] = []
         if self.process is None:
             return
         self.process.terminate()
