@@ -43,7 +43,7 @@ def run_grid_command(config: Path, output_dir: Path, data_dir: Path, backend: li
 
     ``backend`` is ``["--workers", "N"]`` or ``["--cells-per-gpu", "K"]``.
     """
-    command = [sys.executable, "-m", "probeft.cli", "grid", str(config), "--output-dir", str(output_dir),
+    command = [sys.executable, "-m", "probeft.grid.cli", "grid", str(config), "--output-dir", str(output_dir),
                "--data-dir", str(data_dir), *backend, "--continue-on-error"]
     command += [arg for stage in stages for arg in ("--stage", stage)]
     command += ["--dry-run"] if dry_run else []
@@ -147,7 +147,7 @@ def main() -> int:
     parser.add_argument("--out", help="write wall times, stage times, GPU samples and the comparison as JSON")
     args = parser.parse_args()
     if args.threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # both runs' cells inherit it (probeft.grid_dask)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # both runs' cells inherit it (probeft.grid.dask_backend)
     root = Path(args.root or tempfile.mkdtemp(prefix="bench-grid-workers-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     config = Path(args.config).resolve()

@@ -1,4 +1,4 @@
-"""Benchmark: one ordinary probing fit (probeft.probe.fit_probes) vs the online code (probeft.mdl).
+"""Benchmark: one ordinary probing fit (probeft.probing.probe.fit_probes) vs the online code (probeft.probing.mdl).
 
 Both see the same random features: ``P`` probes of ``N`` train examples and ``D`` features, with
 binary labels from a random linear teacher plus label noise (so probes neither fail nor fit
@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from probeft import mdl, probe
+from probeft.probing import mdl, probe
 
 SIZES: dict[str, tuple[int, int, int]] = {"demo": (10, 600, 32), "minilm": (14, 8000, 384)}
 

@@ -1,6 +1,6 @@
 """Benchmark: all-mpnet-base-v2 feature extraction, length-sorted vs unsorted batching, in one run.
 
-Times :func:`probeft.extract.extract_features` (all 13 hidden states, CLS and mean pooling) on the
+Times :func:`probeft.probing.extract.extract_features` (all 13 hidden states, CLS and mean pooling) on the
 first ``--sentences`` training sentences of a SentEval file, once with length-sorted batches (the
 default of every probing run) and once in file order (``sort_by_length=False``), alternating the
 two modes and keeping each one's best pass. Also reports the first-use assembly of the model from
@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probeft import data, extract, models, packaged_models
-from probeft.devices import resolve_device
-from probeft.locations import DATA_DIR_ENV
-from probeft.names import POOLINGS
+from probeft import data, models
+from probeft.core.devices import resolve_device
+from probeft.core.names import POOLINGS
+from probeft.data.locations import DATA_DIR_ENV
+from probeft.models import packaged
+from probeft.probing import extract
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,7 +36,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=os.environ.get(DATA_DIR_ENV) or None,
                         help=f"data directory holding senteval/<task>.txt (default: ${DATA_DIR_ENV})")
     parser.add_argument("--task", default="bigram_shift", help="SentEval probing task")
-    parser.add_argument("--model", default=packaged_models.MPNET_ALIAS,
+    parser.add_argument("--model", default=packaged.MPNET_ALIAS,
                         help="model spec (probeft.models.resolve_model)")
     parser.add_argument("--sentences", type=int, default=1000, help="training sentences to extract (first N)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -67,7 +69,7 @@ def _resolve_seconds(spec: str) -> float | None:
     start = time.perf_counter()
     try:
         models.resolve_model(spec)
-    except packaged_models.ModelPartsMissingError as error:
+    except packaged.ModelPartsMissingError as error:
         print(f"skipping benchmark: {error}")
         return None
     return time.perf_counter() - start

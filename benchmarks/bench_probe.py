@@ -1,8 +1,8 @@
-"""Benchmark: batched torch probes (probeft.probe) vs scikit-learn, plus extraction throughput.
+"""Benchmark: batched torch probes (probeft.probing.probe) vs scikit-learn, plus extraction throughput.
 
 Both probe implementations see the same cached features (all layers x CLS/mean pooling), the
 same train-statistics standardisation and the same L2 grid chosen on dev (ties -> stronger L2).
-``l2`` maps to scikit-learn's ``C`` with :func:`probeft.probe.sklearn_c` (``C = 2 / (l2 * N)``
+``l2`` maps to scikit-learn's ``C`` with :func:`probeft.probing.probe.sklearn_c` (``C = 2 / (l2 * N)``
 for two classes, ``1 / (l2 * N)`` otherwise), so both minimise the same objective.
 
 Run ``python benchmarks/bench_probe.py --help``; see benchmarks/README.md. Exits 0 with a
@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probeft import data, extract, models, probe
-from probeft.devices import resolve_device
-from probeft.locations import DATA_DIR_ENV
-from probeft.names import POOLINGS
+from probeft import data, models
+from probeft.core.devices import resolve_device
+from probeft.core.names import POOLINGS
+from probeft.data.locations import DATA_DIR_ENV
+from probeft.probing import extract, probe
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -138,7 +139,7 @@ def _synchronize(device: torch.device) -> None:
 
 def _sklearn_probes(splits: dict[str, tuple[np.ndarray, np.ndarray]], l2_grid: tuple[float, ...],
                     tol: float, max_iter: int) -> dict:
-    """One scikit-learn LogisticRegression per (probe, l2), standardised like probeft.probe."""
+    """One scikit-learn LogisticRegression per (probe, l2), standardised like probeft.probing.probe."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler

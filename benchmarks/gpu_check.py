@@ -31,7 +31,9 @@ def _sync() -> None:
 
 def check_cuda_matches_cpu(data_dir: Path, device: torch.device, report: dict) -> None:
     """Tiny models: the CUDA numbers must equal the CPU ones (to float tolerance)."""
-    from probeft import attention, data, extract, models, probe
+    from probeft import data, models
+    from probeft.diagnostics import attention
+    from probeft.probing import extract, probe
 
     task = data.read_senteval(data_dir / "senteval" / "bigram_shift.txt", max_train=400, max_eval=100)
     features = {}
@@ -67,7 +69,7 @@ def check_cuda_matches_cpu(data_dir: Path, device: torch.device, report: dict) -
 
 def time_extraction(model, tokenizer, sentences, device, report: dict) -> dict[str, np.ndarray]:
     """Sentences per second for length-sorted vs unsorted batches, fp32 and fp16."""
-    from probeft import extract
+    from probeft.probing import extract
 
     out = {}
     for name, sort, dtype in (("sorted_fp32", True, None), ("unsorted_fp32", False, None), ("sorted_fp16", True, torch.float16)):
@@ -94,7 +96,8 @@ def main() -> None:
 
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from probeft import data, finetune, probe
+    from probeft import data, finetune
+    from probeft.probing import probe
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     report: dict = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",

@@ -31,7 +31,7 @@ torch.cuda.is_available(), '| transformers', transformers.__version__, '| paperm
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 
 DATA=/tmp/probeft-demo-data
-"$PYTHON" -m probeft.cli demo-data "$DATA" > /dev/null
+"$PYTHON" -m probeft.grid.cli demo-data "$DATA" > /dev/null
 if [ "$REHEARSE" = 1 ]; then
   timeout 300 "$PYTHON" benchmarks/gpu_check.py --data-dir "$DATA" --tokenizer "$BUNDLE/tokenizer" --quick \
     --out "$OUT/gpu_check.json" || echo "gpu_check exit $?"

@@ -10,9 +10,9 @@ import argparse
 import functools
 import sys
 
+import _dask_executors  # next to this script: sys.path[0]
 import cloudpickle
 
-import _dask_executors  # next to this script: sys.path[0]
 from probeft import grid
 
 

@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_data_read_record():
     """Each test starts a new record of data files read, as each notebook kernel (one grid cell) does."""
-    from probeft import data_reads
+    from probeft.core import data_reads
 
     data_reads.forget_data_files_read()
 
@@ -34,14 +34,15 @@ def _fresh_data_read_record():
 def tiny_models() -> dict[str, Path]:
     """Tiny random BERT / RoBERTa / ALBERT (4 layers) built once per session."""
     from probeft import models
+    from probeft.models import tiny
 
-    return {name: Path(models.resolve_model(name)) for name in models.TINY_MODEL_NAMES}
+    return {name: Path(models.resolve_model(name)) for name in tiny.TINY_MODEL_NAMES}
 
 
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated data dir in the layout of a real one."""
-    from probeft.demo_data import write_demo_data
+    from probeft.data.demo import write_demo_data
 
     return write_demo_data(tmp_path_factory.mktemp("demo-data"), n_probing=400, n_glue=200, n_squad=60, n_wiki_lines=60)
 

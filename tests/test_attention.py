@@ -1,4 +1,4 @@
-"""Tests for probeft.attention: entropy / EMD definitions, scipy agreement, padding invariance."""
+"""Tests for probeft.diagnostics.attention: entropy / EMD definitions, scipy agreement, padding invariance."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import torch
 from scipy.stats import wasserstein_distance
 from transformers import BertTokenizerFast, PreTrainedModel
 
-from probeft import attention, models
-from probeft.attention import attention_emd, attention_entropy, attention_statistics
-from probeft.checkpoints import checkpoint_fields
+from probeft import models
+from probeft.diagnostics import attention
+from probeft.diagnostics.attention import attention_emd, attention_entropy, attention_statistics
+from probeft.finetune.checkpoints import checkpoint_fields
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -204,7 +205,7 @@ def test_checkpoint_fields_read_by_attention(tmp_path):
     (folder / "checkpoint.json").write_text("{not json")
     with pytest.raises(ValueError, match="checkpoint.json"):
         checkpoint_fields(folder)
-    assert not hasattr(attention, "checkpoint_info")  # one implementation: probeft.checkpoints
+    assert not hasattr(attention, "checkpoint_info")  # one implementation: probeft.finetune.checkpoints
 
 
 def _save_checkpoint(encoder, tokenizer, folder: Path, **marker) -> Path:

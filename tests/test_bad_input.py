@@ -11,7 +11,8 @@ from typing import Callable
 import pytest
 import yaml
 
-from probeft import cli, data, grid, results
+from probeft import data, grid, results
+from probeft.grid import cli
 
 
 @pytest.fixture

@@ -152,7 +152,8 @@ NEW_PROBING_METRICS = {"control_accuracy", "selectivity", "compression", "codele
 
 def synthetic_intervals(table: pd.DataFrame, half_width: float = 0.01) -> pd.DataFrame:
     """A ``delta_intervals.csv`` for ``table``'s Deltas: seeds pooled, every interval delta +- half_width."""
-    from probeft import analysis, delta_intervals
+    from probeft.results import analysis
+    from probeft.verdicts import delta_intervals
 
     delta = analysis.probing_delta(table)
     keys = ["model", "finetune_task", "finetune_head", "probe_task", "pooling"]
@@ -260,7 +261,8 @@ def test_cls_only_run_draws_figure4_without_the_mean_baseline(tmp_path):
 
 
 def test_delta_page_marks_deltas_whose_interval_excludes_zero(tmp_path):
-    from probeft import delta_intervals, report
+    from probeft import report
+    from probeft.verdicts import delta_intervals
 
     table = full_table()
     out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table, intervals=True))
@@ -280,7 +282,7 @@ def test_delta_page_marks_deltas_whose_interval_excludes_zero(tmp_path):
 
 
 def test_figures_draw_intervals_as_bands():
-    from probeft import plots
+    from probeft.report import plots
 
     table = full_table()
     plain = plots.figure_delta(table, pooling="cls")
@@ -314,7 +316,7 @@ def test_pages_without_control_and_mdl_rows(name, tmp_path):
 
 
 def test_delta_ignores_the_new_probing_metrics():
-    from probeft import analysis
+    from probeft.results import analysis
 
     table = full_table()
     old = table[~table["metric"].isin(NEW_PROBING_METRICS)]
@@ -323,7 +325,8 @@ def test_delta_ignores_the_new_probing_metrics():
 
 
 def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
-    from probeft import analysis, report
+    from probeft import report
+    from probeft.results import analysis
 
     table = full_table()
     out = run_page(BOOK_DIR / "selectivity.md", write_generated(tmp_path, table))
@@ -343,7 +346,8 @@ def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
 
 
 def test_similarity_page_shows_the_analysis_numbers(tmp_path):
-    from probeft import analysis, report
+    from probeft import report
+    from probeft.results import analysis
 
     table = full_table()
     out = run_page(BOOK_DIR / "similarity.md", write_generated(tmp_path, table))
@@ -358,7 +362,8 @@ def test_similarity_page_shows_the_analysis_numbers(tmp_path):
 
 
 def test_claims_page_shows_the_run_evaluation(tmp_path):
-    from probeft import claims, report
+    from probeft import report
+    from probeft.verdicts import claims
 
     table = full_table()
     out = run_page(BOOK_DIR / "claims.md", write_generated(tmp_path, table))
@@ -378,7 +383,8 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
 
 @pytest.mark.parametrize(("run", "figures"), [("minilm", 4), ("mpnet", 4)])
 def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_path, run, figures):
-    from probeft import claims, report
+    from probeft import report
+    from probeft.verdicts import claims
 
     table = full_table()
     generated = write_generated(tmp_path / "made", table, intervals=True) / "_generated"
@@ -400,7 +406,7 @@ def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_pa
 
 def test_the_committed_validation_tables_load_and_hold_their_claims():
     """What the "Real weights" pages show: the committed tables are valid and claims.csv matches results.csv."""
-    from probeft import claims
+    from probeft.verdicts import claims
 
     for run in sorted((BOOK_DIR.parent / "validation").iterdir()):
         table = results.load_results(run / results.RESULTS_FILE)

@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probeft import claims, cli, predictions, results, uncertainty
-from probeft.names import NO_FINETUNE
+from probeft import results
+from probeft.core.names import NO_FINETUNE
+from probeft.grid import cli
+from probeft.results import predictions
+from probeft.verdicts import claims, uncertainty
 
 N_TEST = 400
 LAYERS = range(5)  # 4-layer encoder: groups 0-2 and 3-4

@@ -1,4 +1,4 @@
-"""Tests for probeft.control: seeded word-type control labels, their prior, and their independence from real labels."""
+"""Tests for probeft.probing.control: seeded word-type control labels, their prior, and their independence from real labels."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probeft import control
+from probeft.core.names import PROBING_TASKS
 from probeft.data import ProbingData, read_senteval
-from probeft.demo_data import write_demo_data
-from probeft.names import PROBING_TASKS
+from probeft.data.demo import write_demo_data
+from probeft.probing import control
 
 
 def _sentences_with_last_words(n_types: int, repeats: int) -> list[str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probeft import data, locations
-from probeft.data import glue, senteval
+from probeft import data
+from probeft.data import glue, locations, senteval
 
 SENTEVAL_LINES = [
     "tr\tO\tThe cat sat on the mat .",

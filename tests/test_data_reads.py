@@ -6,7 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from probeft import data, data_reads, results
+from probeft import data, results
+from probeft.core import data_reads
 
 
 def write_probing_file(path: Path, sentences: int = 6) -> Path:

@@ -1,4 +1,4 @@
-"""Paired Delta intervals from probing cells' probe_predictions.npz (probeft.delta_intervals)."""
+"""Paired Delta intervals from probing cells' probe_predictions.npz (probeft.verdicts.delta_intervals)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probeft import analysis, delta_intervals, predictions, results
+from probeft import results
+from probeft.results import analysis, predictions
+from probeft.verdicts import delta_intervals
 
 LAYERS = range(5)  # a 4-layer model: groups 0-2 and 3-4
 PROBES = [(p, layer) for p in ("cls", "mean") for layer in LAYERS]

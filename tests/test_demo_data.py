@@ -1,4 +1,4 @@
-"""Tests of probeft.demo_data: layout, readers, balance, determinism and that each task is learnable."""
+"""Tests of probeft.data.demo: layout, readers, balance, determinism and that each task is learnable."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probeft import data, demo_data, tiny_models
+from probeft import data
+from probeft.data import demo
+from probeft.models import tiny
 
 SIZES = dict(n_probing=200, n_glue=100, n_squad=40, n_wiki_lines=60)
 EXPECTED_DEFAULT_DIGESTS = {  # sha256[:16] of write_demo_data(seed=0) with the default sizes
@@ -24,7 +26,7 @@ EXPECTED_DEFAULT_DIGESTS = {  # sha256[:16] of write_demo_data(seed=0) with the 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return demo_data.write_demo_data(tmp_path_factory.mktemp("demo") / "data", seed=0, **SIZES)
+    return demo.write_demo_data(tmp_path_factory.mktemp("demo") / "data", seed=0, **SIZES)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -98,11 +100,11 @@ def test_wikitext_layout(demo_dir: Path) -> None:
 
 
 def test_same_seed_gives_identical_bytes_other_seed_differs(demo_dir: Path, tmp_path: Path) -> None:
-    again = demo_data.write_demo_data(tmp_path / "again", seed=0, **SIZES)
+    again = demo.write_demo_data(tmp_path / "again", seed=0, **SIZES)
     assert _files(again) == _files(demo_dir)
-    demo_data.write_demo_data(again, seed=0, **SIZES)  # idempotent: rewriting changes nothing, leaves no tmp files
+    demo.write_demo_data(again, seed=0, **SIZES)  # idempotent: rewriting changes nothing, leaves no tmp files
     assert _files(again) == _files(demo_dir)
-    other = _files(demo_data.write_demo_data(tmp_path / "other", seed=1, **SIZES))
+    other = _files(demo.write_demo_data(tmp_path / "other", seed=1, **SIZES))
     assert other.keys() == _files(demo_dir).keys()
     assert all(other[name] != content for name, content in _files(demo_dir).items())
 
@@ -110,26 +112,26 @@ def test_same_seed_gives_identical_bytes_other_seed_differs(demo_dir: Path, tmp_
 def test_default_demo_data_keeps_its_bytes(tmp_path: Path) -> None:
     """The files every demo run reads (the default sizes, seed 0) are pinned: a change to the grammar or to how
     files are written would change the demo grid's results. Digests measured on the original generator."""
-    root = demo_data.write_demo_data(tmp_path, seed=0)
+    root = demo.write_demo_data(tmp_path, seed=0)
     digests = {name: hashlib.sha256(content).hexdigest()[:16] for name, content in _files(root).items()}
     assert digests == EXPECTED_DEFAULT_DIGESTS
 
 
 def test_bad_sizes_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="n_probing"):
-        demo_data.write_demo_data(tmp_path, n_probing=2)
+        demo.write_demo_data(tmp_path, n_probing=2)
     with pytest.raises(ValueError, match="n_glue"):
-        demo_data.write_demo_data(tmp_path, n_glue=True)
+        demo.write_demo_data(tmp_path, n_glue=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The labels mean what they say
 # ----------------------------------------------------------------------------------------------------------
 
-_NAMES = {name for name, _ in demo_data.NAMES}
-_PRONOUNS = {pronoun for _, pronoun in demo_data.NAMES}
-_VERB_TOPIC = {verb[0]: t for t, topic in demo_data.TOPICS.items() for verb in topic.verbs}
-_NOUN_TOPIC = {noun[0]: t for t, topic in demo_data.TOPICS.items() for noun in topic.nouns}
+_NAMES = {name for name, _ in demo.NAMES}
+_PRONOUNS = {pronoun for _, pronoun in demo.NAMES}
+_VERB_TOPIC = {verb[0]: t for t, topic in demo.TOPICS.items() for verb in topic.verbs}
+_NOUN_TOPIC = {noun[0]: t for t, topic in demo.TOPICS.items() for noun in topic.nouns}
 
 
 def _tag(word: str) -> str:
@@ -139,9 +141,9 @@ def _tag(word: str) -> str:
         return "DET"
     if word in _NAMES:
         return "NAME"
-    for tag, words in (("VERB", _VERB_TOPIC), ("NOUN", _NOUN_TOPIC), ("ADJ", demo_data.ADJECTIVES),
-                       ("PERSON", {p[0] for p in demo_data.PEOPLE}),
-                       ("PLACE", {p for t in demo_data.TOPICS.values() for p in t.places})):  # fmt: skip
+    for tag, words in (("VERB", _VERB_TOPIC), ("NOUN", _NOUN_TOPIC), ("ADJ", demo.ADJECTIVES),
+                       ("PERSON", {p[0] for p in demo.PEOPLE}),
+                       ("PLACE", {p for t in demo.TOPICS.values() for p in t.places})):  # fmt: skip
         if lower in words:
             return tag
     return lower
@@ -168,7 +170,7 @@ def test_coordination_inversion_puts_the_pronoun_before_its_name(demo_dir: Path)
     for label, sentence in _probing(demo_dir, "coordination_inversion"):
         words = sentence.split()
         conjunction = words.index(",") + 1
-        assert words[conjunction] in demo_data.CONJUNCTIONS
+        assert words[conjunction] in demo.CONJUNCTIONS
         first_subject, second_subject = words[0].lower(), words[conjunction + 1]
         if second_subject in _PRONOUNS or first_subject in _PRONOUNS:
             with_pronoun[label] += 1
@@ -188,7 +190,7 @@ def test_glue_tasks_are_learnable_by_a_simple_classifier(tmp_path: Path) -> None
     """A bag-of-n-grams logistic regression beats chance clearly on CoLA-, SST-2- and RTE-like data."""
     feature_extraction = pytest.importorskip("sklearn.feature_extraction.text")
     linear_model = pytest.importorskip("sklearn.linear_model")
-    root = demo_data.write_demo_data(tmp_path, seed=3, n_probing=6, n_glue=800, n_squad=2, n_wiki_lines=1)
+    root = demo.write_demo_data(tmp_path, seed=3, n_probing=6, n_glue=800, n_squad=2, n_wiki_lines=1)
     for task in ("cola", "sst2"):
         glue = data.read_glue(task, root)
         vectorizer = feature_extraction.CountVectorizer(ngram_range=(1, 3), token_pattern=r"\S+", lowercase=False)
@@ -206,4 +208,4 @@ def test_glue_tasks_are_learnable_by_a_simple_classifier(tmp_path: Path) -> None
 
 
 def test_tiny_tokenizers_know_the_demo_vocabulary() -> None:
-    assert set(demo_data.DEMO_VOCABULARY) <= set(tiny_models.TINY_VOCABULARY_WORDS)
+    assert set(demo.DEMO_VOCABULARY) <= set(tiny.TINY_VOCABULARY_WORDS)

@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from probeft import cell_state, claims, cli, delta_intervals, grid, paper, predictions, report, results
+from probeft import grid, report, results
+from probeft.core import paper
+from probeft.grid import cell_state, cli
+from probeft.results import predictions
+from probeft.verdicts import claims, delta_intervals
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Tests for probeft.extract and probeft.feature_cache: pooling, layers, batching, special tokens, the cache."""
+"""Tests for probeft.probing.extract and probeft.probing.feature_cache: pooling, layers, batching, special tokens, the cache."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from probeft import data, extract, feature_cache, models, tiny_models
-from probeft.pooling import masked_mean
-from probeft.names import POOLINGS
+from probeft import data, models
+from probeft.core.names import POOLINGS
+from probeft.core.pooling import masked_mean
+from probeft.models import tiny
+from probeft.probing import extract, feature_cache
 
 SENTENCES = [
     "The cat sat on the mat .",
@@ -28,8 +30,8 @@ def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny BERT with 3 layers and tiny RoBERTa with 2 layers (RoBERTa: <s> first, padding-aware positions)."""
     root = tmp_path_factory.mktemp("tiny-models")
     return {
-        "tiny-bert": tiny_models.build_tiny_model("tiny-bert", root / "bert", num_layers=3),
-        "tiny-roberta": tiny_models.build_tiny_model("tiny-roberta", root / "roberta", num_layers=2),
+        "tiny-bert": tiny.build_tiny_model("tiny-bert", root / "bert", num_layers=3),
+        "tiny-roberta": tiny.build_tiny_model("tiny-roberta", root / "roberta", num_layers=2),
     }
 
 
@@ -44,7 +46,7 @@ def _features(model, tokenizer, sentences, **kwargs) -> dict[str, np.ndarray]:
 
 
 def test_masked_mean_hand_computed() -> None:
-    """The shared masked mean that extraction pools with (probeft.pooling)."""
+    """The shared masked mean that extraction pools with (probeft.core.pooling)."""
     hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
     attention = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
     special = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1]])

@@ -14,7 +14,8 @@ import safetensors.torch
 import torch
 from transformers import AutoModel, AutoTokenizer, set_seed
 
-from probeft import data, finetune, metrics
+from probeft import data, finetune
+from probeft.core import metrics
 from probeft.finetune import store, task_data
 
 # The paper's 2e-5 would leave a random tiny encoder where it started; 2e-3 learns the toy task in
@@ -265,7 +266,7 @@ def test_finetuning_learns_the_toy_task(toy_run, toy_data_dir: Path, tiny_models
 @pytest.fixture(scope="module")
 def glue_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Generated demo data at its default size (480 train / 120 dev examples per GLUE task)."""
-    from probeft.demo_data import write_demo_data
+    from probeft.data.demo import write_demo_data
 
     return write_demo_data(tmp_path_factory.mktemp("demo-glue"), seed=0)
 
@@ -341,7 +342,7 @@ def test_restart_removes_half_written_epochs_and_reuses_complete_runs(
     half_written = output_dir / "epoch-4"
     shutil.copytree(output_dir / "epoch-3", half_written)
     (half_written / finetune.CHECKPOINT_MARKER).unlink()
-    # Staging folders a killed process left: probeft.files' names, and those of earlier probeft versions.
+    # Staging folders a killed process left: probeft.core.files' names, and those of earlier probeft versions.
     leftovers = [output_dir / ".epoch-4.tmp-k3j2", output_dir / ".epoch-2.old-x9", output_dir / ".tmp-epoch-2-999"]
     for leftover in leftovers:
         leftover.mkdir()
@@ -496,7 +497,7 @@ def test_finetune_curves_plot_one_line_per_metric_over_the_epochs(toy_run) -> No
     import matplotlib
 
     matplotlib.use("Agg")
-    from probeft import plots
+    from probeft.report import plots
 
     _, table = toy_run
     cola_like = table.assign(metric="mcc", value=table["value"] - 0.5)

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from probeft import cell_state, cli, data, data_reads, feature_cache, files, grid, grid_config, results
+from probeft import data, grid, results
+from probeft.core import data_reads, files
+from probeft.grid import cell_state, cli, schema
+from probeft.probing import feature_cache
 
 CONFIG = {
     "name": "t",
@@ -472,8 +475,8 @@ def test_bad_device_names_the_key(tmp_path, device, why):
 
 
 def test_schema_lives_in_grid_config():
-    assert grid.GridConfig is grid_config.GridConfig and grid.load_config is grid_config.load_config
-    assert grid_config.slug("org/model name") == "org-model-name"
+    assert grid.GridConfig is schema.GridConfig and grid.load_config is schema.load_config
+    assert schema.slug("org/model name") == "org-model-name"
 
 
 def test_book_inputs_copy_the_run_and_only_complete_notebooks(tmp_path):

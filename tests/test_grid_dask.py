@@ -1,4 +1,4 @@
-"""The grid on Dask distributed (probeft.grid_dask): real clusters of worker processes, a fake executor.
+"""The grid on Dask distributed (probeft.grid.dask_backend): real clusters of worker processes, a fake executor.
 
 Most tests share one LocalCluster of two worker processes (``scheduler=`` its address, the
 ``--scheduler`` path); the driver-kill test starts its own with ``--workers 2`` in a subprocess, and the
@@ -26,7 +26,9 @@ import yaml
 distributed = pytest.importorskip("distributed")
 
 import _dask_executors  # noqa: E402 - tests/ is on sys.path (pytest's rootdir conftest)
-from probeft import cli, grid, results  # noqa: E402
+
+from probeft import grid, results
+from probeft.grid import cli, runner  # noqa: E402
 
 # The fake executor travels to the workers by value: they never import tests/.
 cloudpickle.register_pickle_by_value(_dask_executors)
@@ -237,7 +239,7 @@ def test_each_cell_gets_its_share_of_the_cores_unless_the_user_set_the_threads(m
 
 
 def grid_dask():
-    from probeft import grid_dask as module
+    from probeft.grid import dask_backend as module
 
     return module
 
@@ -266,7 +268,7 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, visible, expected
 def test_backend_choice(tmp_path, monkeypatch, visible, device, workers, cells_per_gpu, expected):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     _, config, _ = make_grid(tmp_path, "choice", {**SMALL, "device": device})
-    assert grid._dask_request(config, workers, None, cells_per_gpu, quiet) == expected
+    assert runner._dask_request(config, workers, None, cells_per_gpu, quiet) == expected
 
 
 @pytest.mark.parametrize(
@@ -304,8 +306,8 @@ def test_the_sequential_path_never_imports_dask(tmp_path):
         "config = grid.load_config(sys.argv[1]); paths = grid.resolve_paths(config)\n"
         "report = grid.run_grid(config, paths, executor=_dask_executors.fake_cell, log=lambda _: None)\n"
         "assert report.ok and len(report.ran) == 5, report\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'probeft.grid_dask'))\n"
-        "assert not loaded and 'probeft.grid_dask' not in sys.modules, loaded\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'probeft.grid.dask_backend'))\n"
+        "assert not loaded and 'probeft.grid.dask_backend' not in sys.modules, loaded\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(paths.output_dir.parent / "grid.yaml"), str(TESTS_DIR)],
                           capture_output=True, text=True, timeout=120)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from probeft import data, hub, models
+from probeft import data, models
+from probeft.core import hub
+from probeft.models import loading
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +85,7 @@ def test_a_cached_snapshot_used_offline_has_the_online_revision(unreachable, mon
     (snapshot / "config.json").write_text("{}")
     (snapshot / "model.safetensors").write_bytes(b"weights")
     monkeypatch.setattr(hub, "_cached_snapshot", lambda repo_id: snapshot)
-    monkeypatch.setattr(models, "_hub_revision", lambda repo_id: commit)
+    monkeypatch.setattr(loading, "_hub_revision", lambda repo_id: commit)
     offline = models.model_fingerprint("org/encoder")
     monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)
     online = models.model_fingerprint("org/encoder")

@@ -1,4 +1,4 @@
-"""Tests for probeft.mdl: block ends, hand-computed codelengths, signal vs noise, batching, validation."""
+"""Tests for probeft.probing.mdl: block ends, hand-computed codelengths, signal vs noise, batching, validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from probeft import mdl
+from probeft.probing import mdl
 
 
 def _signal_and_noise(seed: int, n: int, dim: int = 6) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Tests for probeft.metrics against hand-computed values and scikit-learn."""
+"""Tests for probeft.core.metrics against hand-computed values and scikit-learn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sklearn.metrics
 
-from probeft import metrics
+from probeft.core import metrics
 
 
 def test_accuracy_hand_computed() -> None:

@@ -1,4 +1,4 @@
-"""Tests of probeft.models, probeft.tiny_models and probeft.layer_swap: tiny builds, loading, fingerprints, layer replacement."""
+"""Tests of probeft.models, probeft.models.tiny and probeft.models.layer_swap: tiny builds, loading, fingerprints, layer replacement."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from probeft import devices, layer_swap, models, tiny_models
-from probeft.demo_data import DEMO_VOCABULARY
+from probeft import models
+from probeft.core import devices
+from probeft.data.demo import DEMO_VOCABULARY
+from probeft.models import layer_swap, tiny
 
 SENTENCE = "The dog saw Xylophones near the old library, didn't it? (42% #tags)"
 
@@ -21,8 +23,8 @@ SENTENCE = "The dog saw Xylophones near the old library, didn't it? (42% #tags)"
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Path]:
     """2-layer tiny models: every architecture with seed 0, BERT and RoBERTa also with seed 1."""
     root = tmp_path_factory.mktemp("tiny-models")
-    specs = [(name, 0) for name in models.TINY_MODEL_NAMES] + [("tiny-bert", 1), ("tiny-roberta", 1), ("tiny-albert", 1)]
-    return {(name, seed): tiny_models.build_tiny_model(name, root / f"{name}-s{seed}", seed=seed, num_layers=2)
+    specs = [(name, 0) for name in tiny.TINY_MODEL_NAMES] + [("tiny-bert", 1), ("tiny-roberta", 1), ("tiny-albert", 1)]
+    return {(name, seed): tiny.build_tiny_model(name, root / f"{name}-s{seed}", seed=seed, num_layers=2)
             for name, seed in specs}  # fmt: skip
 
 
@@ -36,7 +38,7 @@ def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.parametrize("name", models.TINY_MODEL_NAMES)
+@pytest.mark.parametrize("name", tiny.TINY_MODEL_NAMES)
 def test_tiny_model_loads_as_encoder_and_mlm_without_missing_weights(tiny_dirs, name: str) -> None:
     path = tiny_dirs[(name, 0)]
     encoder, info = AutoModel.from_pretrained(path, output_loading_info=True)
@@ -59,7 +61,7 @@ def test_tiny_model_loads_as_encoder_and_mlm_without_missing_weights(tiny_dirs, 
     assert models.num_hidden_layers(mlm) == 2
 
 
-@pytest.mark.parametrize("name", models.TINY_MODEL_NAMES)
+@pytest.mark.parametrize("name", tiny.TINY_MODEL_NAMES)
 def test_tiny_tokenizer_round_trip(tiny_dirs, name: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_dirs[(name, 0)])
     ids = tokenizer(SENTENCE)["input_ids"]
@@ -102,23 +104,23 @@ TINY_WEIGHTS_SHA256 = {
 }
 
 
-@pytest.mark.parametrize("name", models.TINY_MODEL_NAMES)
+@pytest.mark.parametrize("name", tiny.TINY_MODEL_NAMES)
 def test_default_tiny_builds_are_byte_identical_to_the_pinned_weights(name: str) -> None:
     weights = Path(models.resolve_model(name)) / "model.safetensors"
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == TINY_WEIGHTS_SHA256[name]
 
 
 def test_tiny_model_names() -> None:
-    assert models.TINY_MODEL_NAMES == tiny_models.TINY_MODEL_NAMES == ("tiny-bert", "tiny-roberta", "tiny-albert")
+    assert tiny.TINY_MODEL_NAMES == tiny.TINY_MODEL_NAMES == ("tiny-bert", "tiny-roberta", "tiny-albert")
 
 
 @pytest.mark.parametrize(("spec", "embedding", "positions"), [("random-bert-base-L1", 768, 512),
                                                               ("random-roberta-base-L1-s2", 768, 514),
                                                               ("random-albert-base-L1", 128, 512)])
 def test_random_base_models_have_the_paper_base_sizes(spec: str, embedding: int, positions: int) -> None:
-    name, layers, seed = tiny_models.parse_tiny_spec(spec)
+    name, layers, seed = tiny.parse_tiny_spec(spec)
     assert (layers, seed) == (1, 2 if spec.endswith("-s2") else 0)
-    assert tiny_models.parse_tiny_spec(name) == (name, 12, 0)  # base default: 12 layers
+    assert tiny.parse_tiny_spec(name) == (name, 12, 0)  # base default: 12 layers
     model = models.load_encoder(spec, device="cpu")
     config = model.config
     assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (768, 12, 3072)
@@ -132,26 +134,26 @@ def test_random_base_models_have_the_paper_base_sizes(spec: str, embedding: int,
 
 def test_build_keeps_a_build_another_process_finished_first(tmp_path: Path, monkeypatch) -> None:
     target = tmp_path / "model"
-    original = tiny_models._tiny_mlm_model
+    original = tiny._tiny_mlm_model
     other_inode: list[int] = []
 
     def build_elsewhere_meanwhile(name, config):
         model = original(name, config)
         if not other_inode:  # the "other process" finishes the same build while this one is still building
             other_inode.append(-1)
-            tiny_models.build_tiny_model("tiny-bert", target, seed=0, num_layers=1)
+            tiny.build_tiny_model("tiny-bert", target, seed=0, num_layers=1)
             other_inode[0] = os.stat(target).st_ino
         return model
 
-    monkeypatch.setattr(tiny_models, "_tiny_mlm_model", build_elsewhere_meanwhile)
-    tiny_models.build_tiny_model("tiny-bert", target, seed=0, num_layers=1)
+    monkeypatch.setattr(tiny, "_tiny_mlm_model", build_elsewhere_meanwhile)
+    tiny.build_tiny_model("tiny-bert", target, seed=0, num_layers=1)
     assert os.stat(target).st_ino == other_inode[0]  # the finished build was kept, not swapped under its readers
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # and no staging folder is left behind
 
 
 def test_build_is_deterministic_and_keeps_the_global_rng(tmp_path: Path, tiny_dirs) -> None:
     rng_before = torch.get_rng_state()
-    again = tiny_models.build_tiny_model("tiny-bert", tmp_path / "again", seed=0, num_layers=2)
+    again = tiny.build_tiny_model("tiny-bert", tmp_path / "again", seed=0, num_layers=2)
     assert torch.equal(torch.get_rng_state(), rng_before)
     first = AutoModelForMaskedLM.from_pretrained(tiny_dirs[("tiny-bert", 0)])
     second = AutoModelForMaskedLM.from_pretrained(again)
@@ -164,23 +166,23 @@ def test_build_is_deterministic_and_keeps_the_global_rng(tmp_path: Path, tiny_di
 
 def test_build_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown random model"):
-        tiny_models.build_tiny_model("tiny-gpt", tmp_path / "x")
+        tiny.build_tiny_model("tiny-gpt", tmp_path / "x")
     with pytest.raises(ValueError, match="num_layers"):
-        tiny_models.build_tiny_model("tiny-bert", tmp_path / "x", num_layers=0)
+        tiny.build_tiny_model("tiny-bert", tmp_path / "x", num_layers=0)
 
 
 def test_build_replaces_a_half_written_directory(tmp_path: Path) -> None:
     target = tmp_path / "model"
     target.mkdir()
     (target / "config.json").write_text("{half written")
-    tiny_models.build_tiny_model("tiny-albert", target, num_layers=1)
+    tiny.build_tiny_model("tiny-albert", target, num_layers=1)
     assert json.loads((target / "config.json").read_text())["num_hidden_layers"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary directories left
 
 
 def test_resolve_model_builds_tiny_models_once_into_the_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PROBEFT_CACHE", str(tmp_path))
-    assert tiny_models.models_cache_dir() == tmp_path / "models"
+    assert tiny.models_cache_dir() == tmp_path / "models"
     resolved = Path(models.resolve_model("tiny-bert-L2"))
     assert resolved == tmp_path / "models" / "tiny-bert-L2-s0"
     assert json.loads((resolved / "config.json").read_text())["num_hidden_layers"] == 2
@@ -197,7 +199,7 @@ def test_resolve_model_builds_tiny_models_once_into_the_cache(tmp_path: Path, mo
 
 
 def test_resolve_model_passes_paths_aliases_and_hub_ids_through(tmp_path: Path, monkeypatch) -> None:
-    from probeft import hub
+    from probeft.core import hub
 
     monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)  # a machine with internet
     assert models.resolve_model(str(tmp_path)) == str(tmp_path)
@@ -289,10 +291,10 @@ def test_model_fingerprint_hashes_the_weights(tiny_dirs, tmp_path: Path, monkeyp
     assert fingerprint["resolved"] == str(path)
     assert len(fingerprint["revision"]) == 16
     int(fingerprint["revision"], 16)
-    copy = tiny_models.build_tiny_model("tiny-bert", tmp_path / "copy", seed=0, num_layers=2)
+    copy = tiny.build_tiny_model("tiny-bert", tmp_path / "copy", seed=0, num_layers=2)
     assert models.model_fingerprint(str(copy))["revision"] == fingerprint["revision"]
     assert models.model_fingerprint(str(tiny_dirs[("tiny-bert", 1)]))["revision"] != fingerprint["revision"]
-    from probeft import hub
+    from probeft.core import hub
 
     with pytest.raises(hub.HubUnreachableError, match="some-org/not-cached"):  # offline here, not cached
         models.model_fingerprint("some-org/not-cached")

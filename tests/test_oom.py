@@ -1,19 +1,19 @@
 """Out-of-memory retries, simulated on the CPU: extraction halves its batch, fine-tuning halves the batch
-and doubles the accumulation, and both say so (probeft.oom)."""
+and doubles the accumulation, and both say so (probeft.core.oom)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-from probeft import extract, finetune, models, oom
-from probeft.finetune import heads, store
-
 from test_finetune import TOY_CONFIG, _write_toy_sst2  # noqa: E402 - the same toy task
+
+from probeft import finetune
+from probeft.core import oom
+from probeft.finetune import heads, store
+from probeft.probing import extract
 
 
 def out_of_memory_above(limit: int, counter: list[int] | None = None, after: int = 0):

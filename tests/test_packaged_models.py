@@ -1,4 +1,4 @@
-"""Tests of probeft.packaged_models: assembling a model split over PyPI parts, once, atomically, hash-checked.
+"""Tests of probeft.models.packaged: assembling a model split over PyPI parts, once, atomically, hash-checked.
 
 All but the last test use fake parts built in ``tmp_path``; the last one needs the real ``mpnet`` extra
 and skips cleanly without it.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -20,8 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from probeft import models, packaged_models
-from probeft.files import CACHE_ENV
+from probeft import models
+from probeft.core.files import CACHE_ENV
+from probeft.models import packaged
 
 # A stand-in model folder; the real archive also has one top folder and a desktop.ini next to the model files.
 FAKE_FILES = {
@@ -67,18 +67,18 @@ def fake_parts(tmp_path: Path) -> list[Path]:
 def count_extractions(monkeypatch) -> list[str]:
     """Names of archive members extracted during the test."""
     extracted: list[str] = []
-    original = packaged_models._extract_member
+    original = packaged._extract_member
 
     def counting(archive, name, target):
         extracted.append(name)
         return original(archive, name, target)
 
-    monkeypatch.setattr(packaged_models, "_extract_member", counting)
+    monkeypatch.setattr(packaged, "_extract_member", counting)
     return extracted
 
 
 def _assemble(parts: list[Path], out_dir: Path, sha256: str = FAKE_SHA256) -> Path:
-    return packaged_models._assemble_parts(parts, out_dir, expected_sha256=sha256)
+    return packaged._assemble_parts(parts, out_dir, expected_sha256=sha256)
 
 
 def test_joined_files_read_and_seek_across_part_boundaries(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_joined_files_read_and_seek_across_part_boundaries(tmp_path: Path) -> No
     parts = _split(payload, tmp_path, (0, 1, 400, 400, 999))  # empty and one-byte parts too
     assert [p.stat().st_size for p in parts] == [0, 1, 399, 0, 599, 1]
     rng = random.Random(2)
-    with io.BufferedReader(packaged_models._JoinedFiles(parts), buffer_size=64) as stream:
+    with io.BufferedReader(packaged._JoinedFiles(parts), buffer_size=64) as stream:
         assert stream.read() == payload
         assert stream.seek(-10, io.SEEK_END) == 990
         assert stream.read() == payload[990:]
@@ -105,7 +105,7 @@ def test_assembly_extracts_the_model_folder_without_the_top_folder(fake_parts, t
         assert (out_dir / name).read_bytes() == payload, name
     assert not (out_dir / "desktop.ini").exists()  # file-manager metadata is dropped
     assert not (out_dir / "fake-model").exists()
-    marker = json.loads((out_dir / packaged_models.MARKER_NAME).read_text())
+    marker = json.loads((out_dir / packaged.MARKER_NAME).read_text())
     assert marker["sha256"] == FAKE_SHA256
     assert marker["files"]["model.safetensors"] == {"bytes": 5000, "sha256": FAKE_SHA256}
     assert sorted(marker["files"]) == sorted(FAKE_FILES)
@@ -163,18 +163,18 @@ def test_folders_left_by_a_killed_run_are_not_taken_as_complete(fake_parts, tmp_
         for name, payload in FAKE_FILES.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(payload)
-    assert not packaged_models._is_complete(models_dir / "fake", FAKE_SHA256)
+    assert not packaged._is_complete(models_dir / "fake", FAKE_SHA256)
     out_dir = _assemble(fake_parts, models_dir / "fake")
     assert len(count_extractions) == len(FAKE_FILES)
-    assert packaged_models._is_complete(out_dir, FAKE_SHA256)
+    assert packaged._is_complete(out_dir, FAKE_SHA256)
     # A marker whose files no longer match (truncated weights) or that records another hash does not count.
     weights = out_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    assert not packaged_models._is_complete(out_dir, FAKE_SHA256)
+    assert not packaged._is_complete(out_dir, FAKE_SHA256)
     assert (_assemble(fake_parts, out_dir) / "model.safetensors").read_bytes() == FAKE_FILES["model.safetensors"]
-    assert not packaged_models._is_complete(out_dir, "f" * 64)
-    (out_dir / packaged_models.MARKER_NAME).write_text("{not json")
-    assert not packaged_models._is_complete(out_dir, FAKE_SHA256)
+    assert not packaged._is_complete(out_dir, "f" * 64)
+    (out_dir / packaged.MARKER_NAME).write_text("{not json")
+    assert not packaged._is_complete(out_dir, FAKE_SHA256)
 
 
 def _install_fake_distribution(site: Path, name: str, archive_file: str | None) -> None:
@@ -198,60 +198,60 @@ def test_part_files_are_found_through_distribution_metadata(tmp_path: Path, monk
     for number, name in enumerate(names, start=1):
         _install_fake_distribution(site, name, f"{ARCHIVE}.{number:03d}")
     monkeypatch.syspath_prepend(str(site))
-    found = packaged_models.mpnet_part_files(names, archive_name=ARCHIVE)
+    found = packaged.mpnet_part_files(names, archive_name=ARCHIVE)
     assert found == [site / f"{name}-data" / "input" / f"{ARCHIVE}.{i:03d}" for i, name in enumerate(names, 1)]
-    with pytest.raises(packaged_models.ModelPartsMissingError, match=f"part 1 of {ARCHIVE} should be named"):
-        packaged_models.mpnet_part_files(names[::-1], archive_name=ARCHIVE)
+    with pytest.raises(packaged.ModelPartsMissingError, match=f"part 1 of {ARCHIVE} should be named"):
+        packaged.mpnet_part_files(names[::-1], archive_name=ARCHIVE)
     found[1].unlink()
-    with pytest.raises(packaged_models.ModelPartsMissingError, match="probeft-fake-part-002.*reinstall"):
-        packaged_models.mpnet_part_files(names, archive_name=ARCHIVE)
+    with pytest.raises(packaged.ModelPartsMissingError, match="probeft-fake-part-002.*reinstall"):
+        packaged.mpnet_part_files(names, archive_name=ARCHIVE)
     _install_fake_distribution(site, "probeft-fake-part-003", None)
-    with pytest.raises(packaged_models.ModelPartsMissingError, match="lists 0 files"):
-        packaged_models.mpnet_part_files(("probeft-fake-part-003",), archive_name=ARCHIVE)
+    with pytest.raises(packaged.ModelPartsMissingError, match="lists 0 files"):
+        packaged.mpnet_part_files(("probeft-fake-part-003",), archive_name=ARCHIVE)
 
 
 def test_missing_parts_name_the_distributions_and_the_extra(tmp_path: Path, monkeypatch) -> None:
     absent = ("probeft-absent-part-001", "probeft-absent-part-002")
-    with pytest.raises(packaged_models.ModelPartsMissingError) as error:
-        packaged_models.mpnet_part_files(absent)
+    with pytest.raises(packaged.ModelPartsMissingError) as error:
+        packaged.mpnet_part_files(absent)
     message = str(error.value)
     assert "not installed: probeft-absent-part-001, probeft-absent-part-002" in message
     assert "pip install 'probeft[mpnet]'" in message
-    assert packaged_models.MPNET_HUB_ID in message
+    assert packaged.MPNET_HUB_ID in message
     assert isinstance(error.value, ImportError)
     # The alias with an empty cache and no parts: the same error, from resolve_model.
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    lookup = functools.partial(packaged_models.mpnet_part_files, absent)
-    monkeypatch.setattr(packaged_models, "mpnet_part_files", lookup)
-    with pytest.raises(packaged_models.ModelPartsMissingError, match=r"pip install 'probeft\[mpnet\]'"):
+    lookup = functools.partial(packaged.mpnet_part_files, absent)
+    monkeypatch.setattr(packaged, "mpnet_part_files", lookup)
+    with pytest.raises(packaged.ModelPartsMissingError, match=r"pip install 'probeft\[mpnet\]'"):
         models.resolve_model("all-mpnet-base-v2")
     assert not (tmp_path / "cache" / "models" / "all-mpnet-base-v2").exists()
 
 
 def test_alias_resolves_to_the_folder_assembled_in_the_cache(fake_parts, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(packaged_models, "MPNET_SHA256", FAKE_SHA256)
-    monkeypatch.setattr(packaged_models, "mpnet_part_files", lambda: fake_parts)
+    monkeypatch.setattr(packaged, "MPNET_SHA256", FAKE_SHA256)
+    monkeypatch.setattr(packaged, "mpnet_part_files", lambda: fake_parts)
     expected = tmp_path / "cache" / "models" / "all-mpnet-base-v2"
-    assert packaged_models.mpnet_dir() == expected
+    assert packaged.mpnet_dir() == expected
     assert models.resolve_model("All-MPNet-Base-v2") == str(expected)
     assert (expected / "model.safetensors").read_bytes() == FAKE_FILES["model.safetensors"]
 
     def parts_uninstalled():
-        raise packaged_models.ModelPartsMissingError("uninstalled")
+        raise packaged.ModelPartsMissingError("uninstalled")
 
     # Once assembled, the cached folder is used without the parts.
-    monkeypatch.setattr(packaged_models, "mpnet_part_files", parts_uninstalled)
+    monkeypatch.setattr(packaged, "mpnet_part_files", parts_uninstalled)
     assert models.resolve_model("all-mpnet-base-v2") == str(expected)
     # Another cache folder has no copy yet, so there the missing parts are an error.
-    with pytest.raises(packaged_models.ModelPartsMissingError, match="uninstalled"):
-        packaged_models.assemble_mpnet(tmp_path / "elsewhere")
+    with pytest.raises(packaged.ModelPartsMissingError, match="uninstalled"):
+        packaged.assemble_mpnet(tmp_path / "elsewhere")
 
 
 def _mpnet_installed() -> bool:
     try:
-        packaged_models.mpnet_part_files()
-    except packaged_models.ModelPartsMissingError:
+        packaged.mpnet_part_files()
+    except packaged.ModelPartsMissingError:
         return False
     return True
 
@@ -266,9 +266,9 @@ def isolated_cache(tmp_path: Path, monkeypatch):
 
 @pytest.mark.skipif(not _mpnet_installed(), reason="the mpnet extra is not installed: pip install 'probeft[mpnet]'")
 def test_real_mpnet_assembles_and_loads(isolated_cache: Path) -> None:
-    folder = packaged_models.assemble_mpnet()
+    folder = packaged.assemble_mpnet()
     assert folder == isolated_cache / "models" / "all-mpnet-base-v2"
-    assert json.loads((folder / packaged_models.MARKER_NAME).read_text())["sha256"] == packaged_models.MPNET_SHA256
+    assert json.loads((folder / packaged.MARKER_NAME).read_text())["sha256"] == packaged.MPNET_SHA256
     encoder = models.load_encoder("all-mpnet-base-v2")
     tokenizer = models.load_tokenizer("all-mpnet-base-v2")
     assert encoder.config.model_type == "mpnet"

@@ -1,4 +1,4 @@
-"""Tests for probeft.perplexity: masks, exact perplexity, layer replacement (BERT, RoBERTa, ALBERT), headless checkpoints."""
+"""Tests for probeft.diagnostics.perplexity: masks, exact perplexity, layer replacement (BERT, RoBERTa, ALBERT), headless checkpoints."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from probeft import layer_swap, models, perplexity, tiny_models
-from probeft.perplexity import (
+from probeft import models
+from probeft.diagnostics import perplexity
+from probeft.diagnostics.perplexity import (
     IGNORE_INDEX,
     finetune_checkpoints,
     make_masked_blocks,
@@ -21,6 +22,7 @@ from probeft.perplexity import (
     replacement_curve,
     tokenize_stream,
 )
+from probeft.models import layer_swap, tiny
 
 BLOCK_SIZE = 32
 
@@ -28,7 +30,7 @@ BLOCK_SIZE = 32
 def _text(n_words: int = 2500, seed: int = 0) -> str:
     """Deterministic pseudo-English lines (tiny vocabulary words plus some spelled-out ones)."""
     rng = random.Random(seed)
-    words = list(tiny_models.TINY_VOCABULARY_WORDS[:150]) + ["zebra", "quixotic", "1999", "@-@"]
+    words = list(tiny.TINY_VOCABULARY_WORDS[:150]) + ["zebra", "quixotic", "1999", "@-@"]
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 25))) + " ." for _ in range(n_words // 15)]
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from probeft import plots, results
+from probeft import results
+from probeft.report import plots
 
 
 def probing_table():

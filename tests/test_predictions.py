@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from probeft import predictions
+from probeft.results import predictions
 
 CELL = dict(model="m", finetune_task="cola", finetune_head="cls", seed=1, epoch=3)
 

@@ -1,4 +1,4 @@
-"""Tests for probeft.probe: accuracy, L2 choice, agreement with scikit-learn, determinism, validation."""
+"""Tests for probeft.probing.probe: accuracy, L2 choice, agreement with scikit-learn, determinism, validation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from probeft import probe
+from probeft.probing import probe
 
 # A grid wide enough that over- and under-regularisation both show on small synthetic sets.
 WIDE_GRID = (1e-3, 1e-2, 1e-1, 1.0)

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probeft import checkpoints, data, extract, probing
+from probeft import data, probing
+from probeft.finetune import checkpoints
+from probeft.probing import extract
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,7 @@ def test_test_rows_carry_a_bootstrap_interval_that_brackets_the_accuracy(probing
 
 
 def test_run_probing_returns_the_correctness_behind_the_test_rows(demo_data_dir, probing_rows, tmp_path):
-    from probeft import predictions
+    from probeft.results import predictions
 
     rows, cache = probing_rows
     run = probing.run_probing("tiny-bert-L2", ["bigram_shift", "odd_man_out"], demo_data_dir, max_train=120,
@@ -175,7 +177,7 @@ def test_test_selectivity_carries_a_paired_interval_around_it(probing_rows):
 
 
 def test_selectivity_rows_place_each_interval_on_its_probe():
-    from probeft import uncertainty
+    from probeft.verdicts import uncertainty
 
     task = [{"pooling": p, "layer": l, "split": s, "value": 0.8} for p in ("cls", "mean") for l in (0, 1)
             for s in ("dev", "test")]
@@ -232,7 +234,7 @@ def cka_run(demo_data_dir, probing_rows):
 
 
 def test_cka_rows_equal_linear_cka_of_the_cached_test_features(cka_run, demo_data_dir):
-    from probeft import similarity
+    from probeft.verdicts import similarity
 
     with_cka, _, cache, kwargs = cka_run
     cka = with_cka[with_cka["metric"] == "cka"]

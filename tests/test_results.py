@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probeft import analysis, files, paper, report, results
+from probeft import report, results
+from probeft.core import files, paper
+from probeft.results import analysis
 
 
 def probing_rows(model: str, ft: str, pooling: str, values: list[float], seed: int = 0, head: str = "cls") -> list[dict]:

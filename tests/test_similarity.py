@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from probeft.similarity import cka_table, linear_cka, linear_cka_layers
+from probeft.verdicts.similarity import cka_table, linear_cka, linear_cka_layers
 
 
 def _reference_cka(x: np.ndarray, y: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Tests of probeft.uncertainty: known cases, references (scipy, explicit bootstrap), coverage."""
+"""Tests of probeft.verdicts.uncertainty: known cases, references (scipy, explicit bootstrap), coverage."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from probeft import uncertainty
-from probeft.uncertainty import (
+from probeft.verdicts import uncertainty
+from probeft.verdicts.uncertainty import (
     bootstrap_accuracy_ci,
     mcnemar_exact,
     paired_bootstrap_delta,

@@ -1,4 +1,4 @@
-"""probeft.validation: reading an exported run back (absent, partial, with and without claims.csv)."""
+"""probeft.report.validation: reading an exported run back (absent, partial, with and without claims.csv)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import shutil
 
 import pandas as pd
 import pytest
-
-from probeft import claims, delta_intervals, report, results, validation
 from test_book import full_table, write_generated  # the book tests' synthetic run
+
+from probeft import report, results
+from probeft.report import validation
+from probeft.verdicts import claims, delta_intervals
 
 
 @pytest.fixture()

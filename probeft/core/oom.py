@@ -1,6 +1,6 @@
 """Out-of-memory retries: on a device OOM, halve the batch and try again, and say so in the provenance.
 
-Extraction (:func:`probeft.extract.extract_features`) re-runs the failed batch in halves and keeps
+Extraction (:func:`probeft.probing.extract.extract_features`) re-runs the failed batch in halves and keeps
 the smaller batch for the rest; features do not depend on the batch (padding is masked).
 Fine-tuning (:func:`probeft.finetune.run_finetune`) halves the per-device batch and doubles the
 gradient accumulation, so the effective batch, the optimiser steps and the data order stay the

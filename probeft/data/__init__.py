@@ -9,17 +9,18 @@
 * WikiText raw text, or the hub: :func:`read_wikitext`, :func:`read_wikitext_test`
   (:mod:`probeft.data.wikitext`).
 * Caps: :func:`seeded_subset` (:mod:`probeft.data.caps`).
+* Where the data lie: :mod:`probeft.data.locations`; generated offline demo data: :mod:`probeft.data.demo`.
 
-Where the data lie is decided by :func:`probeft.locations.data_location` (argument, else
+Where the data lie is decided by :func:`probeft.data.locations.data_location` (argument, else
 ``$PROBEFT_DATA_DIR``, else the hub). The expected layout is the one of
-:func:`probeft.demo_data.write_demo_data`::
+:func:`probeft.data.demo.write_demo_data`::
 
     <data_dir>/senteval/<task>.txt
     <data_dir>/glue/{CoLA,SST-2,RTE}/{train,dev}.tsv
     <data_dir>/squad/{train-v1.1.json | train-subset.json, dev-v1.1.json}
     <data_dir>/wikitext-2/wiki.test.raw
 
-This package imports only :mod:`probeft.files`, :mod:`probeft.locations` and :mod:`probeft.names`.
+May import: :mod:`probeft.core`.
 """
 
 from __future__ import annotations

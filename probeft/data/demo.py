@@ -28,7 +28,7 @@ Labels are balanced (exactly half per class and split where the size is even). O
 
 This module stays whole (~530 lines) because it is one template grammar: every generator draws from the same
 word lists, which a test checks against the tiny tokenizers' vocabulary, and splitting it would scatter them.
-It imports only :mod:`probeft.files` and the probing label names of :mod:`probeft.names`.
+It imports only :mod:`probeft.core.files` and the probing label names of :mod:`probeft.core.names`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from probeft.names import PROBING_LABELS
-from probeft.files import atomic_write_text
+from probeft.core.files import atomic_write_text
+from probeft.core.names import PROBING_LABELS
 
 __all__ = ["write_demo_data", "DEMO_VOCABULARY", "NAMES", "TOPICS"]
 

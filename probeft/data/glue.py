@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from probeft.core.data_reads import read_data_text
+from probeft.core.hub import require_hub
+from probeft.core.names import CLASSIFICATION_TASKS
 from probeft.data.caps import cap_text, seeded_subset
-from probeft.data_reads import read_data_text
-from probeft.hub import require_hub
-from probeft.locations import data_location
-from probeft.names import CLASSIFICATION_TASKS
+from probeft.data.locations import data_location
 
 __all__ = ["GLUE_TASKS", "GLUE_LABEL_NAMES", "ClassificationSplit", "ClassificationData", "read_glue", "normalize_glue_task"]
 
@@ -158,7 +158,7 @@ def read_glue(
 
     Args:
         task: ``"cola"``, ``"sst2"`` (``"sst-2"`` ok) or ``"rte"``, any case.
-        data_dir: data folder, ``"hub"`` or None (see :func:`probeft.locations.data_location`).
+        data_dir: data folder, ``"hub"`` or None (see :func:`probeft.data.locations.data_location`).
         max_train: cap on training examples.
         max_eval: cap on dev examples.
 

@@ -2,7 +2,7 @@
 
 A data location is one of:
 
-* a folder in the layout of :func:`probeft.demo_data.write_demo_data` (``senteval/``, ``glue/``,
+* a folder in the layout of :func:`probeft.data.demo.write_demo_data` (``senteval/``, ``glue/``,
   ``squad/``, ``wikitext-2/``);
 * ``"hub"``: GLUE, SQuAD and WikiText from the Hugging Face hub, SentEval files downloaded into the
   cache (what the grid passes when a config names no data dir: it never falls back to demo data);
@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from probeft.files import cache_root
+from probeft.core.files import cache_root
 
 __all__ = ["DATA_DIR_ENV", "HUB", "data_location", "demo_data_dir", "grid_data_dir", "required_data_dir"]
 
@@ -39,7 +39,7 @@ def _existing_dir(value: str | Path, source: str) -> Path:
 
 def demo_data_dir(seed: int = 0) -> Path:
     """Generated demo data in ``<cache>/demo-data-s<seed>``, written once (its last file marks it complete)."""
-    from probeft.demo_data import write_demo_data  # the generator is large; import it only when needed
+    from probeft.data.demo import write_demo_data  # the generator is large; import it only when needed
 
     target = cache_root(f"demo-data-s{seed}")
     if not (target / "wikitext-2" / "wiki.test.raw").is_file():  # written last by write_demo_data

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from probeft.core.data_reads import read_data_bytes
+from probeft.core.files import atomic_write_bytes, cache_root
+from probeft.core.names import PROBING_LABELS, PROBING_TASKS
 from probeft.data.caps import cap_text
-from probeft.data_reads import read_data_bytes
-from probeft.files import atomic_write_bytes, cache_root
-from probeft.locations import data_location
-from probeft.names import PROBING_LABELS, PROBING_TASKS
+from probeft.data.locations import data_location
 
 __all__ = ["PROBING_TASKS", "PROBING_LABELS", "ProbingSplit", "ProbingData", "read_senteval", "resolve_probing_file"]
 
@@ -159,7 +159,7 @@ def resolve_probing_file(task: str | Path, data_dir: str | Path | None = None, *
     Args:
         task: task name or path to a probing file.
         data_dir: data folder, ``"hub"`` (download cache only) or None (``$PROBEFT_DATA_DIR``, else the
-            download cache); see :func:`probeft.locations.data_location`.
+            download cache); see :func:`probeft.data.locations.data_location`.
         download: allow downloading.
 
     Raises:

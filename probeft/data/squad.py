@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from probeft.data_reads import read_data_text
-from probeft.hub import require_hub
-from probeft.locations import data_location, required_data_dir
+from probeft.core.data_reads import read_data_text
+from probeft.core.hub import require_hub
+from probeft.data.locations import data_location, required_data_dir
 
 __all__ = ["SquadExample", "read_squad", "read_squad_splits", "resolve_squad_files"]
 
@@ -109,7 +109,7 @@ def read_squad_splits(data_dir: str | Path | None = None) -> tuple[list[SquadExa
     """SQuAD v1.1 (train, dev) examples from the data folder's JSON files or from the hub.
 
     Args:
-        data_dir: data folder, ``"hub"`` or None (see :func:`probeft.locations.data_location`).
+        data_dir: data folder, ``"hub"`` or None (see :func:`probeft.data.locations.data_location`).
     """
     root = data_location(data_dir)
     if root is not None:

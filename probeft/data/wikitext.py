@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probeft.data_reads import read_data_text
-from probeft.hub import require_hub
-from probeft.locations import data_location, required_data_dir
+from probeft.core.data_reads import read_data_text
+from probeft.core.hub import require_hub
+from probeft.data.locations import data_location, required_data_dir
 
 __all__ = ["read_wikitext", "read_wikitext_test", "resolve_wikitext_file"]
 
@@ -15,7 +15,7 @@ def read_wikitext_test(data_dir: str | Path | None = None) -> tuple[str, str]:
     """WikiText-2 raw test text and where it came from: ``wikitext-2/wiki.test.raw`` or the hub.
 
     Args:
-        data_dir: data folder, ``"hub"`` or None (see :func:`probeft.locations.data_location`).
+        data_dir: data folder, ``"hub"`` or None (see :func:`probeft.data.locations.data_location`).
     """
     root = data_location(data_dir)
     if root is not None:

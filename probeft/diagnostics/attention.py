@@ -21,7 +21,7 @@ from the averages, and positions are counted over non-padding tokens only, so a 
 same numbers alone or in a padded batch.
 
 :func:`load_models` loads the pre-trained encoder and fine-tuned checkpoints (epoch folders, or run
-folders meaning their final epoch, via :mod:`probeft.checkpoints`) with eager attention.
+folders meaning their final epoch, via :mod:`probeft.finetune.checkpoints`) with eager attention.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from probeft import models
-from probeft.checkpoints import checkpoint_fields, load_point
-from probeft.devices import resolve_device
+from probeft.core.devices import resolve_device
+from probeft.finetune.checkpoints import checkpoint_fields, load_point
 
 __all__ = [
     "ENTROPY_UNIT",
@@ -283,7 +283,7 @@ def attention_statistics(
         probe_task: where the sentences come from (``probe_task`` column).
         split: which split of ``probe_task`` the sentences are (``split`` column).
         finetuned_info: label -> extra column values for that model's rows (e.g. from
-            :func:`probeft.checkpoints.checkpoint_fields`: ``finetune_task``, ``finetune_head``, ``seed``, ``epoch``); by default
+            :func:`probeft.finetune.checkpoints.checkpoint_fields`: ``finetune_task``, ``finetune_head``, ``seed``, ``epoch``); by default
             ``finetune_head`` is the label and epoch is -1.
         finetuned_tokenizers: label -> the tokenizer saved with that checkpoint; if given, every
             sentence must encode to the same ids as with ``tokenizer`` (else ValueError).

@@ -6,7 +6,7 @@ mlm_head_from=pretrained)``) and measure how well the pair still predicts masked
 WikiText-2 (test, raw). Layer replacement (Fig. 3c/d) copies the top ``k`` pre-trained layers back
 into the fine-tuned encoder (``layer_swap.replace_top_layers``) for ``k = 0..L``; for ALBERT, whose
 layers share one set of weights, the last ``k`` *applications* of the shared layer use the
-pre-trained weights (see :mod:`probeft.layer_swap`).
+pre-trained weights (see :mod:`probeft.models.layer_swap`).
 
 Evaluation text and masks:
 
@@ -43,9 +43,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from probeft import checkpoints as checkpoint_store
-from probeft import layer_swap, models
-from probeft.devices import resolve_device
+from probeft import models
+from probeft.core.devices import resolve_device
+from probeft.finetune import checkpoints as checkpoint_store
+from probeft.models import layer_swap
 
 __all__ = [
     "IGNORE_INDEX",

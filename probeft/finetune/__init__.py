@@ -6,18 +6,22 @@ One module per concern:
 * :mod:`~probeft.finetune.heads`: encoder + fresh head (tanh CLS / mean for classification, span for SQuAD).
 * :mod:`~probeft.finetune.squad`: SQuAD context windows, answer positions, answer post-processing.
 * :mod:`~probeft.finetune.task_data`: tokenised train / dev sets and each task's dev metric.
-* :mod:`~probeft.finetune.store`: writing per-epoch checkpoints, restart and resume (the layout and the
-  read side are :mod:`probeft.checkpoints`, re-exported here).
+* :mod:`~probeft.finetune.checkpoints`: the checkpoint store's layout and its read side (re-exported here).
+* :mod:`~probeft.finetune.store`: writing per-epoch checkpoints, restart and resume.
 * :mod:`~probeft.finetune.train`: Trainer arguments, devices and the entry point :func:`run_finetune`.
 
 After every epoch the dev set is evaluated and the *encoder* and tokenizer are saved to
 ``output_dir/epoch-<e>/`` (``AutoModel.from_pretrained`` loads it alone), with the head weights in
 ``heads.safetensors`` and ``checkpoint.json`` (the completion marker, written last).
+
+May import: :mod:`probeft.core`, :mod:`probeft.data`, :mod:`probeft.models`, :mod:`probeft.results`.
 """
 
 from __future__ import annotations
 
-from probeft.checkpoints import (
+from probeft.core.names import CLASSIFICATION_TASKS, HEADS, SQUAD_HEAD, TASK_METRICS
+from probeft.core.names import FINETUNE_TASKS as TASKS
+from probeft.finetune.checkpoints import (
     CHECKPOINT_MARKER,
     HEADS_FILE,
     checkpoint_dir,
@@ -30,8 +34,6 @@ from probeft.finetune.heads import SequenceClassifier, SpanQuestionAnsweringMode
 from probeft.finetune.squad import SquadFeatures, postprocess_squad, prepare_squad_features, squad_answer_positions
 from probeft.finetune.store import RESUME_DIR, run_signature
 from probeft.finetune.train import run_finetune, training_arguments
-from probeft.names import CLASSIFICATION_TASKS, HEADS, SQUAD_HEAD, TASK_METRICS
-from probeft.names import FINETUNE_TASKS as TASKS
 
 __all__ = [
     "CHECKPOINT_MARKER",

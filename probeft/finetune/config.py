@@ -1,7 +1,7 @@
 """Fine-tuning settings: :class:`FinetuneConfig`, its paper defaults and its validation.
 
-Task, head, epoch and length defaults come from :mod:`probeft.names`; the device string is checked
-by :func:`probeft.devices.check_device` (syntax only, so a config written for a GPU machine
+Task, head, epoch and length defaults come from :mod:`probeft.core.names`; the device string is checked
+by :func:`probeft.core.devices.check_device` (syntax only, so a config written for a GPU machine
 validates anywhere; whether the device exists is checked when training starts).
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from probeft import names
-from probeft.devices import check_device
+from probeft.core import names
+from probeft.core.devices import check_device
 
 __all__ = ["PRECISIONS", "RUNTIME_FIELDS", "FinetuneConfig"]
 
@@ -28,7 +28,7 @@ class FinetuneConfig:
 
     Attributes:
         model: model spec for :func:`probeft.models.resolve_model` (tiny name, alias, path or hub id).
-        task: one of :data:`probeft.names.FINETUNE_TASKS`; case, ``-`` and ``_`` are ignored
+        task: one of :data:`probeft.core.names.FINETUNE_TASKS`; case, ``-`` and ``_`` are ignored
             (``"SST-2"``, ``"sst_2"`` and ``"sst2"`` are one task).
         head: ``"cls"`` or ``"mean"`` for classification, ``"span"`` for SQuAD; ``None`` picks ``"cls"``
             for classification and ``"span"`` for SQuAD.

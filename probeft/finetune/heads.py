@@ -2,7 +2,7 @@
 
 * :class:`SequenceClassifier` (CoLA, SST-2, RTE): ``z = tanh(W h + b)`` where ``h`` is the last
   layer's first-token vector (``head="cls"``) or its padding-masked mean over tokens (``head="mean"``,
-  special tokens included, padding excluded; :func:`probeft.pooling.masked_mean`), followed by dropout
+  special tokens included, padding excluded; :func:`probeft.core.pooling.masked_mean`), followed by dropout
   and a linear classifier. The encoder's own pre-trained pooler (BERT's NSP / ALBERT's SOP layer) is
   not used; it is frozen so it stays the pre-trained one and every saved encoder loads with
   ``AutoModel`` without missing weights.
@@ -19,9 +19,10 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
-from probeft import models, names
+from probeft import models
+from probeft.core import names
+from probeft.core.pooling import masked_mean
 from probeft.finetune.config import FinetuneConfig
-from probeft.pooling import masked_mean
 
 __all__ = ["SequenceClassifier", "SpanQuestionAnsweringModel", "head_state_dict", "load_encoder_for_finetuning"]
 

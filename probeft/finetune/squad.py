@@ -4,7 +4,7 @@ Long contexts are split into windows of ``max_length`` tokens (question first, t
 context) that overlap by ``doc_stride`` tokens. Each window is labelled with the token span of the
 question's first gold answer (or 0 / 0 when the window does not hold it). Predictions are the best
 valid span of the ``n_best`` start and end candidates over all windows of a question, at most
-``max_answer_length`` tokens long; they are scored with :func:`probeft.metrics.squad_scores`.
+``max_answer_length`` tokens long; they are scored with :func:`probeft.core.metrics.squad_scores`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The write side of the fine-tuning checkpoint store (the layout and the read side: :mod:`probeft.checkpoints`).
+"""The write side of the fine-tuning checkpoint store (the layout and the read side: :mod:`probeft.finetune.checkpoints`).
 
 * :func:`write_epoch` writes ``run_dir/epoch-<e>/`` (encoder + tokenizer, ``heads.safetensors``, the
   ``checkpoint.json`` marker last) in a staging folder that replaces the final one only when complete
-  (:func:`probeft.files.atomic_directory`), so a crash never leaves a half-written ``epoch-<e>``.
+  (:func:`probeft.core.files.atomic_directory`), so a crash never leaves a half-written ``epoch-<e>``.
 * :func:`remove_incomplete` deletes epoch folders without a marker and staging folders a killed
   process left behind.
 * :func:`run_signature` / :func:`check_same_run`: a folder holding a run with other settings is never
@@ -24,8 +24,10 @@ import safetensors.torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from probeft import models, names
-from probeft.checkpoints import (
+from probeft import models
+from probeft.core import names
+from probeft.core.files import atomic_directory
+from probeft.finetune.checkpoints import (
     CHECKPOINT_MARKER,
     HEADS_FILE,
     checkpoint_dir,
@@ -33,10 +35,9 @@ from probeft.checkpoints import (
     epoch_dirs,
     read_checkpoint_info,
 )
-from probeft.files import atomic_directory
 from probeft.finetune.config import RUNTIME_FIELDS, FinetuneConfig
 from probeft.finetune.heads import head_state_dict
-from probeft.results import results_frame
+from probeft.results.table import results_frame
 
 __all__ = [
     "RESUME_DIR",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 RESUME_DIR = ".trainer-resume"
-# Staging and moved-aside folders of probeft.files (".epoch-3.tmp-x1y2", ".epoch-3.old-x1y2"), and the
+# Staging and moved-aside folders of probeft.core.files (".epoch-3.tmp-x1y2", ".epoch-3.old-x1y2"), and the
 # ".tmp-epoch-3-<pid>" staging folders of earlier probeft versions: all debris once no process runs.
 _LEFTOVER = re.compile(r"\.(epoch-\d+\.(tmp|old)-.+|tmp-epoch-.+)")
 
@@ -78,7 +79,7 @@ def _effective_batch(signature: dict[str, Any]) -> dict[str, Any]:
     """``signature`` with the batch as the effective one (batch x accumulation, accumulation 1).
 
     16 x 2 trains on the same batches of examples, with the same optimiser steps, as 32 x 1 (what an
-    out-of-memory retry switches to, :mod:`probeft.oom`), so the two are one run.
+    out-of-memory retry switches to, :mod:`probeft.core.oom`), so the two are one run.
     """
     if "batch_size" not in signature:
         return signature

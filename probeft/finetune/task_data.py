@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 
-from probeft import data, metrics
+from probeft import data
+from probeft.core import metrics
 from probeft.finetune.config import FinetuneConfig
 from probeft.finetune.squad import postprocess_squad, prepare_squad_features
 

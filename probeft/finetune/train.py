@@ -38,14 +38,15 @@ from torch import nn
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 from transformers import set_seed as hf_set_seed
 
-from probeft import models, names, oom
-from probeft.checkpoints import completed_epochs
-from probeft.devices import resolve_device
+from probeft import models
+from probeft.core import names, oom
+from probeft.core.devices import resolve_device
+from probeft.core.quiet import quiet_transformers
 from probeft.finetune import store
+from probeft.finetune.checkpoints import completed_epochs
 from probeft.finetune.config import FinetuneConfig
 from probeft.finetune.heads import SequenceClassifier, SpanQuestionAnsweringModel, load_encoder_for_finetuning
 from probeft.finetune.task_data import load_task_data, model_input_keys
-from probeft.quiet import quiet_transformers
 
 __all__ = ["run_finetune", "training_arguments"]
 
@@ -83,7 +84,7 @@ def _device_placement(device: str) -> tuple[bool, int | None]:
 
     Raises:
         ValueError: CUDA requested but absent, a GPU index past the visible ones (both from
-            :func:`probeft.devices.resolve_device`), a device type the Trainer is not set up for
+            :func:`probeft.core.devices.resolve_device`), a device type the Trainer is not set up for
             here, or ``"cuda:N"`` under ``torchrun`` (which gives every process its own GPU).
     """
     resolved = resolve_device(device)
@@ -209,7 +210,7 @@ def run_finetune(
     """Fine-tune ``config.model`` on ``config.task``, checkpointing and evaluating after every epoch.
 
     On a device out-of-memory error the run is retried with half the per-device batch and twice the
-    gradient accumulation (same effective batch, optimiser steps and data order; :mod:`probeft.oom`),
+    gradient accumulation (same effective batch, optimiser steps and data order; :mod:`probeft.core.oom`),
     from the last complete epoch; each halving is appended to ``retries`` when given. A batch of one,
     or an odd batch, that does not fit re-raises the error.
 
@@ -251,7 +252,7 @@ def _train(config: FinetuneConfig, data_dir: str | Path | None, output_dir: str 
 
     Returns:
         Result rows (stage "finetune", split "dev", one row per epoch and task metric; see
-        :data:`probeft.names.TASK_METRICS`), read back from the epoch markers.
+        :data:`probeft.core.names.TASK_METRICS`), read back from the epoch markers.
 
     Raises:
         ValueError: bad settings, a device absent here, empty data, or ``output_dir`` holding a different run.

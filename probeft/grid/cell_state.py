@@ -11,7 +11,7 @@ papermill records the parameters a notebook ran with in the executed notebook
 name the same checkpoint folder, but what is in it changed).
 
 Data are compared by content where the cell's provenance lists the data files it read
-(:mod:`probeft.data_reads`): a file edited in place makes the cell stale, and a ``data_dir`` that moved
+(:mod:`probeft.core.data_reads`): a file edited in place makes the cell stale, and a ``data_dir`` that moved
 but holds the same files is not a change. Cells from before that record fall back to comparing the
 ``data_dir`` path.
 """
@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from probeft import data_reads
-from probeft.locations import HUB
-from probeft.results import PROVENANCE_FILE
+from probeft.core import data_reads
+from probeft.data.locations import HUB
+from probeft.results.table import PROVENANCE_FILE
 
 __all__ = ["IGNORED_PARAMETERS", "StaleCellsError", "changed_parameters", "recorded_data_files", "recorded_parameters",
            "stale_cells"]

@@ -20,22 +20,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from probeft import claims, delta_intervals, files, grid, results
+from probeft import results
+from probeft.core import files
+from probeft.grid import cells, runner, schema
+from probeft.verdicts import claims, delta_intervals
 
-BOOK_INPUT_DIR = grid.REPO_ROOT / "book" / "_generated"
+BOOK_INPUT_DIR = cells.REPO_ROOT / "book" / "_generated"
 
 
 def _grid_command(args: argparse.Namespace) -> int:
-    config = grid.load_config(args.config)
-    paths = grid.resolve_paths(config, data_dir=args.data_dir, output_dir=args.output_dir)
+    config = schema.load_config(args.config)
+    paths = cells.resolve_paths(config, data_dir=args.data_dir, output_dir=args.output_dir)
     if config.demo_data and not args.dry_run:
         if paths.data_dir is None:
             raise ValueError(f"{args.config}: demo_data: true needs a data_dir")
-        from probeft.demo_data import write_demo_data
+        from probeft.data.demo import write_demo_data
 
         write_demo_data(paths.data_dir)
         print(f"demo data in {paths.data_dir}")
-    report = grid.run_grid(
+    report = runner.run_grid(
         config,
         paths,
         force=args.force,
@@ -74,7 +77,7 @@ def _claims_command(args: argparse.Namespace) -> int:
 
 
 def _demo_data_command(args: argparse.Namespace) -> int:
-    from probeft.demo_data import write_demo_data
+    from probeft.data.demo import write_demo_data
 
     print(write_demo_data(Path(args.out_dir), seed=args.seed))
     return 0
@@ -154,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     grid_parser.add_argument("--rerun-changed", action="store_true",
                              help="run again complete cells whose parameters changed since they ran, and the cells "
                                   "that depend on them (their old outputs are deleted); without it they are an error")
-    grid_parser.add_argument("--stage", action="append", choices=grid.STAGES, help="only this stage (repeatable)")
+    grid_parser.add_argument("--stage", action="append", choices=schema.STAGES, help="only this stage (repeatable)")
     grid_parser.add_argument("--workers", type=int, metavar="N",
                              help="run the cells on a local Dask cluster of N worker processes (1: one after another "
                                   "in this process; default: one worker per visible CUDA GPU when there are 2+, else 1)")
@@ -185,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     book_parser = sub.add_parser("book", help="build the jupyter-book report from a grid run")
     book_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/demo")
     book_parser.add_argument("--prepare-only", action="store_true", help="copy inputs, don't build")
-    book_parser.add_argument("--book-root", default=str(grid.REPO_ROOT), help="folder with _config.yml and _toc.yml")
+    book_parser.add_argument("--book-root", default=str(cells.REPO_ROOT), help="folder with _config.yml and _toc.yml")
     book_parser.set_defaults(func=_book_command)
     return parser
 

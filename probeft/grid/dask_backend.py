@@ -45,7 +45,7 @@ import dask
 import distributed
 from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
-from probeft.grid import Cell, CellOutcome, GridPaths, GridReport, _failure_reason, attempt_cell, executed_notebook
+from probeft.grid.cells import Cell, CellOutcome, GridPaths, GridReport, attempt_cell, executed_notebook, failure_reason
 
 __all__ = ["CONNECT_TIMEOUT_S", "GPU_RESOURCE", "THREAD_VARIABLES", "gpu_worker_spec", "open_client", "run_cells",
            "thread_environment"]
@@ -270,7 +270,7 @@ class _DistributedRun:
                    or (d in self.futures and self.futures[d].status in ("error", "cancelled"))]
         if blocked:
             return CellOutcome(name, "blocked", f"depends on failed cell(s) {blocked}")
-        return CellOutcome(name, "failed", _failure_reason(error), repr(error)[:2000])
+        return CellOutcome(name, "failed", failure_reason(error), repr(error)[:2000])
 
     def _record(self, outcome: CellOutcome) -> None:
         index, cell = self.cells[outcome.name]

@@ -1,14 +1,14 @@
 """The experiment grid: a validated YAML config expanded into papermill cells, run with skip/resume.
 
 One YAML file (``configs/*.yaml``) names the models and, per stage, what to run.
-:func:`probeft.grid_config.load_config` validates it (unknown keys and bad values are errors naming
+:func:`probeft.grid.schema.load_config` validates it (unknown keys and bad values are errors naming
 the key; re-exported here), :func:`expand` turns it into
 ordered :class:`Cell` objects (fine-tuning first, then probing, attention, perplexity), and
 :func:`run_grid` executes each cell's notebook with papermill into
 ``<output_dir>/notebooks/<cell>.ipynb`` while the notebook writes ``<output_dir>/cells/<cell>/``.
 A cell whose results are complete is skipped, so an interrupted grid resumes where it stopped; a
 complete cell whose parameters changed since it ran (and every cell computed from it) is refused, or
-run again with ``rerun_changed`` (:mod:`probeft.cell_state`).
+run again with ``rerun_changed`` (:mod:`probeft.grid.cell_state`).
 
 Output layout::
 
@@ -16,8 +16,8 @@ Output layout::
     <output_dir>/notebooks/<cell>.ipynb      executed notebooks (rendered by the book)
     <output_dir>/results.csv                 all complete cells, gathered
     <output_dir>/delta_intervals.csv         paired Delta intervals from the probing cells'
-                                             probe_predictions.npz (probeft.delta_intervals)
-    <output_dir>/claims.csv                  the paper's findings checked on this run (probeft.claims)
+                                             probe_predictions.npz (probeft.verdicts.delta_intervals)
+    <output_dir>/claims.csv                  the paper's findings checked on this run (probeft.verdicts.claims)
     <output_dir>/grid.json                   the resolved config and cell list
     <output_dir>/grid.lock                   while a run holds the folder (pid, host, start time)
 """
@@ -29,89 +29,33 @@ import importlib.util
 import json
 import os
 import shutil
-import time
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probeft import cell_state, claims, delta_intervals, feature_cache, files, locations, names, results
-from probeft.grid_config import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
+from probeft import results
+from probeft.core import files, names
+from probeft.data import locations
+from probeft.grid import cell_state
+from probeft.grid.cells import (
+    NOTEBOOK_DIR,
+    REPO_ROOT,
+    Cell,
+    CellOutcome,
+    GridPaths,
+    GridReport,
+    attempt_cell,
+    execute_cell,
+    executed_notebook,
+    resolve_paths,
+)
+from probeft.grid.schema import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
+from probeft.probing import feature_cache
+from probeft.verdicts import claims, delta_intervals
 
-__all__ = [
-    "LOCK_FILE",
-    "NOTEBOOK_DIR",
-    "REPO_ROOT",
-    "STAGES",
-    "Cell",
-    "GridConfig",
-    "GridPaths",
-    "CellOutcome",
-    "GridReport",
-    "attempt_cell",
-    "execute_cell",
-    "executed_notebook",
-    "expand",
-    "finetune_cell_name",
-    "gather_outputs",
-    "load_config",
-    "resolve_paths",
-    "run_grid",
-    "visible_gpu_ids",
-]
+__all__ = ["LOCK_FILE", "expand", "finetune_cell_name", "gather_outputs", "run_grid", "visible_gpu_ids"]
 
-LOCK_FILE = "grid.lock"  # in the output dir while a run holds it (probeft.files.exclusive_lock)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One papermill run: a notebook, its parameters, and the cells it depends on."""
-
-    name: str
-    stage: str
-    notebook: Path
-    parameters: dict[str, Any]
-    depends_on: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class GridPaths:
-    """Resolved locations of a run."""
-
-    output_dir: Path
-    data_dir: Path | None
-
-    @property
-    def cells_dir(self) -> Path:
-        return self.output_dir / "cells"
-
-    @property
-    def notebooks_dir(self) -> Path:
-        return self.output_dir / "notebooks"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.output_dir / "cache"
-
-    @property
-    def results_csv(self) -> Path:
-        return self.output_dir / results.RESULTS_FILE
-
-
-def resolve_paths(config: GridConfig, *, data_dir: str | None = None, output_dir: str | None = None) -> GridPaths:
-    """Apply overrides and make paths absolute (relative ones are taken from the working directory).
-
-    The data folder follows :func:`probeft.locations.grid_data_dir`: ``--data-dir`` beats
-    ``PROBEFT_DATA_DIR`` beats the config's ``data_dir``; none of them (or ``"hub"``) means the hub.
-    """
-    return GridPaths(
-        output_dir=Path(output_dir or config.output_dir).resolve(),
-        data_dir=locations.grid_data_dir(data_dir, config.data_dir),
-    )
+LOCK_FILE = "grid.lock"  # in the output dir while a run holds it (probeft.core.files.exclusive_lock)
 
 
 def finetune_cell_name(model: str, task: str, head: str, seed: int) -> str:
@@ -244,87 +188,6 @@ def _cell(
     return Cell(name=name, stage=stage, notebook=NOTEBOOK_DIR / notebook, parameters=full, depends_on=tuple(depends_on))
 
 
-@dataclass
-class GridReport:
-    """What a grid run did."""
-
-    ran: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-def execute_cell(cell: Cell, executed_path: Path, *, kernel_name: str) -> None:
-    """Run one cell's notebook with papermill (imported lazily: the grid validates without it)."""
-    import papermill
-
-    executed_path.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(cell.notebook),
-        str(executed_path),
-        parameters=cell.parameters,
-        kernel_name=kernel_name,
-        cwd=str(REPO_ROOT),
-        progress_bar=False,
-    )
-
-
-def _failure_reason(error: BaseException) -> str:
-    """One line saying why a cell failed: for a notebook error, the notebook's own exception and message."""
-    # papermill's PapermillExecutionError carries the cell's exception as ename / evalue; its str() starts
-    # with a banner line, which would hide the reason in the failure listing.
-    name, value = getattr(error, "ename", None), getattr(error, "evalue", None)
-    text = f"{name}: {value}" if name else f"{type(error).__name__}: {error}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[0] if lines else type(error).__name__)[:500]
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    """What one attempt at a cell came to: a small, picklable status (Dask tasks return it, never raise).
-
-    Attributes:
-        name: the cell.
-        status: ``"ok"``; ``"failed"`` (``reason`` says why); on the distributed backend also
-            ``"blocked"`` (a dependency failed, not run) and ``"stopped"`` (the grid stopped after a failure
-            before this cell started, not run).
-        reason: one line for the failure listing ("" when ok).
-        detail: the exception's own text for the log ("" when ok).
-        seconds: wall time of the attempt.
-    """
-
-    name: str
-    status: str = "ok"
-    reason: str = ""
-    detail: str = ""
-    seconds: float = 0.0
-
-
-def attempt_cell(cell: Cell, executed: Path, run_one: Callable[[Cell, Path], None]) -> CellOutcome:
-    """Run one cell and check its completion marker; any exception becomes a ``"failed"`` outcome.
-
-    The one place both backends run a cell (the sequential loop and the Dask task).
-
-    Args:
-        cell: the cell.
-        executed: where the executed notebook goes.
-        run_one: the executor, ``run_one(cell, executed)`` (papermill or a test fake).
-    """
-    started = time.time()
-    try:
-        run_one(cell, executed)
-        cell_dir = Path(cell.parameters["output_dir"])
-        if not results.cell_complete(cell_dir):
-            raise RuntimeError(f"notebook finished but wrote no complete results in {cell_dir}")
-    except Exception as error:  # noqa: BLE001 - any notebook failure is reported per cell
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
-        return CellOutcome(cell.name, "failed", _failure_reason(error), detail, time.time() - started)
-    return CellOutcome(cell.name, seconds=time.time() - started)
-
-
 def run_grid(
     config: GridConfig,
     paths: GridPaths,
@@ -345,10 +208,10 @@ def run_grid(
     Two grids writing one output dir would interleave cells and gathers, so a run holds
     ``<output_dir>/grid.lock`` (:data:`LOCK_FILE`: pid, host and start time; removed at the end, taken
     over when its holder crashed) and a second run on the same folder refuses with
-    :class:`probeft.files.LockHeldError`. A dry run takes no lock.
+    :class:`probeft.core.files.LockHeldError`. A dry run takes no lock.
 
     With ``workers > 1``, ``scheduler``, or ``workers=None`` on a machine with CUDA GPUs, the cells run as
-    Dask tasks (:mod:`probeft.grid_dask`, imported only then) with the same skip, failure and gather
+    Dask tasks (:mod:`probeft.grid.dask_backend`, imported only then) with the same skip, failure and gather
     semantics; the driver (this process) keeps the lock and gathers.
 
     Args:
@@ -374,10 +237,10 @@ def run_grid(
         A :class:`GridReport`; ``report.ok`` is False when any cell failed.
 
     Raises:
-        probeft.files.LockHeldError: another live run holds the output dir.
+        probeft.core.files.LockHeldError: another live run holds the output dir.
         ValueError: a bad ``workers`` / ``scheduler`` / ``cells_per_gpu`` (the message names the flag), or
             the scheduler can't be reached.
-        probeft.cell_state.StaleCellsError: complete cells ran with other parameters (a ValueError that
+        probeft.grid.cell_state.StaleCellsError: complete cells ran with other parameters (a ValueError that
             lists each cell and parameter) and ``rerun_changed`` is not set; nothing has run.
     """
     _check_backend_options(workers, scheduler, cells_per_gpu)
@@ -426,7 +289,7 @@ def visible_gpu_ids() -> list[str]:
 
 def _dask_request(config: GridConfig, workers: int | None, scheduler: str | None, cells_per_gpu: int,
                   log: Callable[[str], None]) -> dict[str, Any] | None:
-    """The cluster to run on, as :func:`probeft.grid_dask.run_cells` keywords; None = sequential, no Dask."""
+    """The cluster to run on, as :func:`probeft.grid.dask_backend.run_cells` keywords; None = sequential, no Dask."""
     if scheduler:
         return {"scheduler": scheduler}
     if workers is not None:
@@ -478,12 +341,12 @@ def _run_cells(
         _run_sequentially(cells, paths, report, run_one, force=force, continue_on_error=continue_on_error,
                           dry_run=dry_run, only_stages=only_stages, log=log, changed=changed)
     else:
-        from probeft import grid_dask  # only here: the sequential path never imports Dask
+        from probeft.grid import dask_backend  # only here: the sequential path never imports Dask
 
         to_run = [(index, cell) for index, cell in enumerate(cells, 1)
                   if not _skipped(cell, index, len(cells), paths, report, force=force, only_stages=only_stages,
                                   log=log, changed=changed)]
-        grid_dask.run_cells(to_run, len(cells), paths, report, run_one, continue_on_error=continue_on_error,
+        dask_backend.run_cells(to_run, len(cells), paths, report, run_one, continue_on_error=continue_on_error,
                             log=log, **request)
     if not dry_run:
         gather_outputs(cells, paths, log)
@@ -535,11 +398,6 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
         executed_notebook(cell, paths).unlink(missing_ok=True)
         feature_cache.drop_features_of(paths.cache_dir / "features", cell.parameters["output_dir"])
     return set(stale)
-
-
-def executed_notebook(cell: Cell, paths: GridPaths) -> Path:
-    """Where a cell's executed notebook goes: ``<output_dir>/notebooks/<cell>.ipynb``."""
-    return paths.notebooks_dir / f"{cell.name}.ipynb"
 
 
 def _complete(cell: Cell, paths: GridPaths) -> bool:

@@ -1,8 +1,8 @@
 """The grid's YAML schema: typed, strict sections validated with pydantic, and :func:`load_config`.
 
 Unknown keys and bad values are errors naming the file and the key (``finetune.tasks.0: ...``).
-Task, head and pooling names are normalised through :mod:`probeft.names`, so ``SST-2``, ``sst_2``
-and ``sst2`` are one task everywhere; ``device`` is checked by :func:`probeft.devices.check_device`
+Task, head and pooling names are normalised through :mod:`probeft.core.names`, so ``SST-2``, ``sst_2``
+and ``sst2`` are one task everywhere; ``device`` is checked by :func:`probeft.core.devices.check_device`
 (``"auto"`` or any torch device string, e.g. ``cuda:1``). Expansion into cells is in
 :mod:`probeft.grid`.
 """
@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from probeft import devices, names
+from probeft.core import devices, names
 
 __all__ = [
     "STAGES",
@@ -114,10 +114,10 @@ class ProbingSection(_Strict):
     max_eval: int | None = Field(default=None, ge=2)
     batch_size: int = Field(default=64, ge=1)
     max_length: int = Field(default=128, ge=8)
-    control: bool = True  # control task + selectivity rows (probeft.control), same features
+    control: bool = True  # control task + selectivity rows (probeft.probing.control), same features
     control_seed: int = 0  # seed of the control labelling
-    mdl: bool = True  # online-code MDL rows of the train split (probeft.mdl)
-    cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.similarity), needs "none" probed too
+    mdl: bool = True  # online-code MDL rows of the train split (probeft.probing.mdl)
+    cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.verdicts.similarity), needs "none" probed too
 
     @field_validator("tasks")
     @classmethod

@@ -21,7 +21,7 @@ import copy
 import torch
 from transformers import PreTrainedModel
 
-from probeft.models import check_same_architecture
+from probeft.models.loading import check_same_architecture
 
 __all__ = ["LayerSwapError", "layer_applications", "replace_top_layers", "untie_shared_layers"]
 

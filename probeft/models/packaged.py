@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from probeft.files import atomic_directory, cache_root
+from probeft.core.files import atomic_directory, cache_root
 
 __all__ = [
     "MARKER_NAME",

@@ -14,7 +14,7 @@ Tiny models are saved as ``*ForMaskedLM`` checkpoints (so a "pre-trained" MLM he
 pooler (as real BERT/ALBERT/RoBERTa checkpoints have), so both ``AutoModel`` and ``AutoModelForMaskedLM`` load them
 with no missing weights. Their tokenizers know :data:`TINY_VOCABULARY_WORDS` as whole words and fall back to single
 characters, so any ASCII text tokenizes without an unknown token. The word list lives here, next to the builder,
-and must cover every word of the demo-data grammar (:mod:`probeft.demo_data`; a test checks it), so a demo
+and must cover every word of the demo-data grammar (:mod:`probeft.data.demo`; a test checks it), so a demo
 sentence is one token per word.
 
 Imports from :mod:`probeft`: ``files`` and ``quiet`` only (:mod:`probeft.models` calls into this module).
@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from probeft.files import atomic_directory, cache_root
-from probeft.quiet import quiet_transformers
+from probeft.core.files import atomic_directory, cache_root
+from probeft.core.quiet import quiet_transformers
 
 __all__ = [
     "TINY_DEFAULT_LAYERS",
@@ -104,7 +104,7 @@ _TINY_SPEC = re.compile(
 )
 
 # Whole-word entries of the tiny tokenizers: common English words plus every word the demo-data grammar
-# (probeft.demo_data) uses, so demo sentences become one token per word. Other words fall back to characters.
+# (probeft.data.demo) uses, so demo sentences become one token per word. Other words fall back to characters.
 TINY_VOCABULARY_WORDS: tuple[str, ...] = tuple(
     dict.fromkeys(
         """
@@ -355,7 +355,7 @@ def build_tiny_model(name: str, out_dir: Path, *, seed: int = 0, num_layers: int
     """Build a random ``*ForMaskedLM`` model and its tokenizer into ``out_dir`` (deterministic; tiny: < 2 s).
 
     The build happens in a temporary sibling folder that replaces ``out_dir`` only when complete
-    (:func:`probeft.files.atomic_directory`), so an interrupted or concurrent build never leaves a half-written
+    (:func:`probeft.core.files.atomic_directory`), so an interrupted or concurrent build never leaves a half-written
     model. If ``out_dir`` already holds the same build it is reused, also when another process finished it while
     this one was building. The global torch RNG state is left untouched.
 

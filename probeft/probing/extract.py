@@ -17,7 +17,7 @@ Features are float32 numpy arrays ``(L + 1, N, D)`` per pooling; with ``dtype=to
 ``bfloat16`` on CUDA the forward pass runs under autocast and the mean is still accumulated in
 float32.
 
-:func:`feature_metadata` names everything that changes the numbers; :mod:`probeft.feature_cache`
+:func:`feature_metadata` names everything that changes the numbers; :mod:`probeft.probing.feature_cache`
 stores the arrays under it and refuses a cache written for other metadata.
 """
 
@@ -33,11 +33,12 @@ import torch
 from tqdm.auto import tqdm
 
 import probeft
-from probeft import models, oom
-from probeft.devices import resolve_device
-from probeft.feature_cache import feature_cache_path, load_or_extract
-from probeft.names import POOLINGS
-from probeft.pooling import masked_mean
+from probeft import models
+from probeft.core import oom
+from probeft.core.devices import resolve_device
+from probeft.core.names import POOLINGS
+from probeft.core.pooling import masked_mean
+from probeft.probing.feature_cache import feature_cache_path, load_or_extract
 
 if TYPE_CHECKING:
     from probeft.data import ProbingData
@@ -121,7 +122,7 @@ def extract_features(
     """Pooled features of every layer for a list of sentences.
 
     A device out-of-memory error re-runs that batch in halves and keeps the smaller batch for the rest
-    (:mod:`probeft.oom`); each halving is appended to ``retries`` when given.
+    (:mod:`probeft.core.oom`); each halving is appended to ``retries`` when given.
 
     Args:
         model: a transformers encoder (``AutoModel``) returning ``hidden_states``; it is put in
@@ -307,7 +308,7 @@ def extract_probing_features(
     """Features of the train/dev/test sentences of a probing task, cached under ``cache_dir``.
 
     The model and tokenizer are loaded once, only on a cache miss. With ``cache_dir`` set the
-    features live in :func:`probeft.feature_cache.feature_cache_path` ``(cache_dir, metadata)``.
+    features live in :func:`probeft.probing.feature_cache.feature_cache_path` ``(cache_dir, metadata)``.
 
     Args:
         model_spec: anything :func:`probeft.models.load_encoder` accepts (tiny name, alias, path, hub id).
@@ -375,7 +376,7 @@ def stack_probes(
     poolings: Sequence[str] | None = None,
     layers: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    """Stack ``pooling -> (L + 1, N, D)`` features into ``(P, N, D)`` probes for :func:`probeft.probe.fit_probes`.
+    """Stack ``pooling -> (L + 1, N, D)`` features into ``(P, N, D)`` probes for :func:`probeft.probing.probe.fit_probes`.
 
     Args:
         features: one split's features, pooling -> ``(L + 1, N, D)``.

@@ -2,7 +2,7 @@
 
 Layout: ``<cache_dir>/<name>.npy`` per array and ``<cache_dir>/metadata.json`` holding
 ``{"metadata": ..., "arrays": {name: {"shape", "dtype"}}, "info": ...}``. The folder is built under a
-temporary name and renamed into place (:func:`probeft.files.atomic_directory`), so it is either absent
+temporary name and renamed into place (:func:`probeft.core.files.atomic_directory`), so it is either absent
 or complete. Loading refuses a cache whose stored metadata differ from the requested ones
 (:class:`FeatureCacheMismatch` names the keys), so features of another model revision, data file,
 layer count, pooling or max length are never used silently (structural-probes #11).
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from probeft.files import atomic_directory
+from probeft.core.files import atomic_directory
 
 __all__ = ["METADATA_FILE", "FeatureCacheMismatch", "drop_features_of", "feature_cache_path", "load_or_extract"]
 

@@ -18,9 +18,9 @@ Data order
     shuffles (with a recorded seed) before calling; sorted labels would make every prefix
     single-class and the codelength meaningless.
 
-Probe for each prefix (differences from :mod:`probeft.probe` are marked)
-    The same multinomial logistic regression and optimiser as :func:`probeft.probe.fit_probes`
-    (:class:`probeft.probe_lbfgs.BatchedLogReg`, preconditioned batched L-BFGS from zero, no seed),
+Probe for each prefix (differences from :mod:`probeft.probing.probe` are marked)
+    The same multinomial logistic regression and optimiser as :func:`probeft.probing.probe.fit_probes`
+    (:class:`probeft.probing.probe_lbfgs.BatchedLogReg`, preconditioned batched L-BFGS from zero, no seed),
     one batched fit over all ``P`` probes per prefix (``S - 1`` fits; the full set ``t_S = N`` is
     never trained on because no block follows it). The features are standardised ONCE with the mean
     and population std of all ``N`` examples (constant features keep scale 1): in the online code the
@@ -63,9 +63,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from probeft.devices import resolve_device
-from probeft.probe import as_features, as_labels, standardise
-from probeft.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
+from probeft.core.devices import resolve_device
+from probeft.probing.probe import as_features, as_labels, standardise
+from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
 
 __all__ = ["DEFAULT_FRACTIONS", "DEFAULT_L2", "MDLResult", "block_ends", "mdl_rows", "online_codelength"]
 
@@ -222,10 +222,10 @@ def online_codelength(
         tol: stop a fit once ``max |gradient| <= tol``.
         ftol: stop a fit once its loss decreases by less than ``ftol * max(|loss|, 1)``.
         history_size: number of L-BFGS correction pairs kept.
-        device: where to fit ("cpu", "cuda", "auto", ...; :func:`probeft.devices.resolve_device`);
+        device: where to fit ("cpu", "cuda", "auto", ...; :func:`probeft.core.devices.resolve_device`);
             the features are moved there whole (``P * N * D`` float32).
         num_threads: CPU threads per prefix fit. None: torch's setting, except 1 thread for small
-            prefixes (``C * t * D * P < 5e7``), as in :func:`probeft.probe.fit_probes`.
+            prefixes (``C * t * D * P < 5e7``), as in :func:`probeft.probing.probe.fit_probes`.
 
     Returns:
         :class:`MDLResult` with per-probe codelengths, the uniform codelength and per-block bits.

@@ -21,7 +21,7 @@ Model and regularisation
 
 Optimiser
     Deterministic full-batch, preconditioned L-BFGS started from ``W = 0, b = 0`` for all ``P * G``
-    problems at once; see :mod:`probeft.probe_lbfgs` for the preconditioner and the stopping rule.
+    problems at once; see :mod:`probeft.probing.probe_lbfgs` for the preconditioner and the stopping rule.
     The loss is strictly convex in ``W``, so the result depends neither on the initialisation nor
     on a seed (there is none), nor on the global torch / numpy random state.
 
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from probeft.devices import resolve_device
-from probeft.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
+from probeft.core.devices import resolve_device
+from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
 
 __all__ = ["L2_GRID", "ProbeResults", "as_features", "as_labels", "fit_probes", "sklearn_c", "standardise"]
 
@@ -70,7 +70,7 @@ class ProbeResults:
         intercept: ``(P, G, C)`` fitted biases, for standardised features.
         test_correct: ``(P, N_test)`` bool, whether each probe's prediction (argmax of its logits
             at the chosen L2) equals the test label, per test sentence in the order given; its row
-            means are ``test_acc``. The per-sentence input of :mod:`probeft.uncertainty`.
+            means are ``test_acc``. The per-sentence input of :mod:`probeft.verdicts.uncertainty`.
     """
 
     l2: np.ndarray
@@ -211,7 +211,7 @@ def fit_probes(
         ftol: stop a problem once its loss decreases by less than ``ftol * max(|loss|, 1)``.
         history_size: number of L-BFGS correction pairs kept.
         device: where to fit ("cpu", "cuda", ...; "auto" picks CUDA when available; see
-            :func:`probeft.devices.resolve_device`). The three
+            :func:`probeft.core.devices.resolve_device`). The three
             splits are moved there whole (``P * N * D`` float32 each).
         num_threads: CPU threads for the fit. None: torch's setting, except 1 thread for small
             problems (``P * G * C * N * D < 5e7``), whose many small operations lose more to thread

@@ -1,4 +1,4 @@
-"""The optimiser of :mod:`probeft.probe`: batched, preconditioned L-BFGS for many logistic regressions.
+"""The optimiser of :mod:`probeft.probing.probe`: batched, preconditioned L-BFGS for many logistic regressions.
 
 Optimiser and stopping rule
     Deterministic full-batch, preconditioned L-BFGS (history 10) started from ``W = 0, b = 0``,

@@ -4,31 +4,31 @@ This is what ``notebooks/probing.ipynb`` runs for one encoder (pre-trained, or a
 checkpoint) and a list of SentEval-format probing tasks (paper Sec. 3.2, 4.1, 4.2).
 
 Every test-accuracy row carries a 95% percentile-bootstrap interval over the test sentences
-(``ci_low``, ``ci_high``; :func:`probeft.uncertainty.bootstrap_accuracy_ci`, 1000 resamples, seed
+(``ci_low``, ``ci_high``; :func:`probeft.verdicts.uncertainty.bootstrap_accuracy_ci`, 1000 resamples, seed
 0); the per-sentence correctness behind it is returned by :func:`run_probing` for the cell's
-``probe_predictions.npz`` (:mod:`probeft.predictions`).
+``probe_predictions.npz`` (:mod:`probeft.results.predictions`).
 
 Two more measurements reuse the task's features (no second forward pass), both on by default:
 
-* **Control task and selectivity** (Hewitt & Liang 2019; :mod:`probeft.control`): the same probes
-  are fitted on :func:`probeft.control.control_task` labels of the same sentences (word type of the
+* **Control task and selectivity** (Hewitt & Liang 2019; :mod:`probeft.probing.control`): the same probes
+  are fitted on :func:`probeft.probing.control.control_task` labels of the same sentences (word type of the
   last word -> a fixed random class; seed ``control_seed``), giving rows ``metric="control_accuracy"``
   (every split, with the control probe's own ``l2`` and, on test, its bootstrap interval) and
   ``metric="selectivity"`` = accuracy - control accuracy per pooling, layer and split (no ``l2``;
   on test a 95% paired-bootstrap interval over the test sentences, the same resamples as the
   accuracy intervals). Both carry ``control_seed`` and ``control_position``; ``probe_task`` is the real task.
-* **MDL** (Voita & Titov 2020; :mod:`probeft.mdl`): the online codelength of the train-split labels
+* **MDL** (Voita & Titov 2020; :mod:`probeft.probing.mdl`): the online codelength of the train-split labels
   given each probe's train features, the train examples shuffled once by
   ``numpy.random.default_rng(mdl_seed).permutation`` (default seed :data:`MDL_SHUFFLE_SEED`; the same
   order for every probe of the task). Rows ``split="train"``, ``metric="codelength_kbits"`` and
   ``"compression"`` (uniform / online) per pooling and layer, with ``l2`` = the online code's fixed
-  strength (:data:`probeft.mdl.DEFAULT_L2`), and ONE ``metric="uniform_kbits"`` row per task
+  strength (:data:`probeft.probing.mdl.DEFAULT_L2`), and ONE ``metric="uniform_kbits"`` row per task
   (``layer=-1``, ``pooling="none"``: the uniform code does not depend on the probe). All carry
   ``mdl_seed``.
 
 One more, off by default, compares two encoders' features instead of probing them:
 
-* **CKA to the pre-trained encoder** (Kornblith et al. 2019; :mod:`probeft.similarity`): with
+* **CKA to the pre-trained encoder** (Kornblith et al. 2019; :mod:`probeft.verdicts.similarity`): with
   ``cka_reference`` (the model spec of the pre-trained encoder a fine-tuned checkpoint came from),
   the reference encoder's features of the same task data are extracted with the same settings and
   the same ``cache_dir`` (so in a grid, where the pre-trained probing cell ran first, they are a
@@ -55,10 +55,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from probeft import control as control_tasks
-from probeft import data, extract, mdl as mdl_code, oom, predictions, probe, results, similarity, uncertainty
-from probeft.devices import resolve_device
-from probeft.names import POOLINGS
+from probeft import data, results
+from probeft.core import oom
+from probeft.core.devices import resolve_device
+from probeft.core.names import POOLINGS
+from probeft.probing import control as control_tasks
+from probeft.probing import extract, probe
+from probeft.probing import mdl as mdl_code
+from probeft.results import predictions
+from probeft.verdicts import similarity, uncertainty
 
 CI_RESAMPLES = 1000
 CI_CONFIDENCE = 0.95
@@ -73,8 +78,8 @@ class ProbingRun:
 
     Attributes:
         rows: the probing-stage rows (see :func:`probe_encoder`).
-        predictions: per task, the probes' test correctness (for :func:`probeft.predictions.save_predictions`).
-        batch_retries: out-of-memory halvings of the extraction batch (:mod:`probeft.oom`), for the provenance.
+        predictions: per task, the probes' test correctness (for :func:`probeft.results.predictions.save_predictions`).
+        batch_retries: out-of-memory halvings of the extraction batch (:mod:`probeft.core.oom`), for the provenance.
     """
 
     rows: pd.DataFrame
@@ -143,7 +148,7 @@ def selectivity_rows(
         task_rows: ``metric="accuracy"`` rows of :func:`probe_task_rows`.
         control_rows: the rows of the same probes fitted on the control labels.
         test_intervals: paired-bootstrap intervals of the test selectivity, ``(P,)`` fields in the
-            order of ``index`` (:func:`probeft.uncertainty.paired_bootstrap_delta` of the control
+            order of ``index`` (:func:`probeft.verdicts.uncertainty.paired_bootstrap_delta` of the control
             probes' and the task probes' test correctness); None: no interval columns.
         index: the ``(pooling, layer)`` of each entry of ``test_intervals``.
 
@@ -212,7 +217,7 @@ def cka_rows(
         device: where CKA is computed (float64 on every device).
 
     Returns:
-        ``{"pooling", "layer", "metric": "cka", "value"}`` rows (:func:`probeft.similarity.linear_cka_layers`),
+        ``{"pooling", "layer", "metric": "cka", "value"}`` rows (:func:`probeft.verdicts.similarity.linear_cka_layers`),
         poolings in ``reference``'s order, layers ascending; a layer on which either side is constant
         over the sentences (CKA 0/0) is left out.
 
@@ -284,7 +289,7 @@ def run_probing(
         model: model spec or checkpoint folder (see :func:`probeft.models.resolve_model`).
         probe_tasks: SentEval task names (resolved in ``data_dir``) or file paths.
         data_dir: data folder (``senteval/<task>.txt``), ``"hub"`` (downloaded SentEval files) or None
-            (``$PROBEFT_DATA_DIR``, else the download cache); see :func:`probeft.locations.data_location`.
+            (``$PROBEFT_DATA_DIR``, else the download cache); see :func:`probeft.data.locations.data_location`.
         poolings: ``"cls"`` and/or ``"mean"``.
         max_train: cap on training sentences per task; ``max_eval`` on dev and test.
         batch_size, max_length, dtype: extraction settings.

@@ -1,9 +1,9 @@
 """Presentation of results for the book and the notebooks: formatted tables and summary text.
 
-The numbers come from :mod:`probeft.analysis`; this module only lays them out (percent strings,
+The numbers come from :mod:`probeft.results.analysis`; this module only lays them out (percent strings,
 "ours (paper)" cells, one-line summaries) and words the note a page shows for what a run lacks.
 
-This module imports only :mod:`probeft.analysis` and :mod:`probeft.names` from probeft.
+This module imports only :mod:`probeft.results.analysis` and :mod:`probeft.core.names` from probeft.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from probeft import analysis
-from probeft.names import NO_FINETUNE
+from probeft.core.names import NO_FINETUNE
+from probeft.results import analysis
 
 __all__ = [
     "attention_summary", "cka_layer_table", "claims_checks_table", "compression_table", "delta_marker_legend", "delta_table", "encoder_label", "not_in_run",
@@ -63,7 +63,7 @@ MARKER = "*"
 def delta_table(
     table: pd.DataFrame, *, pooling: str, split: str = "test", intervals: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Tables 2 / 5 as shown: :func:`probeft.analysis.delta_group_table` with every Delta as ``"%.2f"``.
+    """Tables 2 / 5 as shown: :func:`probeft.results.analysis.delta_group_table` with every Delta as ``"%.2f"``.
 
     Formatting here (rather than leaving it to pandas' display) makes the page show exactly the
     analysis' numbers, whatever the other values in a column are.
@@ -72,7 +72,7 @@ def delta_table(
         table: the results table.
         pooling: ``"cls"`` (Table 2) or ``"mean"`` (Table 5).
         split: the split compared.
-        intervals: a run's ``delta_intervals.csv`` (:mod:`probeft.delta_intervals`); when given, a
+        intervals: a run's ``delta_intervals.csv`` (:mod:`probeft.verdicts.delta_intervals`); when given, a
             Delta whose paired 95% interval (layer group, seeds pooled) excludes 0 gets
             :data:`MARKER` after its number.
 
@@ -163,7 +163,7 @@ def encoder_label(finetune_task: str, finetune_head: str) -> str:
 def compression_table(table: pd.DataFrame) -> pd.DataFrame:
     """MDL compression per layer as shown: rows ``(model, encoder, probe_task, pooling)``, one column per layer.
 
-    Values are :func:`probeft.analysis.compression_by_layer` (seeds averaged) as ``"%.2f"``;
+    Values are :func:`probeft.results.analysis.compression_by_layer` (seeds averaged) as ``"%.2f"``;
     pre-trained encoders first.
     """
     frame = analysis.compression_by_layer(table)
@@ -199,7 +199,7 @@ def run_summary(record: Mapping, provenance: Mapping[str, Mapping]) -> str:
 def cka_layer_table(table: pd.DataFrame) -> pd.DataFrame:
     """Linear CKA to the pre-trained encoder as shown: rows (model, encoder, task, pooling), columns layers.
 
-    Seeds averaged (:func:`probeft.analysis.cka_by_layer`), three decimals; ``-`` where a layer has no
+    Seeds averaged (:func:`probeft.results.analysis.cka_by_layer`), three decimals; ``-`` where a layer has no
     CKA (constant features, e.g. the CLS embedding at layer 0).
     """
     frame = analysis.cka_by_layer(table)
@@ -229,7 +229,7 @@ def _claim_value(value: float, unit: str) -> str:
 
 
 def claims_checks_table(checks: pd.DataFrame) -> pd.DataFrame:
-    """Every computable check of :func:`probeft.claims.evaluate_claims` as shown, one row each.
+    """Every computable check of :func:`probeft.verdicts.claims.evaluate_claims` as shown, one row each.
 
     Columns ``claim, model, scope, quantity, claimed, estimate, 95% interval, verdict, reason``;
     accuracy statistics in points.

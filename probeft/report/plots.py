@@ -1,6 +1,6 @@
 """One function per paper figure, drawn from a results table (never computing an experiment).
 
-Each function takes the long results table (see :mod:`probeft.results`; aggregates come from :mod:`probeft.analysis`) and returns a matplotlib
+Each function takes the long results table (see :mod:`probeft.results`; aggregates come from :mod:`probeft.results.analysis`) and returns a matplotlib
 ``Figure``; a figure whose rows are absent raises ``ValueError`` naming what is missing.
 """
 
@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from probeft import analysis
+from probeft.results import analysis
 
 POOLING_STYLE = {"mean": "-", "cls": "--"}
 
@@ -157,7 +157,7 @@ def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
 
     Rows = models, columns = probing tasks; one colour per encoder state (pre-trained in black, each
     fine-tuned encoder, task and head, its own colour), mean pooling solid, CLS dashed; seeds
-    averaged (:func:`probeft.analysis.selectivity_by_layer`).
+    averaged (:func:`probeft.results.analysis.selectivity_by_layer`).
     """
     def draw(ax: Axes, curve: pd.DataFrame, colour: str, label: str, pooling: str) -> None:
         ax.plot(curve["layer"], 100 * curve["selectivity"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
@@ -172,7 +172,7 @@ def figure_cka(table: pd.DataFrame) -> Figure:
 
     Rows = models, columns = probing tasks; one colour per fine-tuned encoder (task and head), mean
     pooling solid, CLS dashed; seeds averaged, with a band of +- one standard deviation over seeds
-    where there are several (:func:`probeft.analysis.cka_by_layer`).
+    where there are several (:func:`probeft.results.analysis.cka_by_layer`).
     """
     def draw(ax: Axes, curve: pd.DataFrame, colour: str, label: str, pooling: str) -> None:
         ax.plot(curve["layer"], curve["cka"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3, color=colour,

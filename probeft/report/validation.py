@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from probeft import claims, delta_intervals, report, results
+from probeft import results
+from probeft.report import pages
+from probeft.verdicts import claims, delta_intervals
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def load_committed(run_dir: str | Path) -> CommittedRun | None:
     checks = claims.load_claims(run_dir / claims.CLAIMS_FILE)
     if checks is None:  # exported without claims.csv: point estimates from the results table
         checks = claims.evaluate_claims(table)
-    summary = report.run_summary(json.loads((run_dir / "grid.json").read_text()),
+    summary = pages.run_summary(json.loads((run_dir / "grid.json").read_text()),
                                  json.loads((run_dir / "provenance.json").read_text()))
     return CommittedRun(table=table,
                         intervals=delta_intervals.load_delta_intervals(run_dir / delta_intervals.DELTA_INTERVALS_FILE),

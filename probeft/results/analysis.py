@@ -9,7 +9,7 @@ encoders and are never averaged together.
 The ``has_*`` predicates say whether a table holds what an analysis needs, so a report page can
 print a note instead of failing on a run that lacks a stage.
 
-This module imports only :mod:`probeft.names` from probeft (it reads tables, it does not load them).
+This module imports only :mod:`probeft.core.names` from probeft (it reads tables, it does not load them).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probeft.names import NO_FINETUNE
+from probeft.core.names import NO_FINETUNE
 
 __all__ = [
     "best_layers",

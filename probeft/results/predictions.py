@@ -1,7 +1,7 @@
 """Per-sentence test correctness of a probing cell: ``<cell_dir>/probe_predictions.npz``, saved and checked.
 
 The probing stage keeps, beside ``results.csv``, whether each probe got each test sentence right,
-so that intervals of accuracies and paired Deltas (:mod:`probeft.uncertainty`) can be computed
+so that intervals of accuracies and paired Deltas (:mod:`probeft.verdicts.uncertainty`) can be computed
 after the run without re-fitting a probe.
 
 File format (``np.savez``, readable with ``allow_pickle=False``)
@@ -18,7 +18,7 @@ File format (``np.savez``, readable with ``allow_pickle=False``)
     files can be paired sentence by sentence only when it matches.
 
 The file is written atomically, before the cell's ``results.csv`` and ``provenance.json``, so a
-complete cell always has it. Of probeft it imports :mod:`probeft.files` and the provenance file name of :mod:`probeft.results`.
+complete cell always has it. Of probeft it imports :mod:`probeft.core.files` and the provenance file name of :mod:`probeft.results`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from probeft import files
-from probeft.results import PROVENANCE_FILE
+from probeft.core import files
+from probeft.results.table import PROVENANCE_FILE
 
 __all__ = ["PREDICTIONS_FILE", "CellPredictions", "TaskPredictions", "load_predictions", "save_predictions",
            "split_sha256"]

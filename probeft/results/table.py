@@ -5,9 +5,9 @@ first columns are :data:`RESULT_COLUMNS`; stage-specific columns (``l2``, ``posi
 ``k_replaced``, ...) may follow. Each grid cell writes ``<cell_dir>/results.csv`` and then
 ``<cell_dir>/provenance.json``; the provenance file is written last and is the completion marker,
 so a cell interrupted mid-write never looks complete. The book only reads these tables; the
-analyses of them are in :mod:`probeft.analysis`, their presentation in :mod:`probeft.report`.
+analyses of them are in :mod:`probeft.results.analysis`, their presentation in :mod:`probeft.report`.
 
-This module imports only :mod:`probeft.files` from probeft.
+This module imports only :mod:`probeft.core.files` from probeft.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probeft import data_reads, files
+from probeft.core import data_reads, files
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "stage",
@@ -141,7 +141,7 @@ def package_versions(names: Sequence[str] = TRACKED_PACKAGES) -> dict[str, str]:
 def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dict[str, Any]:
     """Provenance of one cell: resolved parameters, data files read, code version, environment, threads, wall time.
 
-    ``data_files`` maps each data file this process read (:mod:`probeft.data_reads`) to its sha256, keyed
+    ``data_files`` maps each data file this process read (:mod:`probeft.core.data_reads`) to its sha256, keyed
     relative to ``params["data_dir"]`` where the file lies under it; the grid checks them before skipping.
 
     Args:

@@ -7,7 +7,7 @@ two F1 checks per probing task. :func:`summarise` folds them into one row per fi
 
 Intervals (95%):
     * Probing findings (F1-F5, F9): percentile bootstrap over test sentences. The test sentences of
-      one probing task are resampled once (:func:`probeft.uncertainty.resampled_accuracies`) for
+      one probing task are resampled once (:func:`probeft.verdicts.uncertainty.resampled_accuracies`) for
       every probe of the run on them, so a statistic combining several probes of a task (a Delta, a
       layer-group mean, a difference of best layers) is a paired bootstrap; different tasks are
       resampled independently. Best layers are chosen on dev accuracy (ties: the lower layer) and
@@ -35,8 +35,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from probeft import analysis, files, predictions, uncertainty
-from probeft.names import NO_FINETUNE
+from probeft.core import files
+from probeft.core.names import NO_FINETUNE
+from probeft.results import analysis, predictions
+from probeft.verdicts import uncertainty
 
 __all__ = ["CHECK_COLUMNS", "CLAIMS", "CLAIMS_FILE", "SUMMARY_COLUMNS", "Accuracies", "evaluate_claims", "judge",
            "load_claims", "summarise", "write_claims"]
@@ -427,7 +429,7 @@ def evaluate_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPredict
 
     Args:
         table: a run's results table (:func:`probeft.results.load_results`).
-        cells: the run's loaded ``probe_predictions.npz`` (:func:`probeft.delta_intervals.load_cell_predictions`);
+        cells: the run's loaded ``probe_predictions.npz`` (:func:`probeft.verdicts.delta_intervals.load_cell_predictions`);
             without them the probing checks have point estimates only.
         resamples, seed: bootstrap settings (test set ``i`` in sha order uses ``seed + i``).
 

@@ -1,23 +1,23 @@
 """Paired intervals of the Deltas: fine-tuned vs pre-trained probes on the same test sentences.
 
-From the probing cells' ``probe_predictions.npz`` (:mod:`probeft.predictions`), every fine-tuned
+From the probing cells' ``probe_predictions.npz`` (:mod:`probeft.results.predictions`), every fine-tuned
 probe is paired with the pre-trained probe of the same model, probing task, pooling and layer; the
 pairing is per sentence, so both files must hold the same test split (same ``test_sha256``).
 
 Reference: the pre-trained encoder's artefact of its *first* (smallest) seed. The results table's
-Delta (:func:`probeft.analysis.probing_delta`) averages the pre-trained accuracy over its seeds;
+Delta (:func:`probeft.results.analysis.probing_delta`) averages the pre-trained accuracy over its seeds;
 the grid probes a pre-trained encoder for one seed only (its probes take no seed), so the two agree.
 
 Rows of the returned table (:data:`COLUMNS`), fractions throughout:
     * ``level="layer"``: one Delta per layer, with its paired percentile-bootstrap interval
-      (:func:`probeft.uncertainty.paired_bootstrap_delta`), bootstrap p-value and McNemar's exact
-      test (:func:`probeft.uncertainty.mcnemar_exact`); ``layer_group="none"``.
-    * ``level="layer_group"``: the mean Delta over a layer group (:func:`probeft.analysis.layer_groups`
+      (:func:`probeft.verdicts.uncertainty.paired_bootstrap_delta`), bootstrap p-value and McNemar's exact
+      test (:func:`probeft.verdicts.uncertainty.mcnemar_exact`); ``layer_group="none"``.
+    * ``level="layer_group"``: the mean Delta over a layer group (:func:`probeft.results.analysis.layer_groups`
       of the model's depth), the layers averaged inside each resample; ``layer=-1``; no McNemar.
     * ``seed`` = a fine-tuning seed, or ``-1`` (:data:`POOLED_SEED`): all seeds of that fine-tuning
       (model, task, head) pooled, the seeds averaged inside each resample as well (what Tables 2 and
       5 and Figures 4 and 5 show, since they average seeds); ``seeds``, ``seed_mean`` and ``seed_std``
-      (:func:`probeft.uncertainty.seed_spread` of the per-seed Deltas; std NaN for one seed) are set
+      (:func:`probeft.verdicts.uncertainty.seed_spread` of the per-seed Deltas; std NaN for one seed) are set
       on these rows.
 
 The grid writes the table to ``<run>/delta_intervals.csv`` after gathering the results.
@@ -32,8 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probeft import analysis, files, predictions, uncertainty
-from probeft.names import NO_FINETUNE
+from probeft.core import files
+from probeft.core.names import NO_FINETUNE
+from probeft.results import analysis, predictions
+from probeft.verdicts import uncertainty
 
 __all__ = ["COLUMNS", "DELTA_INTERVALS_FILE", "POOLED_SEED", "delta_intervals", "excludes_zero",
            "load_cell_predictions", "load_delta_intervals", "write_delta_intervals"]
@@ -79,7 +81,7 @@ def delta_intervals(
 
     Args:
         cells: loaded probing artefacts (pre-trained and fine-tuned) of one run.
-        resamples, confidence, seed: bootstrap settings (:func:`probeft.uncertainty.paired_bootstrap_delta`).
+        resamples, confidence, seed: bootstrap settings (:func:`probeft.verdicts.uncertainty.paired_bootstrap_delta`).
 
     Returns:
         The table described in the module docstring (:data:`COLUMNS`); empty when no fine-tuned

@@ -28,7 +28,7 @@ Features whose centred values are all (numerically) zero, i.e. every sentence ha
 vector, make CKA 0 / 0; we raise ``ValueError`` naming the side and the layer rather than returning
 NaN, so a degenerate layer is never written to the results table silently.
 
-This module imports only :mod:`probeft.devices` from :mod:`probeft`.
+This module imports only :mod:`probeft.core.devices` from :mod:`probeft`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from probeft.devices import resolve_device
+from probeft.core.devices import resolve_device
 
 __all__ = ["CKA_FORMS", "METRIC", "cka_table", "is_constant", "linear_cka", "linear_cka_layers"]
 
@@ -195,7 +195,7 @@ def linear_cka_layers(
             numpy array or torch tensor of any real dtype, on any device.
         features_b: (L, N, D2) features of the same examples, e.g. the fine-tuned encoder's.
         device: where to compute: ``"cpu"`` (default), ``"cuda"``, ``"auto"``, ... (see
-            :func:`probeft.devices.resolve_device`). Accumulation is float64 on every device.
+            :func:`probeft.core.devices.resolve_device`). Accumulation is float64 on every device.
         form: ``"feature"``, ``"sample"`` or ``"auto"`` (see :func:`linear_cka`).
 
     Returns:
@@ -240,7 +240,7 @@ def cka_table(
 
     Args:
         features_a: pooling name (``"cls"``, ``"mean"``) -> (L, N, D) features, as returned by
-            :func:`probeft.extract.extract_features` for e.g. the pre-trained encoder.
+            :func:`probeft.probing.extract.extract_features` for e.g. the pre-trained encoder.
         features_b: the same poolings -> (L, N, D) features of the same sentences, e.g. the
             fine-tuned encoder's.
         device: where to compute (see :func:`linear_cka_layers`).

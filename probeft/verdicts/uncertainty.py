@@ -15,7 +15,7 @@ What it computes
     * :func:`mcnemar_exact`: McNemar's exact (binomial) test on the discordant sentences.
     * :func:`seed_spread`: mean, sample standard deviation and count across fine-tuning seeds.
     * :func:`resampled_accuracies` and :func:`percentile_interval`: the raw bootstrap accuracies of
-      a batch of probes, for statistics of several probes at once (e.g. :mod:`probeft.claims`).
+      a batch of probes, for statistics of several probes at once (e.g. :mod:`probeft.verdicts.claims`).
 
 Method
     Nonparametric bootstrap over test sentences (Efron & Tibshirani 1993, *An Introduction to the

@@ -1,0 +1,6 @@
+"""What fine-tuning changed inside the encoder (paper Sec. 5): first-token attention entropy and earth
+mover's distance (:mod:`~probeft.diagnostics.attention`) and masked-LM perplexity with the pre-trained
+head, by epoch and with the top layers restored (:mod:`~probeft.diagnostics.perplexity`).
+
+May import: :mod:`probeft.core`, :mod:`probeft.data`, :mod:`probeft.models`, :mod:`probeft.finetune`.
+"""

@@ -1,0 +1,32 @@
+"""Encoders by spec: loading and fingerprints (:mod:`~probeft.models.loading`, re-exported here), the tiny
+random encoders (:mod:`~probeft.models.tiny`), the packaged all-mpnet-base-v2 (:mod:`~probeft.models.packaged`)
+and replacing the top layers with pre-trained ones (:mod:`~probeft.models.layer_swap`).
+
+May import: :mod:`probeft.core`.
+"""
+
+from __future__ import annotations
+
+from probeft.models.loading import (
+    MINILM_ALIAS,
+    MINILM_HUB_ID,
+    check_same_architecture,
+    load_encoder,
+    load_mlm_model,
+    load_tokenizer,
+    model_fingerprint,
+    num_hidden_layers,
+    resolve_model,
+)
+
+__all__ = [
+    "MINILM_ALIAS",
+    "MINILM_HUB_ID",
+    "check_same_architecture",
+    "load_encoder",
+    "load_mlm_model",
+    "load_tokenizer",
+    "model_fingerprint",
+    "num_hidden_layers",
+    "resolve_model",
+]

@@ -1,0 +1,52 @@
+"""The tidy results table, the one interface between runs and the report: its schema, each cell's
+``results.csv`` and ``provenance.json`` and the gathered run table (:mod:`~probeft.results.table`,
+re-exported here), the per-sentence probe predictions stored beside each probing cell
+(:mod:`~probeft.results.predictions`), and the table's aggregates: Deltas, layer groups, summaries
+(:mod:`~probeft.results.analysis`).
+
+May import: :mod:`probeft.core`.
+"""
+
+from __future__ import annotations
+
+from probeft.results.table import (
+    INT_DEFAULTS,
+    PROVENANCE_FILE,
+    REQUIRED_COLUMNS,
+    RESULT_COLUMNS,
+    RESULTS_FILE,
+    STRING_DEFAULTS,
+    TRACKED_PACKAGES,
+    cell_complete,
+    gather,
+    git_commit,
+    load_results,
+    notebook_parameters,
+    package_versions,
+    provenance,
+    results_frame,
+    scratch_dir,
+    validate_results,
+    write_cell,
+)
+
+__all__ = [
+    "INT_DEFAULTS",
+    "PROVENANCE_FILE",
+    "REQUIRED_COLUMNS",
+    "RESULT_COLUMNS",
+    "RESULTS_FILE",
+    "STRING_DEFAULTS",
+    "TRACKED_PACKAGES",
+    "cell_complete",
+    "gather",
+    "git_commit",
+    "load_results",
+    "notebook_parameters",
+    "package_versions",
+    "provenance",
+    "results_frame",
+    "scratch_dir",
+    "validate_results",
+    "write_cell",
+]
