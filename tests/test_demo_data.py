@@ -30,7 +30,9 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The data files of a demo folder (not its marker)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != demo.DEMO_MARKER}
 
 
 def test_layout_matches_the_real_data(demo_dir: Path) -> None:
@@ -209,3 +211,31 @@ def test_glue_tasks_are_learnable_by_a_simple_classifier(tmp_path: Path) -> None
 
 def test_tiny_tokenizers_know_the_demo_vocabulary() -> None:
     assert set(demo.DEMO_VOCABULARY) <= set(tiny.TINY_VOCABULARY_WORDS)
+
+
+def test_demo_data_never_writes_over_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "senteval").mkdir(parents=True)
+    (real / "senteval" / "bigram_shift.txt").write_text("tr\tO\tA real sentence .\n")
+    before = _files(real)
+    with pytest.raises(FileExistsError, match=r"refusing .*real.*senteval/bigram_shift.txt"):
+        demo.write_demo_data(real, **SIZES)
+    assert _files(real) == before and not demo.is_demo_data(real)  # nothing written, not even the marker
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="a-file"):
+        demo.write_demo_data(tmp_path / "a-file", **SIZES)
+
+
+def test_demo_data_rewrites_its_own_folder_and_adopts_an_unmarked_identical_one(tmp_path: Path) -> None:
+    own = demo.write_demo_data(tmp_path / "own", seed=0, **SIZES)
+    assert demo.is_demo_data(own)
+    (own / "senteval" / "bigram_shift.txt").write_text("edited")  # its own folder: rewritten whole
+    assert _files(demo.write_demo_data(own, seed=0, **SIZES)) == _files(demo.write_demo_data(tmp_path / "b", **SIZES))
+    # Demo data written before the marker existed: every file equals what the generator writes, so it is taken.
+    (own / demo.DEMO_MARKER).unlink()
+    demo.write_demo_data(own, seed=0, **SIZES)
+    assert demo.is_demo_data(own)
+    # ... but not with other sizes, whose files differ.
+    (own / demo.DEMO_MARKER).unlink()
+    with pytest.raises(FileExistsError):
+        demo.write_demo_data(own, seed=0, **{**SIZES, "n_glue": 60})

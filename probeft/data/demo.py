@@ -26,6 +26,10 @@ The tasks are made learnable by construction:
 Labels are balanced (exactly half per class and split where the size is even). Output is deterministic for a seed
 (each file has its own ``random.Random`` stream) and rewriting is idempotent (files are replaced atomically).
 
+Generated data never writes over real data: :func:`write_demo_data` writes only into a folder that is
+missing, empty, or marked as its own by :data:`DEMO_MARKER` (written before the data files, so an
+interrupted write can be redone); any other folder is refused before a byte is written.
+
 This module stays whole (~530 lines) because it is one template grammar: every generator draws from the same
 word lists, which a test checks against the tiny tokenizers' vocabulary, and splitting it would scatter them.
 It imports only :mod:`probeft.core.files` and the probing label names of :mod:`probeft.core.names`.
@@ -41,7 +45,10 @@ from pathlib import Path
 from probeft.core.files import atomic_write_text
 from probeft.core.names import PROBING_LABELS
 
-__all__ = ["write_demo_data", "DEMO_VOCABULARY", "NAMES", "TOPICS"]
+__all__ = ["DEMO_MARKER", "DEMO_VOCABULARY", "NAMES", "TOPICS", "is_demo_data", "write_demo_data"]
+
+# In every folder write_demo_data fills; the only folders it will write into again.
+DEMO_MARKER = ".probeft-demo-data.json"
 
 # (name, subject pronoun)
 NAMES: tuple[tuple[str, str], ...] = (
@@ -492,7 +499,7 @@ def write_demo_data(
     """Write the demo data directory (same layout as the real data; see the module docstring).
 
     Args:
-        out_dir: target directory (created; files already there are replaced).
+        out_dir: target directory: missing, empty, or earlier demo data (its files are replaced).
         seed: seed of the generator (same seed -> byte-identical files).
         n_probing: lines per probing task, split tr/va/te 80/10/10.
         n_glue: examples per GLUE task, split train/dev 80/20.
@@ -501,26 +508,59 @@ def write_demo_data(
 
     Returns:
         ``out_dir`` as a Path.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files but no :data:`DEMO_MARKER` (it may be real data).
+        NotADirectoryError: ``out_dir`` is a file.
     """
     for name, value, minimum in (("n_probing", n_probing, 6), ("n_glue", n_glue, 4), ("n_squad", n_squad, 2),
                                  ("n_wiki_lines", n_wiki_lines, 1)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     out_dir = Path(out_dir)
+    contents: dict[str, str] = {}  # relative path -> text, in the order written (wiki.test.raw last)
     for task in PROBING_LABELS:
-        atomic_write_text(out_dir / "senteval" / f"{task}.txt", _probing_file(task, n_probing, seed))
+        contents[f"senteval/{task}.txt"] = _probing_file(task, n_probing, seed)
     n_train, n_dev = _split_sizes(n_glue, (0.8, 0.2))
     for directory, make in (("CoLA", _cola_file), ("SST-2", _sst_file), ("RTE", _rte_file)):
         for split, size in (("train", n_train), ("dev", n_dev)):
-            atomic_write_text(out_dir / "glue" / directory / f"{split}.tsv", make(_rng(seed, f"{directory}/{split}"), size))
+            contents[f"glue/{directory}/{split}.tsv"] = make(_rng(seed, f"{directory}/{split}"), size)
     squad_train, squad_dev = _split_sizes(n_squad, (0.8, 0.2))
-    atomic_write_text(
-        out_dir / "squad" / "train-v1.1.json",
-        _squad_file(_rng(seed, "squad/train"), squad_train, seed, 0, with_variants=False),
-    )
-    atomic_write_text(
-        out_dir / "squad" / "dev-v1.1.json",
-        _squad_file(_rng(seed, "squad/dev"), squad_dev, seed, squad_train, with_variants=True),
-    )
-    atomic_write_text(out_dir / "wikitext-2" / "wiki.test.raw", _wikitext_file(_rng(seed, "wikitext"), n_wiki_lines))
+    contents["squad/train-v1.1.json"] = _squad_file(
+        _rng(seed, "squad/train"), squad_train, seed, 0, with_variants=False)
+    contents["squad/dev-v1.1.json"] = _squad_file(
+        _rng(seed, "squad/dev"), squad_dev, seed, squad_train, with_variants=True)
+    contents["wikitext-2/wiki.test.raw"] = _wikitext_file(_rng(seed, "wikitext"), n_wiki_lines)
+    _claim_folder(out_dir, contents, {"generator": __name__, "seed": seed, "n_probing": n_probing,
+                                      "n_glue": n_glue, "n_squad": n_squad, "n_wiki_lines": n_wiki_lines})
+    for relative, text in contents.items():
+        atomic_write_text(out_dir / relative, text)
     return out_dir
+
+
+def is_demo_data(folder: str | Path) -> bool:
+    """Whether ``folder`` was written by :func:`write_demo_data` (it holds :data:`DEMO_MARKER`)."""
+    return (Path(folder) / DEMO_MARKER).is_file()
+
+
+def _claim_folder(out_dir: Path, contents: dict[str, str], record: dict[str, object]) -> None:
+    """Make ``out_dir`` the generator's own (mark it) or refuse, before any data file is written.
+
+    A folder without the marker is taken only when empty, or when every file in it is byte-equal to
+    what this call writes (demo data of a probeft that wrote no marker yet): real data never is.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"demo data: {out_dir} is a file, not a folder")
+    if out_dir.is_dir() and not is_demo_data(out_dir):
+        expected = {relative: text.encode("utf-8") for relative, text in contents.items()}
+        foreign = [path for path in sorted(out_dir.rglob("*")) if path.is_file()
+                   and path.read_bytes() != expected.get(path.relative_to(out_dir).as_posix())]
+        if foreign:
+            raise FileExistsError(
+                f"refusing to write generated demo data into {out_dir}: it holds files the demo did not write "
+                f"(e.g. {foreign[0].relative_to(out_dir)}) and no {DEMO_MARKER}, so it may be real data. Give the "
+                "demo an empty or new folder, or use a config with demo_data: false (e.g. configs/minilm.yaml) "
+                "to run on the data there."
+            )
+    atomic_write_text(out_dir / DEMO_MARKER, json.dumps(record, indent=2, sort_keys=True) + "\n")
+

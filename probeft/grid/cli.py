@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, files.LockHeldError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, files.LockHeldError) as error:
         print(f"probeft {args.command}: error: {error}", file=sys.stderr)
         return 2
 
