@@ -15,6 +15,8 @@ from collections.abc import Collection
 from pathlib import Path
 
 from probeft import grid, results
+from probeft.core import names
+from probeft.finetune import checkpoints
 
 
 def fake_cell(
@@ -62,6 +64,22 @@ def fake_cell(
             cell_dir.mkdir(parents=True, exist_ok=True)
             (cell_dir / results.RESULTS_FILE).write_text("stage,model,metric,value\npartial,x,x,999\n")
             os.kill(os.getpid(), signal.SIGKILL)
+    write_fake_outputs(cell, executed)
+
+
+def write_fake_outputs(cell: grid.Cell, executed: Path) -> None:
+    """What a finished cell leaves: one result row, the executed notebook, and for a fine-tuning cell a
+    completion marker per planned epoch (the grid checks that every epoch is there)."""
+    cell_dir = Path(cell.parameters["output_dir"])
+    if cell.stage == "finetune":
+        planned = cell.parameters.get("epochs") or names.default_epochs(cell.parameters["task"])
+        for epoch in range(1, planned + 1):
+            marker = checkpoints.checkpoint_dir(cell_dir, epoch) / checkpoints.CHECKPOINT_MARKER
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"epoch": epoch, "signature": {"epochs": planned}}))
+    if cell.stage == "probing":  # stands in for files beside the results, e.g. the per-sentence predictions
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        (cell_dir / "scores.bin").write_bytes(b"scores of " + cell.name.encode())
     row = {"stage": cell.stage, "model": cell.parameters["model_name"], "metric": "x", "value": 1.0}
     results.write_cell(cell_dir, results.results_frame([row]), params=cell.parameters, started=0.0, device="cpu")
     executed.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,12 @@ def replace_line(path: Path, number: int, text: str) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
+def replace_line_bytes(path: Path, number: int, raw: bytes) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[number - 1] = raw
+    path.write_bytes(b"".join(lines))
+
+
 def senteval(root: Path) -> None:
     data.read_senteval(data.resolve_probing_file("bigram_shift", root, download=False))
 
@@ -63,6 +69,20 @@ CASES: list[tuple[str, str, Callable[[Path], None], Callable[[Path], None], list
      lambda p: p.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [
          {"context": "The cat sat .", "qas": [{"id": "q1", "question": "Who sat ?"}]}]}]}), encoding="utf-8"),
      squad, ["dev-v1.1.json", "q1", "answers"]),
+    ("senteval: a third label in a binary task", "senteval/bigram_shift.txt",
+     lambda p: replace_line(p, 3, "tr\tX\tthe dog barked .\n"), senteval, ["bigram_shift.txt:3:", "'X'", "'I'"]),
+    *[(f"squad: answer_start {start!r}", "squad/dev-v1.1.json",
+       lambda p, start=start: p.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": [
+           {"context": "The cat sat on the mat .", "qas": [{"id": "q7", "question": "Where ?",
+                                                          "answers": [{"text": "mat .", "answer_start": start}]}]}]}]}),
+                                 encoding="utf-8"),
+       squad, ["dev-v1.1.json", "q7", "answer_start"]) for start in (-6, 0.9, True, "19")],
+    ("senteval: not UTF-8", "senteval/bigram_shift.txt",
+     lambda p: replace_line_bytes(p, 4, b"tr\tO\tthe caf\xe9 closed .\n"), senteval, ["bigram_shift.txt:4:", "utf-8"]),
+    ("glue: not UTF-8", "glue/CoLA/train.tsv",
+     lambda p: replace_line_bytes(p, 2, b"src\t1\t\tna\xefve .\n"), cola, ["train.tsv:2:", "utf-8"]),
+    ("squad: not UTF-8", "squad/dev-v1.1.json",
+     lambda p: p.write_bytes(b'{"version": "1.1",\n "data": [\xff]}'), squad, ["dev-v1.1.json:2:", "utf-8"]),
 ]
 
 
@@ -83,6 +103,23 @@ BAD_CONFIGS = [
     ("bad value", yaml.safe_dump({"name": "x", "models": ["tiny-bert"], "probing": {"max_length": 2}}),
      ["grid.yaml", "probing.max_length"]),
     ("not a mapping", "- just\n- a list\n", ["grid.yaml"]),
+    ("a boolean for an integer", yaml.safe_dump({"name": "x", "models": ["tiny-bert"], "finetune": {"epochs": True}}),
+     ["grid.yaml", "finetune.epochs"]),
+    ("a float seed", yaml.safe_dump({"name": "x", "models": ["tiny-bert"], "finetune": {"seeds": [1.0]}}),
+     ["grid.yaml", "finetune.seeds.0"]),
+    ("a boolean learning rate", yaml.safe_dump({"name": "x", "models": ["tiny-bert"],
+                                                "finetune": {"learning_rate": True}}),
+     ["grid.yaml", "finetune.learning_rate"]),
+    ("a duplicate key", "name: x\nmodels: [tiny-bert]\nprobing:\n  max_train: 10\n  max_train: 20\n",
+     ["grid.yaml", "'max_train' given twice", "line 5"]),
+    ("empty finetune.seeds", yaml.safe_dump({"name": "x", "models": ["tiny-bert"], "finetune": {"seeds": []}}),
+     ["grid.yaml", "finetune.seeds"]),
+    ("empty perplexity.seeds", yaml.safe_dump({"name": "x", "models": ["tiny-bert"], "perplexity": {"seeds": []}}),
+     ["grid.yaml", "perplexity.seeds"]),
+    ("empty attention.heads", yaml.safe_dump({"name": "x", "models": ["tiny-bert"], "attention": {"heads": []}}),
+     ["grid.yaml", "attention.heads"]),
+    ("a model name that leaves cells/", yaml.safe_dump({"name": "x", "models": [{"name": "../x", "spec": "tiny-bert"}]}),
+     ["grid.yaml", "models.0.name", "'../x'"]),
 ]
 
 

@@ -42,7 +42,7 @@ def test_every_reader_records_its_file(demo_data_dir):
 
 def test_provenance_keys_are_relative_under_the_data_dir_and_absolute_outside(tmp_path):
     inside = write_probing_file(tmp_path / "data" / "senteval" / "bigram_shift.txt")
-    outside = write_probing_file(tmp_path / "elsewhere" / "odd_man_out.txt")
+    outside = write_probing_file(tmp_path / "elsewhere" / "coordination_inversion.txt")
     for path in (inside, outside):
         data.read_senteval(path)
     recorded = data_reads.provenance_data_files(tmp_path / "data")

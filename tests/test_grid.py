@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _dask_executors import write_fake_outputs  # tests/ is on sys.path (pytest's rootdir conftest)
 
 from probeft import data, grid, results
 from probeft.core import data_reads, files
 from probeft.grid import cell_state, cli, schema
+from probeft.grid.cells import write_seal
 from probeft.probing import feature_cache
 
 CONFIG = {
@@ -123,12 +125,8 @@ def fake_executor(calls: list[str], fail: set[str] = frozenset()):
         calls.append(cell.name)
         if cell.name in fail:
             raise RuntimeError("boom")
-        row = {"stage": cell.stage, "model": cell.parameters["model_name"], "metric": "x", "value": 1.0}
-        results.write_cell(cell.parameters["output_dir"], results.results_frame([row]), params=cell.parameters,
-                           started=0.0, device="cpu")
-        executed.parent.mkdir(parents=True, exist_ok=True)
-        # papermill records the parameters a notebook ran with here; the grid compares them on the next run
-        executed.write_text(json.dumps({"metadata": {"papermill": {"parameters": cell.parameters}}}))
+        # papermill records the parameters a notebook ran with in the notebook; the grid compares them next run
+        write_fake_outputs(cell, executed)
     return run
 
 
@@ -210,7 +208,7 @@ def test_rerun_changed_runs_the_changed_cells_and_their_dependants_from_nothing(
     config, paths = small_config(tmp_path)
     grid.run_grid(config, paths, executor=fake_executor([]), log=lambda _: None)
     leftover = paths.cells_dir / RTE_CELLS[0] / "epoch-1" / "old-checkpoint.bin"
-    leftover.parent.mkdir()
+    leftover.parent.mkdir(exist_ok=True)
     leftover.write_text("trained with 2e-5")
     # real feature-cache entries: of the old RTE weights (must go) and of the pre-trained model (stays)
     cached, kept = (paths.cache_dir / "features" / name for name in ("rte-checkpoint", "pre-trained"))
@@ -334,10 +332,12 @@ def test_without_a_record_of_the_files_read_the_data_dir_path_decides(tmp_path):
     first, second = (grid.resolve_paths(config, data_dir=str(write_probing_data(tmp_path / name)))
                      for name in ("data-a", "data-b"))
     grid.run_grid(config, first, executor=reading_executor([]), log=lambda _: None)
-    for provenance in first.cells_dir.glob(f"*/{results.PROVENANCE_FILE}"):  # as cells written before the record
+    for cell in grid.expand(config, first):  # as cells written before the record (sealed again after the edit)
+        provenance = Path(cell.parameters["output_dir"]) / results.PROVENANCE_FILE
         record = json.loads(provenance.read_text())
         del record["data_files"]
         provenance.write_text(json.dumps(record))
+        write_seal(cell, grid.executed_notebook(cell, first))
     with pytest.raises(cell_state.StaleCellsError, match="data_dir '.*data-a' -> '.*data-b'"):
         grid.run_grid(config, second, executor=reading_executor([]), log=lambda _: None)
     # from the hub to a folder: nothing to compare file by file, so the path change stands

@@ -58,3 +58,120 @@ def test_a_demo_config_writes_into_a_new_or_its_own_folder(tmp_path, capsys):
     written = demo.write_demo_data(tmp_path / "demo-data")
     assert demo.is_demo_data(written)
     assert demo.write_demo_data(written) == written  # its own folder: written again
+
+
+# --- A finished cell is trusted only by content (the grid's seal), with fake cells --------------------------
+
+from _dask_executors import write_fake_outputs  # noqa: E402 - tests/ is on sys.path (pytest's rootdir conftest)
+
+from probeft import grid, results  # noqa: E402
+from probeft.finetune import checkpoints  # noqa: E402
+from probeft.verdicts import claims, delta_intervals  # noqa: E402
+
+
+def _grid(tmp_path: Path, probing: dict | None = None) -> tuple[grid.GridConfig, grid.GridPaths]:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "t", "output_dir": str(tmp_path / "out"), "models": ["tiny-bert"],
+        "finetune": {"tasks": ["cola"]},
+        "probing": {"tasks": ["bigram_shift"], "finetune_tasks": ["none", "cola"], **(probing or {})},
+    }))
+    config = grid.load_config(path)
+    return config, grid.resolve_paths(config)
+
+
+def _executor(calls: list[str], *, fail_saving: frozenset[str] = frozenset()):
+    def run(cell: grid.Cell, executed: Path) -> None:
+        calls.append(cell.name)
+        write_fake_outputs(cell, executed)
+        if cell.name in fail_saving:  # papermill's save of the executed notebook hits a full disk
+            executed.write_text('{"cells": [')
+            raise OSError(28, "No space left on device")
+    return run
+
+
+def _run(config, paths, calls, **options) -> grid.GridReport:
+    return grid.run_grid(config, paths, executor=_executor(calls, **options.pop("executor", {})),
+                         log=lambda _: None, continue_on_error=True, **options)
+
+
+PROBE_COLA = "probing__model-tiny-bert__ft-cola-cls__seed-0"
+FINETUNE_COLA = "finetune__model-tiny-bert__task-cola__head-cls__seed-0"
+
+
+def test_a_cell_whose_notebook_could_not_be_saved_is_not_gathered_and_runs_again(tmp_path):
+    config, paths = _grid(tmp_path)
+    calls: list[str] = []
+    report = _run(config, paths, calls, executor={"fail_saving": frozenset({PROBE_COLA})})
+    assert list(report.failed) == [PROBE_COLA]
+    gathered = results.load_results(paths.results_csv)
+    assert len(gathered) == 2  # the fine-tuning and pre-trained cells; not the failed one's row
+    calls.clear()
+    assert _run(config, paths, calls).ok and calls == [PROBE_COLA]  # not skipped as complete
+    assert len(results.load_results(paths.results_csv)) == 3
+
+
+def test_a_deleted_final_epoch_is_run_again_never_replaced_by_an_earlier_one(tmp_path):
+    config, paths = _grid(tmp_path)
+    assert _run(config, paths, []).ok
+    run_dir = paths.cells_dir / FINETUNE_COLA
+    (run_dir / "epoch-3" / checkpoints.CHECKPOINT_MARKER).unlink()
+    with pytest.raises(FileNotFoundError, match=r"for 3 epochs but its last complete checkpoint is epoch 2"):
+        checkpoints.final_checkpoint(run_dir)
+    assert checkpoints.resolve_checkpoint(str(run_dir), epoch=2)[1] == 2  # an epoch asked for by number is fine
+    # The grid sees the fine-tuning cell incomplete; its finished dependant is refused, not left on epoch 3's
+    # old numbers, until --rerun-changed runs both.
+    with pytest.raises(grid.cell_state.StaleCellsError, match=f"{PROBE_COLA}: depends on cell.*{FINETUNE_COLA}"):
+        _run(config, paths, [])
+    calls: list[str] = []
+    assert _run(config, paths, calls, rerun_changed=True).ok and calls == [FINETUNE_COLA, PROBE_COLA]
+    assert checkpoints.final_checkpoint(run_dir).name == "epoch-3"
+
+
+@pytest.mark.parametrize("artefact", ["results.csv value", "results.csv deleted", "provenance.json",
+                                      "another file of the cell", "executed notebook"])
+def test_an_artefact_changed_after_the_cell_finished_is_not_trusted(tmp_path, artefact):
+    config, paths = _grid(tmp_path)
+    assert _run(config, paths, []).ok
+    cell_dir = paths.cells_dir / PROBE_COLA
+    before = paths.results_csv.read_bytes()
+    if artefact == "results.csv value":
+        (cell_dir / results.RESULTS_FILE).write_text((cell_dir / results.RESULTS_FILE).read_text().replace("1.0", "0.9"))
+    elif artefact == "results.csv deleted":
+        (cell_dir / results.RESULTS_FILE).unlink()
+    elif artefact == "provenance.json":
+        (cell_dir / results.PROVENANCE_FILE).write_text((cell_dir / results.PROVENANCE_FILE).read_text() + " ")
+    elif artefact == "another file of the cell":  # e.g. probe_predictions.npz, valid but not the one written
+        (cell_dir / "scores.bin").write_bytes(b"a valid-looking but different file")
+    else:
+        executed = paths.notebooks_dir / f"{PROBE_COLA}.ipynb"
+        executed.write_text(executed.read_text()[:-5])
+    cell = next(c for c in grid.expand(config, paths) if c.name == PROBE_COLA)
+    assert grid.cells.incomplete_reasons(cell, grid.executed_notebook(cell, paths))  # said, not trusted
+    logged: list[str] = []
+    calls: list[str] = []
+    grid.run_grid(config, paths, executor=_executor(calls), log=logged.append)
+    assert calls == [PROBE_COLA]  # the other cells verify and are skipped
+    assert any("runs again" in line for line in logged) or artefact == "results.csv deleted"
+    assert paths.results_csv.read_bytes() == before  # the fake cell's own numbers are back
+
+
+def test_a_failed_rerun_of_the_only_cell_leaves_no_stale_tables(tmp_path):
+    path = tmp_path / "grid.yaml"
+    settings = {"name": "t", "output_dir": str(tmp_path / "out"), "models": ["tiny-bert"],
+                "probing": {"tasks": ["bigram_shift"], "max_train": 10}}
+    path.write_text(yaml.safe_dump(settings))
+    config = grid.load_config(path)
+    paths = grid.resolve_paths(config)
+    assert _run(config, paths, []).ok and paths.results_csv.exists()
+    (paths.output_dir / claims.CLAIMS_FILE).write_text("stale")  # as an earlier run left them
+    (paths.output_dir / delta_intervals.DELTA_INTERVALS_FILE).write_text("stale")
+    settings["probing"]["max_train"] = 20
+    path.write_text(yaml.safe_dump(settings))
+    config = grid.load_config(path)
+    failing = lambda cell, executed: (_ for _ in ()).throw(RuntimeError("boom"))  # noqa: E731
+    report = grid.run_grid(config, paths, executor=failing, rerun_changed=True, continue_on_error=True,
+                           log=lambda _: None)
+    assert not report.ok
+    for name in (results.RESULTS_FILE, claims.CLAIMS_FILE, delta_intervals.DELTA_INTERVALS_FILE):
+        assert not (paths.output_dir / name).exists(), name

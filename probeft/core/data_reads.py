@@ -44,9 +44,26 @@ def read_data_bytes(path: str | Path) -> bytes:
 
 
 def read_data_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """The text of a data file, exactly as ``Path.read_text(encoding)`` gives it (universal newlines)."""
+    """The text of a data file, exactly as ``Path.read_text(encoding)`` gives it (universal newlines).
+
+    Raises:
+        ValueError: the bytes are not ``encoding`` text, naming ``path:line`` (see :func:`decode_data`).
+    """
     raw = read_data_bytes(path)
+    decode_data(raw, path, encoding)  # a clear error first; the wrapper below would raise a bare one
     return io.TextIOWrapper(io.BytesIO(raw), encoding=encoding, newline=None).read()
+
+
+def decode_data(raw: bytes, path: str | Path, encoding: str = "utf-8") -> str:
+    """``raw.decode(encoding)``, with an undecodable byte reported as ``path:line: ...`` (a ValueError)."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: not {encoding} text (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+            f"save the file as {encoding}"
+        ) from None
 
 
 def data_files_read() -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probeft.core.data_reads import read_data_bytes
+from probeft.core.data_reads import decode_data, read_data_bytes
 from probeft.core.files import atomic_write_bytes, cache_root
 from probeft.core.names import PROBING_LABELS, PROBING_TASKS
 from probeft.data.caps import cap_text
@@ -97,7 +97,8 @@ def read_senteval(
     task = task or path.stem
     raw = read_data_bytes(path)
     columns: dict[str, tuple[list[str], list[str]]] = {split: ([], []) for split in _SPLIT_CODES.values()}
-    for number, line in enumerate(raw.decode("utf-8-sig").splitlines(), start=1):
+    known = PROBING_LABELS.get(task)
+    for number, line in enumerate(decode_data(raw, path, "utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -110,6 +111,8 @@ def read_senteval(
             raise ValueError(f"{path}:{number}: unknown partition {code!r}; expected one of tr, va, te")
         if not label:
             raise ValueError(f"{path}:{number}: empty label")
+        if known is not None and label not in known:
+            raise ValueError(f"{path}:{number}: label {label!r} is not one of {task}'s labels {list(known)}")
         if not sentence:
             raise ValueError(f"{path}:{number}: empty sentence")
         sentences, labels = columns[_SPLIT_CODES[code]]
@@ -126,7 +129,6 @@ def read_senteval(
     unseen = all_labels - set(columns["train"][1])
     if unseen:
         raise ValueError(f"{path}: labels {sorted(unseen)} occur in va/te but never in tr")
-    known = PROBING_LABELS.get(task)
     label_names = list(known) if known is not None and set(known) == all_labels else sorted(all_labels)
     label_ids = {name: index for index, name in enumerate(label_names)}
 

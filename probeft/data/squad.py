@@ -71,10 +71,15 @@ def _squad_example(path: Path, title: str, context: str, qa: dict) -> SquadExamp
     answers: list[str] = []
     starts: list[int] = []
     for answer in qa["answers"]:
-        try:
-            text, start = str(answer["text"]), int(answer["answer_start"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path}: question {qid}: answer needs 'text' and an integer 'answer_start'") from error
+        text = answer.get("text") if isinstance(answer, dict) else None
+        start = answer.get("answer_start") if isinstance(answer, dict) else None
+        # Exact types: int() would turn 0.9 into 0 and true into 1, and a negative start slices from the end.
+        if not isinstance(text, str) or not text or type(start) is not int:
+            raise ValueError(f"{path}: question {qid}: answer needs a non-empty string 'text' and an integer "
+                             f"'answer_start', got text={text!r}, answer_start={start!r}")
+        if not 0 <= start <= len(context) - len(text):
+            raise ValueError(f"{path}: question {qid}: answer_start={start} is outside its context "
+                             f"(0 to {len(context) - len(text)} for an answer of {len(text)} characters)")
         if context[start : start + len(text)] != text:
             raise ValueError(
                 f"{path}: question {qid}: answer {text!r} is not at answer_start={start} of its context"

@@ -30,6 +30,8 @@ __all__ = [
     "final_checkpoint",
     "is_run_dir",
     "load_point",
+    "missing_epochs",
+    "planned_epochs",
     "read_checkpoint_info",
     "resolve_checkpoint",
 ]
@@ -91,15 +93,41 @@ def epoch_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     return {epoch: checkpoint_dir(run_dir, epoch) for epoch in completed_epochs(run_dir)}
 
 
+def planned_epochs(run_dir: str | Path) -> int | None:
+    """The number of epochs the run was started for (its markers' ``signature.epochs``); None if unknown."""
+    for epoch in reversed(completed_epochs(run_dir)):
+        planned = read_checkpoint_info(checkpoint_dir(run_dir, epoch)).get("signature", {}).get("epochs")
+        if isinstance(planned, int) and not isinstance(planned, bool):
+            return planned
+    return None
+
+
+def missing_epochs(run_dir: str | Path, planned: int | None = None) -> list[int]:
+    """Epochs ``1..planned`` without a complete checkpoint (``planned``: default :func:`planned_epochs`)."""
+    planned = planned if planned is not None else planned_epochs(run_dir)
+    done = set(completed_epochs(run_dir))
+    if planned is None:
+        return [] if done else [1]
+    return [epoch for epoch in range(1, planned + 1) if epoch not in done]
+
+
 def final_checkpoint(run_dir: str | Path) -> Path:
-    """Folder of the last complete epoch.
+    """Folder of the run's final epoch: the last one it was started for, which must be complete.
 
     Raises:
-        FileNotFoundError: no complete epoch in ``run_dir``.
+        FileNotFoundError: no complete epoch in ``run_dir``, or the planned last epoch is not complete (a
+            run cut short, or a checkpoint deleted since: an earlier epoch is never used in its place).
     """
     epochs = completed_epochs(run_dir)
     if not epochs:
         raise FileNotFoundError(f"no complete fine-tuning epoch (epoch-<e>/{CHECKPOINT_MARKER}) in {run_dir}")
+    planned = planned_epochs(run_dir)
+    if planned is not None and epochs[-1] < planned:
+        raise FileNotFoundError(
+            f"{run_dir}: the run was for {planned} epochs but its last complete checkpoint is epoch {epochs[-1]} "
+            f"(no {checkpoint_dir(run_dir, planned).name}/{CHECKPOINT_MARKER}); run the fine-tuning cell again "
+            "(probeft grid resumes it) instead of probing an earlier epoch"
+        )
     return checkpoint_dir(run_dir, epochs[-1])
 
 

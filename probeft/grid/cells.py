@@ -4,10 +4,18 @@ Both backends run cells through this module: the sequential loop (:mod:`probeft.
 Dask tasks (:mod:`probeft.grid.dask_backend`). A cell is one papermill run of a notebook with its
 parameters; :func:`attempt_cell` runs it and checks its completion marker, turning any exception into
 a :class:`CellOutcome` that a Dask task can return.
+
+A finished cell is sealed: :data:`SEAL_FILE` in its folder records the sha256 of every file the cell
+wrote there (``results.csv``, ``provenance.json``, ``probe_predictions.npz``, ...) and of its executed
+notebook, written last, after papermill has saved the notebook. :func:`incomplete_reasons` verifies the
+seal, so a cell whose notebook could not be saved (disk full), or whose results were edited or lost
+afterwards, is not complete: it is not gathered, and the grid runs it again. A fine-tuning cell is also
+incomplete while any epoch it was asked for lacks its checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from collections.abc import Callable
@@ -16,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from probeft import results
+from probeft.core import names
+from probeft.core.data_reads import sha256_of_file
 from probeft.data import locations
+from probeft.finetune import checkpoints
 from probeft.grid.schema import GridConfig
 
 # probeft/grid/cells.py -> the repository root, whose notebooks/ the cells run (an editable install).
@@ -141,11 +152,13 @@ def attempt_cell(cell: Cell, executed: Path, run_one: Callable[[Cell, Path], Non
         run_one: the executor, ``run_one(cell, executed)`` (papermill or a test fake).
     """
     started = time.time()
+    cell_dir = Path(cell.parameters["output_dir"])
+    (cell_dir / SEAL_FILE).unlink(missing_ok=True)  # an old seal must not vouch for what this attempt writes
     try:
         run_one(cell, executed)
-        cell_dir = Path(cell.parameters["output_dir"])
         if not results.cell_complete(cell_dir):
             raise RuntimeError(f"notebook finished but wrote no complete results in {cell_dir}")
+        write_seal(cell, executed)
     except Exception as error:  # noqa: BLE001 - any notebook failure is reported per cell
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
         return CellOutcome(cell.name, "failed", failure_reason(error), detail, time.time() - started)
@@ -155,3 +168,64 @@ def attempt_cell(cell: Cell, executed: Path, run_one: Callable[[Cell, Path], Non
 def executed_notebook(cell: Cell, paths: GridPaths) -> Path:
     """Where a cell's executed notebook goes: ``<output_dir>/notebooks/<cell>.ipynb``."""
     return paths.notebooks_dir / f"{cell.name}.ipynb"
+
+
+SEAL_FILE = "cell-seal.json"  # in a cell's folder: sha256 of its files and notebook, written last
+SEAL_FORMAT = 1
+_NOTEBOOK_KEY = "<executed notebook>"
+
+
+def _sealed_files(cell_dir: Path) -> list[Path]:
+    """The files directly in a cell's folder (sub-folders such as checkpoints are not hashed)."""
+    return sorted(path for path in cell_dir.iterdir() if path.is_file() and path.name != SEAL_FILE)
+
+
+def write_seal(cell: Cell, executed: Path) -> Path:
+    """Record the sha256 of a finished cell's files and executed notebook in ``<cell>/cell-seal.json``."""
+    from probeft.core.files import atomic_write_text
+
+    cell_dir = Path(cell.parameters["output_dir"])
+    if not executed.is_file():
+        raise RuntimeError(f"the executed notebook {executed} was not written")
+    digests = {path.name: sha256_of_file(path) for path in _sealed_files(cell_dir)}
+    digests[_NOTEBOOK_KEY] = sha256_of_file(executed)
+    record = {"format": SEAL_FORMAT, "cell": cell.name, "sha256": digests}
+    return atomic_write_text(cell_dir / SEAL_FILE, json.dumps(record, indent=2, sort_keys=True))
+
+
+def seal_problems(cell: Cell, executed: Path) -> list[str]:
+    """What no longer matches a cell's seal, one line each (empty when every sealed file verifies)."""
+    cell_dir = Path(cell.parameters["output_dir"])
+    seal = cell_dir / SEAL_FILE
+    if not seal.is_file():
+        return [f"no {SEAL_FILE} (the cell did not finish under the grid, or ran under an older probeft)"]
+    try:
+        recorded = json.loads(seal.read_text(encoding="utf-8"))["sha256"]
+    except (ValueError, KeyError, TypeError) as error:
+        return [f"{seal} is unreadable ({error})"]
+    problems = []
+    for name, digest in sorted(recorded.items()):
+        path = executed if name == _NOTEBOOK_KEY else cell_dir / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif (actual := sha256_of_file(path)) != digest:
+            problems.append(f"{path} changed since the cell finished (sha256 {digest[:12]} -> {actual[:12]})")
+    return problems
+
+
+def incomplete_reasons(cell: Cell, executed: Path) -> list[str]:
+    """Why a cell is not complete (empty when it is): results, notebook, seal and, for fine-tuning, every epoch."""
+    cell_dir = Path(cell.parameters["output_dir"])
+    if not results.cell_complete(cell_dir):
+        if (cell_dir / results.PROVENANCE_FILE).is_file():
+            return [f"{cell_dir / results.RESULTS_FILE} does not match its provenance (edited, truncated or lost)"]
+        return ["no complete results"]
+    if not executed.is_file():
+        return [f"no executed notebook {executed}"]
+    problems = seal_problems(cell, executed)
+    if cell.stage == "finetune":
+        planned = cell.parameters.get("epochs") or names.default_epochs(cell.parameters["task"])
+        missing = checkpoints.missing_epochs(cell_dir, planned)
+        if missing:
+            problems.append(f"{cell_dir}: no complete checkpoint for epoch(s) {missing}")
+    return problems

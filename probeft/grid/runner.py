@@ -39,17 +39,15 @@ from probeft.data import locations
 from probeft.grid import cell_state
 from probeft.grid.cells import (
     NOTEBOOK_DIR,
-    REPO_ROOT,
     Cell,
-    CellOutcome,
     GridPaths,
     GridReport,
     attempt_cell,
     execute_cell,
     executed_notebook,
-    resolve_paths,
+    incomplete_reasons,
 )
-from probeft.grid.schema import STAGES, FinetuneSection, GridConfig, ModelEntry, load_config
+from probeft.grid.schema import STAGES, FinetuneSection, GridConfig, ModelEntry
 from probeft.probing import feature_cache
 from probeft.verdicts import claims, delta_intervals
 
@@ -401,8 +399,8 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
 
 
 def _complete(cell: Cell, paths: GridPaths) -> bool:
-    """A cell's results and provenance are written and its executed notebook exists."""
-    return results.cell_complete(cell.parameters["output_dir"]) and executed_notebook(cell, paths).is_file()
+    """A cell's results, provenance and executed notebook verify against its seal (:func:`incomplete_reasons`)."""
+    return not incomplete_reasons(cell, executed_notebook(cell, paths))
 
 
 def _skipped(cell: Cell, index: int, total: int, paths: GridPaths, report: GridReport, *, force: bool,
@@ -411,10 +409,15 @@ def _skipped(cell: Cell, index: int, total: int, paths: GridPaths, report: GridR
     it is one of the ``changed`` cells that run again."""
     if only_stages and cell.stage not in only_stages:
         return True
-    if not force and cell.name not in changed and _complete(cell, paths):
+    if force or cell.name in changed:
+        return False
+    reasons = incomplete_reasons(cell, executed_notebook(cell, paths))
+    if not reasons:
         report.skipped.append(cell.name)
         log(f"[{index}/{total}] {cell.name}: complete, skipped")
         return True
+    if (Path(cell.parameters["output_dir"]) / results.PROVENANCE_FILE).is_file():  # it had finished: say why
+        log(f"[{index}/{total}] {cell.name}: runs again: " + "; ".join(reasons))
     return False
 
 
@@ -465,8 +468,13 @@ def gather_outputs(cells: Sequence[Cell], paths: GridPaths, log: Callable[[str],
     The one gather both backends use, in the driver, after every cell has finished; cells are taken in
     grid order, so the tables do not depend on which cell finished first.
     """
-    complete = [Path(c.parameters["output_dir"]) for c in cells if results.cell_complete(c.parameters["output_dir"])]
+    complete = [Path(c.parameters["output_dir"]) for c in cells if _complete(c, paths)]
     if not complete:
+        # Tables of an earlier run (e.g. cells since deleted by --rerun-changed) must not outlive their cells.
+        for name in (results.RESULTS_FILE, delta_intervals.DELTA_INTERVALS_FILE, claims.CLAIMS_FILE):
+            if (paths.output_dir / name).exists():
+                (paths.output_dir / name).unlink()
+                log(f"no complete cell: removed the stale {paths.output_dir / name}")
         return
     table = results.gather(complete, paths.results_csv)
     log(f"gathered {len(table)} rows from {len(complete)} cells into {paths.results_csv}")

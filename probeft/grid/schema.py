@@ -1,6 +1,9 @@
 """The grid's YAML schema: typed, strict sections validated with pydantic, and :func:`load_config`.
 
-Unknown keys and bad values are errors naming the file and the key (``finetune.tasks.0: ...``).
+Unknown keys and bad values are errors naming the file and the key (``finetune.tasks.0: ...``). Types
+are strict: ``epochs: true``, ``seeds: [1.0]`` or ``batch_size: "32"`` are errors, not 1, 1 and 32;
+a key given twice in one mapping is an error naming its line; lists that expand into cells must not
+be empty; model names become folder names, so they are restricted to letters, digits, ``_ . -``.
 Task, head and pooling names are normalised through :mod:`probeft.core.names`, so ``SST-2``, ``sst_2``
 and ``sst2`` are one task everywhere; ``device`` is checked by :func:`probeft.core.devices.check_device`
 (``"auto"`` or any torch device string, e.g. ``cuda:1``). Expansion into cells is in
@@ -14,7 +17,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from probeft.core import devices, names
 
@@ -50,6 +62,20 @@ Head = Annotated[str, AfterValidator(names.normalise_head)]
 Pooling = Annotated[str, AfterValidator(names.normalise_pooling)]
 # A list naming one thing twice (after normalisation) would give two cells one output folder.
 Unique = AfterValidator(_no_repeats)
+# A list that expands into cells: empty would silently run nothing of that stage.
+NonEmpty = Field(min_length=1)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML ``true`` must not pass as the number 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+# Floats stay lax (PyYAML reads ``2e-5`` without a dot as a string) but refuse booleans.
+LearningRate = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, strict=False)]
 
 
 def slug(text: str) -> str:
@@ -58,7 +84,7 @@ def slug(text: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ModelEntry(_Strict):
@@ -67,12 +93,20 @@ class ModelEntry(_Strict):
     name: str
     spec: str
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not _SAFE_NAME.fullmatch(name) or ".." in name:
+            raise ValueError(f"model name {name!r} must be letters, digits, '_', '.' or '-' (it names folders), "
+                             "start with a letter or digit and contain no '..'")
+        return name
+
 
 class TaskOverrides(_Strict):
     """Settings of one fine-tuning task that differ from the section's (e.g. SQuAD's batch size)."""
 
     epochs: int | None = Field(default=None, ge=1)
-    learning_rate: float = Field(default=2e-5, gt=0)
+    learning_rate: LearningRate = 2e-5
     batch_size: int = Field(default=32, ge=1)
     max_length: int | None = Field(default=None, ge=8)
     max_train: int | None = Field(default=None, ge=1)
@@ -83,11 +117,11 @@ class FinetuneSection(_Strict):
     """Fine-tuning runs: every model x task x head x seed (plus what later stages need)."""
 
     tasks: Annotated[list[FinetuneTask], Unique] = Field(default_factory=list)
-    heads: Annotated[list[Head], Unique] = Field(default_factory=lambda: ["cls"])
-    seeds: Annotated[list[int], Unique] = Field(default_factory=lambda: [0])
+    heads: Annotated[list[Head], Unique, NonEmpty] = Field(default_factory=lambda: ["cls"])
+    seeds: Annotated[list[int], Unique, NonEmpty] = Field(default_factory=lambda: [0])
     models: list[str] | None = None
     epochs: int | None = Field(default=None, ge=1)
-    learning_rate: float = Field(default=2e-5, gt=0)
+    learning_rate: LearningRate = 2e-5
     batch_size: int = Field(default=32, ge=1)
     max_length: int | None = Field(default=None, ge=8)  # None: 128 for GLUE, 384 for SQuAD (the paper's)
     max_train: int | None = Field(default=None, ge=1)
@@ -106,8 +140,9 @@ class ProbingSection(_Strict):
     """Probing cells: every model x fine-tuning state (``none`` = pre-trained) x fine-tuning seed."""
 
     tasks: Annotated[list[str], Unique] = Field(default_factory=lambda: list(names.PROBING_TASKS))
-    poolings: Annotated[list[Pooling], Unique] = Field(default_factory=lambda: list(names.POOLINGS))
-    finetune_tasks: Annotated[list[FinetuneState], Unique] = Field(default_factory=lambda: [names.NO_FINETUNE])
+    poolings: Annotated[list[Pooling], Unique, NonEmpty] = Field(default_factory=lambda: list(names.POOLINGS))
+    finetune_tasks: Annotated[list[FinetuneState], Unique, NonEmpty] = Field(
+        default_factory=lambda: [names.NO_FINETUNE])
     finetune_head: Head = "cls"
     models: list[str] | None = None
     max_train: int | None = Field(default=None, ge=2)
@@ -132,7 +167,7 @@ class AttentionSection(_Strict):
 
     models: list[str] | None = None
     finetune_task: FinetuneTask = "cola"
-    heads: Annotated[list[Head], Unique] = Field(default_factory=lambda: list(names.HEADS))
+    heads: Annotated[list[Head], Unique, NonEmpty] = Field(default_factory=lambda: list(names.HEADS))
     seed: int = 0
     probe_task: str = "bigram_shift"
     max_sentences: int | None = Field(default=1000, ge=1)
@@ -145,9 +180,9 @@ class PerplexitySection(_Strict):
     """Perplexity cells: per model x fine-tuning task, over fine-tuning seeds and epochs."""
 
     models: list[str] | None = None
-    finetune_tasks: Annotated[list[FinetuneTask], Unique] = Field(default_factory=lambda: ["cola", "sst2"])
+    finetune_tasks: Annotated[list[FinetuneTask], Unique, NonEmpty] = Field(default_factory=lambda: ["cola", "sst2"])
     head: Head = "cls"
-    seeds: Annotated[list[int], Unique] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    seeds: Annotated[list[int], Unique, NonEmpty] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
     block_size: int = Field(default=128, ge=8)
     max_blocks: int | None = Field(default=None, ge=1)
     mask_seed: int = 0
@@ -191,6 +226,20 @@ class GridConfig(_Strict):
         return self
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first on line {first_line[key]})", key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> GridConfig:
     """Read and validate a grid YAML file.
 
@@ -202,7 +251,7 @@ def load_config(path: str | Path) -> GridConfig:
     if not path.is_file():
         raise FileNotFoundError(f"grid config not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({error})") from error
     if not isinstance(raw, dict):

@@ -12,6 +12,7 @@ This module imports only :mod:`probeft.core.files` from probeft.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -175,7 +176,7 @@ def write_cell(
     """Atomically write one cell's results and provenance.
 
     ``results.csv`` is written first, ``provenance.json`` (the completion marker, holding the row
-    count) last; both via temporary files and renames.
+    count and the sha256 of ``results.csv``) last; both via temporary files and renames.
 
     Args:
         cell_dir: the cell's output folder.
@@ -191,23 +192,28 @@ def write_cell(
     table = validate_results(table, source=str(cell_dir))
     (cell_dir / PROVENANCE_FILE).unlink(missing_ok=True)  # invalidate before rewriting
     results_path = cell_dir / RESULTS_FILE
-    files.atomic_write_text(results_path, table.to_csv(index=False))
+    text = table.to_csv(index=False)
+    files.atomic_write_text(results_path, text)
     record = provenance(params=params, started=started, device=device)
     record["rows"] = len(table)
+    record["results_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     files.atomic_write_text(cell_dir / PROVENANCE_FILE, json.dumps(record, indent=2, sort_keys=True))
     return results_path
 
 
 def cell_complete(cell_dir: str | Path) -> bool:
-    """Whether a cell finished: provenance exists and its row count matches ``results.csv``."""
+    """Whether a cell finished: provenance exists, and ``results.csv`` has the recorded sha256 (cells
+    written before the hash was recorded: the recorded row count)."""
     cell_dir = Path(cell_dir)
     prov_path, results_path = cell_dir / PROVENANCE_FILE, cell_dir / RESULTS_FILE
     if not (prov_path.is_file() and results_path.is_file()):
         return False
     try:
-        rows = json.loads(prov_path.read_text(encoding="utf-8"))["rows"]
-        return len(pd.read_csv(results_path)) == rows
-    except (ValueError, KeyError, OSError, pd.errors.ParserError):
+        record = json.loads(prov_path.read_text(encoding="utf-8"))
+        if "results_sha256" in record:
+            return hashlib.sha256(results_path.read_bytes()).hexdigest() == record["results_sha256"]
+        return len(pd.read_csv(results_path)) == record["rows"]
+    except (ValueError, KeyError, TypeError, OSError, pd.errors.ParserError):
         return False
 
 
