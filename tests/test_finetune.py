@@ -510,3 +510,23 @@ def test_finetune_curves_plot_one_line_per_metric_over_the_epochs(toy_run) -> No
     assert ax.get_title() == "tiny-bert on sst2 (mean head)"
     with pytest.raises(ValueError, match="fine-tuning"):
         plots.finetune_curves(table.assign(stage="probe"))
+
+
+def test_changed_checkpoint_weights_are_refused_by_every_reader(toy_run, tmp_path):
+    from probeft.diagnostics import perplexity
+    from probeft.finetune import checkpoints
+
+    run = Path(shutil.copytree(toy_run[0], tmp_path / "run"))
+    final = run / "epoch-3"
+    recorded = checkpoints.read_checkpoint_info(final)[checkpoints.WEIGHTS_KEY]
+    assert set(recorded) == {"model.safetensors", checkpoints.HEADS_FILE}
+    assert checkpoints.resolve_checkpoint(str(run)) == (str(final), 3)  # untouched: verifies
+    weights = final / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-8:] = bytes(8)  # still a loadable file with finite values, but other weights
+    weights.write_bytes(bytes(raw))
+    for read in (lambda: checkpoints.resolve_checkpoint(str(run)), lambda: checkpoints.load_point(run),
+                 lambda: checkpoints.load_point(final), lambda: perplexity.finetune_checkpoints({0: run})):
+        with pytest.raises(ValueError, match=r"epoch-3/model.safetensors: the weights changed"):
+            read()
+    assert checkpoints.resolve_checkpoint(str(run), epoch=2)[1] == 2  # the other epochs still verify

@@ -175,3 +175,119 @@ def test_a_failed_rerun_of_the_only_cell_leaves_no_stale_tables(tmp_path):
     assert not report.ok
     for name in (results.RESULTS_FILE, claims.CLAIMS_FILE, delta_intervals.DELTA_INTERVALS_FILE):
         assert not (paths.output_dir / name).exists(), name
+
+
+# --- Feature cache: every array verified by its sha256, recomputed when it does not verify ------------------
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from probeft.probing import feature_cache  # noqa: E402
+
+
+@pytest.mark.parametrize("damage", ["garbled", "truncated", "deleted", "no hashes (older probeft)", "bad metadata"])
+def test_a_damaged_feature_cache_is_named_and_computed_again(tmp_path, damage):
+    cache = tmp_path / "features"
+    metadata = {"model": "m", "num_feature_layers": 2, "hidden_size": 3}
+    features = {"cls": np.arange(12, dtype=np.float32).reshape(2, 2, 3)}
+    feature_cache.load_or_extract(cache, metadata, lambda: features)
+    array_file, record_file = cache / "cls.npy", cache / feature_cache.METADATA_FILE
+    if damage == "garbled":  # same size, valid header, other values: np.load alone would accept it
+        raw = bytearray(array_file.read_bytes())
+        raw[-4:] = np.float32(123.0).tobytes()
+        array_file.write_bytes(bytes(raw))
+    elif damage == "truncated":
+        array_file.write_bytes(array_file.read_bytes()[:-10])
+    elif damage == "deleted":
+        array_file.unlink()
+    elif damage == "no hashes (older probeft)":
+        record = json.loads(record_file.read_text())
+        del record["arrays"]["cls"]["sha256"]
+        record_file.write_text(json.dumps(record))
+    else:
+        record_file.write_text("{not json")
+    computed = []
+    with pytest.warns(RuntimeWarning, match=r"(cls\.npy|metadata\.json).*computing these features again"):
+        again = feature_cache.load_or_extract(cache, metadata, lambda: computed.append(1) or features)
+    assert computed == [1] and np.array_equal(again["cls"], features["cls"])
+    cached = feature_cache.load_or_extract(cache, metadata, lambda: pytest.fail("must be cached now"))
+    assert np.array_equal(cached["cls"], again["cls"])
+
+
+def test_a_cache_of_other_weights_says_not_to_just_delete_it(tmp_path):
+    cache = tmp_path / "features"
+    feature_cache.load_or_extract(cache, {"model": "m", "model_fingerprint": {"revision": "a"}},
+                                  lambda: {"cls": np.zeros((1, 2, 3))})
+    with pytest.raises(feature_cache.FeatureCacheMismatch, match="restore the model first") as caught:
+        feature_cache.load_or_extract(cache, {"model": "m", "model_fingerprint": {"revision": "b"}}, dict)
+    assert '{"revision": "a"}' in str(caught.value) and '{"revision": "b"}' in str(caught.value)
+
+
+# --- Unclear errors made clear; crash leftovers; Ctrl-C -----------------------------------------------------
+
+import functools  # noqa: E402
+
+from probeft import models  # noqa: E402
+from probeft.core import files  # noqa: E402
+from probeft.grid import runner  # noqa: E402
+from probeft.results import predictions  # noqa: E402
+
+
+def test_an_output_dir_that_is_a_file_is_named(tmp_path, capsys):
+    _, paths = _grid(tmp_path)
+    (tmp_path / "out").write_text("not a folder")
+    assert cli.main(["grid", str(tmp_path / "grid.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"output_dir {tmp_path / 'out'} is a file" in err and "Traceback" not in err
+
+
+def test_a_model_spec_that_is_a_file_is_named(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"model spec '.*model.safetensors' is a file; give the folder"):
+        models.resolve_model(str(weights))
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not a zip archive", b""])
+def test_a_corrupt_predictions_file_is_named(tmp_path, content):
+    (tmp_path / predictions.PREDICTIONS_FILE).write_bytes(content)
+    with pytest.raises(ValueError, match=f"{predictions.PREDICTIONS_FILE}: not a valid"):
+        predictions.load_predictions(tmp_path)
+
+
+def test_crash_leftovers_are_removed_by_the_next_run(tmp_path):
+    config, paths = _grid(tmp_path)
+    assert _run(config, paths, []).ok
+    leftovers = [paths.cells_dir / PROBE_COLA / ".results.csv.ab12cd34.tmp",
+                 paths.cells_dir / FINETUNE_COLA / ".epoch-3.tmp-x1y2z3w4",
+                 paths.cache_dir / "features" / ".some-set.old-abcdefgh"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".tmp":
+            path.write_text("half")
+        else:
+            (path / "inner").mkdir(parents=True)
+    keep = paths.cells_dir / PROBE_COLA / ".hidden-but-ours"
+    keep.write_text("not a temporary name")
+    logged: list[str] = []
+    grid.run_grid(config, paths, executor=_executor([]), log=logged.append)
+    assert not any(path.exists() for path in leftovers) and keep.exists()
+    assert "removed 3 half-written file(s) or folder(s) left by an interrupted run" in logged
+    assert files.remove_crash_leftovers(tmp_path / "nowhere") == []
+
+
+def test_ctrl_c_ends_with_one_line_saying_what_finished(tmp_path, monkeypatch, capsys):
+    _grid(tmp_path)
+    calls: list[str] = []
+
+    def interrupted_on_the_third(cell, executed):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        _executor(calls)(cell, executed)
+
+    monkeypatch.setattr(runner, "run_grid", functools.partial(runner.run_grid, executor=interrupted_on_the_third))
+    assert cli.main(["grid", str(tmp_path / "grid.yaml")]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "interrupted; 2 of 3 cells are complete" in err and "same command" in err
+    assert not (tmp_path / "out" / grid.LOCK_FILE).exists()  # the lock is released for the resume

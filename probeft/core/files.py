@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -27,6 +28,7 @@ __all__ = [
     "atomic_write_text",
     "cache_root",
     "exclusive_lock",
+    "remove_crash_leftovers",
     "replace_directory",
 ]
 
@@ -210,3 +212,31 @@ def exclusive_lock(path: str | Path, *, what: str) -> Iterator[dict]:
         if _read_holder(path) == mine:
             path.unlink(missing_ok=True)
 
+
+# The temporary names atomic_write_bytes (".<name>.<random>.tmp") and replace_directory / atomic_directory
+# (".<name>.tmp-<random>", ".<name>.old-<random>") use; mkstemp / mkdtemp add 8 random characters.
+_LEFTOVER = re.compile(r"\..+(\.[a-z0-9_]{8}\.tmp|\.(tmp|old)-[a-z0-9_]{8})")
+
+
+def remove_crash_leftovers(root: str | Path) -> list[Path]:
+    """Delete the temporary files and folders of atomic writes under ``root`` that a killed process left.
+
+    Only call it while no other process writes under ``root`` (e.g. holding :func:`exclusive_lock`).
+
+    Returns:
+        What was deleted.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = sorted((path for path in root.rglob(".*") if _LEFTOVER.fullmatch(path.name)), key=lambda p: len(p.parts))
+    removed: list[Path] = []
+    for path in found:
+        if any(parent in removed for parent in path.parents):
+            continue  # inside a leftover folder already deleted
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

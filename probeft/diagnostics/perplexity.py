@@ -319,10 +319,13 @@ def finetune_checkpoints(finetune_runs: Mapping[int | str, str | Path]) -> dict[
             strings, as YAML / papermill pass them).
 
     Returns:
-        Seeds as ints, epochs ascending; a run without complete epochs maps to ``{}``
+        Seeds as ints, epochs ascending, each checked against the weight digests in its marker
+        (:func:`~probeft.finetune.checkpoints.verify_checkpoint`); a run without complete epochs maps to ``{}``
         (:func:`perplexity_table` refuses it with an error naming the seed).
     """
-    return {int(seed): checkpoint_store.epoch_checkpoints(run) for seed, run in finetune_runs.items()}
+    return {int(seed): {epoch: checkpoint_store.verify_checkpoint(path)
+                        for epoch, path in checkpoint_store.epoch_checkpoints(run).items()}
+            for seed, run in finetune_runs.items()}
 
 
 def _replacement_or_note(

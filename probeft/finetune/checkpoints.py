@@ -19,9 +19,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from probeft.core.data_reads import sha256_of_file
+
 __all__ = [
     "CHECKPOINT_MARKER",
     "HEADS_FILE",
+    "WEIGHTS_KEY",
     "checkpoint_dir",
     "checkpoint_fields",
     "completed_epochs",
@@ -34,10 +37,14 @@ __all__ = [
     "planned_epochs",
     "read_checkpoint_info",
     "resolve_checkpoint",
+    "verify_checkpoint",
+    "weight_digests",
 ]
 
 CHECKPOINT_MARKER = "checkpoint.json"
 HEADS_FILE = "heads.safetensors"
+WEIGHTS_KEY = "weights_sha256"  # in the marker: weight file name -> sha256, written with the checkpoint
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _EPOCH_DIR = re.compile(r"epoch-(\d+)")
 
 
@@ -131,6 +138,31 @@ def final_checkpoint(run_dir: str | Path) -> Path:
     return checkpoint_dir(run_dir, epochs[-1])
 
 
+def weight_digests(folder: str | Path) -> dict[str, str]:
+    """sha256 of every weight file (``*.safetensors``, ``*.bin``) directly in ``folder``."""
+    return {path.name: sha256_of_file(path) for path in sorted(Path(folder).iterdir())
+            if path.is_file() and path.suffix in _WEIGHT_SUFFIXES}
+
+
+def verify_checkpoint(path: str | Path) -> Path:
+    """``path`` if its weight files are the ones its marker recorded (checkpoints written before the record
+    are taken as they are).
+
+    Raises:
+        ValueError: a weight file is missing or changed since the epoch was written, naming it.
+    """
+    path = Path(path)
+    recorded = read_checkpoint_info(path).get(WEIGHTS_KEY)
+    for name, digest in sorted((recorded or {}).items()):
+        weights = path / name
+        if not weights.is_file():
+            raise ValueError(f"{weights}: missing from the checkpoint; run its fine-tuning cell again")
+        if sha256_of_file(weights) != digest:
+            raise ValueError(f"{weights}: the weights changed since epoch {path.name} was written (sha256 "
+                             "differs); run its fine-tuning cell again (probeft grid --rerun-changed)")
+    return path
+
+
 def is_run_dir(path: str | Path) -> bool:
     """Whether ``path`` is a fine-tuning run folder (it has ``epoch-<e>/`` sub-folders)."""
     return bool(epoch_dirs(path))
@@ -144,9 +176,9 @@ def load_point(path: str | Path) -> Path:
     """
     path = Path(path)
     if (path / "config.json").is_file():
-        return path
+        return verify_checkpoint(path) if (path / CHECKPOINT_MARKER).is_file() else path
     if is_run_dir(path):
-        return final_checkpoint(path)
+        return verify_checkpoint(final_checkpoint(path))
     raise FileNotFoundError(f"{path} is neither a model folder (config.json) nor a fine-tuning run (epoch-<e>/)")
 
 
@@ -166,13 +198,13 @@ def resolve_checkpoint(model: str, epoch: int = -1) -> tuple[str, int]:
     path = Path(model)
     if path.is_dir() and is_run_dir(path):
         if epoch == -1:
-            final = final_checkpoint(path)
+            final = verify_checkpoint(final_checkpoint(path))
             return str(final), int(final.name.split("-")[1])
         if epoch not in completed_epochs(path):
             raise FileNotFoundError(f"epoch={epoch} is not a complete checkpoint in {path}")
-        return str(checkpoint_dir(path, epoch)), epoch
+        return str(verify_checkpoint(checkpoint_dir(path, epoch))), epoch
     if path.is_dir() and (path / CHECKPOINT_MARKER).is_file():
-        return str(path), int(read_checkpoint_info(path).get("epoch", 0))
+        return str(verify_checkpoint(path)), int(read_checkpoint_info(path).get("epoch", 0))
     return model, max(epoch, 0)
 
 

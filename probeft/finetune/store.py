@@ -30,10 +30,12 @@ from probeft.core.files import atomic_directory
 from probeft.finetune.checkpoints import (
     CHECKPOINT_MARKER,
     HEADS_FILE,
+    WEIGHTS_KEY,
     checkpoint_dir,
     completed_epochs,
     epoch_dirs,
     read_checkpoint_info,
+    weight_digests,
 )
 from probeft.finetune.config import RUNTIME_FIELDS, FinetuneConfig
 from probeft.finetune.heads import head_state_dict
@@ -145,6 +147,8 @@ def write_epoch(
         model.encoder.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         safetensors.torch.save_file(head_state_dict(model), str(staging / HEADS_FILE), metadata={"format": "pt"})
+        # The weights' digests go into the marker, so every later reader can check them (verify_checkpoint).
+        info = {**info, WEIGHTS_KEY: weight_digests(staging)}
         (staging / CHECKPOINT_MARKER).write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
     return final
 

@@ -38,18 +38,24 @@ def _grid_command(args: argparse.Namespace) -> int:
 
         write_demo_data(paths.data_dir)
         print(f"demo data in {paths.data_dir}")
-    report = runner.run_grid(
-        config,
-        paths,
-        force=args.force,
-        continue_on_error=args.continue_on_error,
-        dry_run=args.dry_run,
-        only_stages=args.stage,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        cells_per_gpu=args.cells_per_gpu,
-        rerun_changed=args.rerun_changed,
-    )
+    try:
+        report = runner.run_grid(
+            config,
+            paths,
+            force=args.force,
+            continue_on_error=args.continue_on_error,
+            dry_run=args.dry_run,
+            only_stages=args.stage,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            cells_per_gpu=args.cells_per_gpu,
+            rerun_changed=args.rerun_changed,
+        )
+    except KeyboardInterrupt:
+        done, total = runner.finished_cells(config, paths)
+        print(f"\nprobeft grid: interrupted; {done} of {total} cells are complete and kept in {paths.output_dir}. "
+              "Run the same command again to resume: complete cells are skipped.", file=sys.stderr)
+        return 130
     print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
     return 0 if report.ok else 1
 

@@ -51,7 +51,15 @@ from probeft.grid.schema import STAGES, FinetuneSection, GridConfig, ModelEntry
 from probeft.probing import feature_cache
 from probeft.verdicts import claims, delta_intervals
 
-__all__ = ["LOCK_FILE", "expand", "finetune_cell_name", "gather_outputs", "run_grid", "visible_gpu_ids"]
+__all__ = [
+    "LOCK_FILE",
+    "expand",
+    "finetune_cell_name",
+    "finished_cells",
+    "gather_outputs",
+    "run_grid",
+    "visible_gpu_ids",
+]
 
 LOCK_FILE = "grid.lock"  # in the output dir while a run holds it (probeft.core.files.exclusive_lock)
 
@@ -242,6 +250,8 @@ def run_grid(
             lists each cell and parameter) and ``rerun_changed`` is not set; nothing has run.
     """
     _check_backend_options(workers, scheduler, cells_per_gpu)
+    if paths.output_dir.exists() and not paths.output_dir.is_dir():
+        raise ValueError(f"output_dir {paths.output_dir} is a file; give a folder (--output-dir or output_dir:)")
     options = dict(force=force, continue_on_error=continue_on_error, dry_run=dry_run, only_stages=only_stages,
                    log=log, executor=executor, workers=workers, scheduler=scheduler, cells_per_gpu=cells_per_gpu,
                    rerun_changed=rerun_changed)
@@ -398,6 +408,12 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
     return set(stale)
 
 
+def finished_cells(config: GridConfig, paths: GridPaths) -> tuple[int, int]:
+    """``(complete, total)`` cells of a grid in ``paths`` (e.g. to report after an interruption)."""
+    cells = expand(config, paths)
+    return sum(_complete(cell, paths) for cell in cells), len(cells)
+
+
 def _complete(cell: Cell, paths: GridPaths) -> bool:
     """A cell's results, provenance and executed notebook verify against its seal (:func:`incomplete_reasons`)."""
     return not incomplete_reasons(cell, executed_notebook(cell, paths))
@@ -493,6 +509,11 @@ def _prepare(config: GridConfig, paths: GridPaths, cells: list[Cell], log: Calla
     paths.output_dir.mkdir(parents=True, exist_ok=True)
     if paths.data_dir is not None and not paths.data_dir.is_dir():
         raise FileNotFoundError(f"data_dir does not exist: {paths.data_dir}")
+    # This run holds the output dir's lock, so no writer is left: half-written files are a crash's remains.
+    leftovers = [path for folder in (paths.cells_dir, paths.notebooks_dir, paths.cache_dir)
+                 for path in files.remove_crash_leftovers(folder)]
+    if leftovers:
+        log(f"removed {len(leftovers)} half-written file(s) or folder(s) left by an interrupted run")
     record = {
         "config": config.model_dump(),
         "output_dir": str(paths.output_dir),

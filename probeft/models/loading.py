@@ -97,6 +97,9 @@ def resolve_model(spec: str) -> str:
         # No silent hub fallback: a 420 MB download is not what an offline alias should start.
         return str(assemble_mpnet())
     local = Path(spec).expanduser()
+    if local.is_file():
+        raise ValueError(f"model spec {spec!r} is a file; give the folder that holds it (saved with "
+                         "save_pretrained: config.json and the weights), a hub id or a built-in name")
     if local.exists():
         return str(local)
     if _looks_like_path(spec):

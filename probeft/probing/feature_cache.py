@@ -7,6 +7,11 @@ or complete. Loading refuses a cache whose stored metadata differ from the reque
 (:class:`FeatureCacheMismatch` names the keys), so features of another model revision, data file,
 layer count, pooling or max length are never used silently (structural-probes #11).
 
+Every array's sha256 (of its float32 bytes, hashed in memory as it is written and as it is read back)
+is in ``metadata.json``. An array that is missing, truncated, unreadable or changed since it was written,
+or a cache written before the hashes were recorded, is not used: :func:`load_or_extract` says which
+file and computes the features again (they are a pure function of the metadata, so this is safe).
+
 This module knows nothing about models: it takes metadata dicts and arrays.
 """
 
@@ -16,6 +21,7 @@ import hashlib
 import json
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,14 @@ import numpy as np
 
 from probeft.core.files import atomic_directory
 
-__all__ = ["METADATA_FILE", "FeatureCacheMismatch", "drop_features_of", "feature_cache_path", "load_or_extract"]
+__all__ = [
+    "METADATA_FILE",
+    "FeatureCacheCorrupt",
+    "FeatureCacheMismatch",
+    "drop_features_of",
+    "feature_cache_path",
+    "load_or_extract",
+]
 
 METADATA_FILE = "metadata.json"
 _ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -45,14 +58,27 @@ class FeatureCacheMismatch(ValueError):
             f"{key}: cached={_short(differences[key][0])} requested={_short(differences[key][1])}"
             for key in self.differing_keys
         )
+        if "model_fingerprint" in differences:
+            advice = ("The model's weights are not the ones these features came from: if the model changed on "
+                      "purpose, delete the directory (or pass refresh=True); if not, restore the model first.")
+        else:
+            advice = "Delete the directory, pass refresh=True, or use another cache_dir."
         super().__init__(
             f"feature cache {cache_dir} was written for other metadata (differing keys: "
-            f"{', '.join(self.differing_keys)}): {details}. Delete the directory, pass refresh=True, "
-            "or use another cache_dir."
+            f"{', '.join(self.differing_keys)}): {details}. {advice}"
         )
 
 
-def _short(value: Any, limit: int = 80) -> str:
+class FeatureCacheCorrupt(ValueError):
+    """A feature cache's arrays do not verify against its ``metadata.json`` (the message names the file)."""
+
+
+def _array_sha256(array: np.ndarray) -> str:
+    """sha256 of an array's float32 C-order bytes (hashed in place: no copy of a contiguous float32 array)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(array, dtype=np.float32)).cast("B")).hexdigest()
+
+
+def _short(value: Any, limit: int = 240) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -86,7 +112,10 @@ def _differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> dic
 
 def _read_cache(cache_dir: Path, requested: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Load a complete cache after checking its metadata and array shapes."""
-    stored = json.loads((cache_dir / METADATA_FILE).read_text())
+    try:
+        stored = json.loads((cache_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:
+        raise FeatureCacheCorrupt(f"{cache_dir / METADATA_FILE}: unreadable ({error})") from None
     differences = _differences(stored.get("metadata", {}), requested)
     if differences:
         raise FeatureCacheMismatch(cache_dir, differences)
@@ -94,10 +123,17 @@ def _read_cache(cache_dir: Path, requested: Mapping[str, Any]) -> dict[str, np.n
     for name, entry in stored["arrays"].items():
         path = cache_dir / f"{name}.npy"
         if not path.is_file():
-            raise FileNotFoundError(f"feature cache {cache_dir} lists {name!r} but {path.name} is missing")
-        array = np.load(path)
+            raise FeatureCacheCorrupt(f"feature cache {cache_dir} lists {name!r} but {path.name} is missing")
+        if "sha256" not in entry:
+            raise FeatureCacheCorrupt(f"{path}: written before probeft recorded array hashes, so it cannot be checked")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise FeatureCacheCorrupt(f"{path}: unreadable ({error})") from None
         if list(array.shape) != entry["shape"]:
-            raise ValueError(f"{path}: shape {array.shape} differs from {entry['shape']} in {METADATA_FILE}")
+            raise FeatureCacheCorrupt(f"{path}: shape {array.shape} differs from {entry['shape']} in {METADATA_FILE}")
+        if _array_sha256(array) != entry["sha256"]:
+            raise FeatureCacheCorrupt(f"{path}: its values changed since it was written (sha256 differs)")
         arrays[name] = array
     _check_arrays(arrays, requested, str(cache_dir))
     return arrays
@@ -107,13 +143,12 @@ def _write_cache(cache_dir: Path, requested: Mapping[str, Any], arrays: Mapping[
                  info: Mapping[str, Any] | None) -> None:
     """Write arrays + metadata into a staging folder that replaces ``cache_dir`` only when complete."""
     with atomic_directory(cache_dir) as staging:
+        entries = {}
         for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", np.ascontiguousarray(array, dtype=np.float32))
-        record = {
-            "metadata": dict(requested),
-            "arrays": {name: {"shape": list(array.shape), "dtype": "float32"} for name, array in arrays.items()},
-            "info": _jsonable(info or {}),
-        }
+            array = np.ascontiguousarray(array, dtype=np.float32)
+            np.save(staging / f"{name}.npy", array)
+            entries[name] = {"shape": list(array.shape), "dtype": "float32", "sha256": _array_sha256(array)}
+        record = {"metadata": dict(requested), "arrays": entries, "info": _jsonable(info or {})}
         (staging / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
@@ -143,7 +178,8 @@ def load_or_extract(
         name -> float32 array.
 
     Raises:
-        FeatureCacheMismatch: the cache exists with different metadata (keys named).
+        FeatureCacheMismatch: the cache exists with different metadata (keys named). A cache whose
+            arrays do not verify (:class:`FeatureCacheCorrupt`) is computed again, with a warning.
         ValueError: ``cache_dir`` is a non-empty directory without ``metadata.json``, or arrays
             disagree with the metadata.
     """
@@ -154,7 +190,11 @@ def load_or_extract(
         return arrays
     cache_dir = Path(cache_dir)
     if (cache_dir / METADATA_FILE).is_file() and not refresh:
-        return _read_cache(cache_dir, requested)
+        try:
+            return _read_cache(cache_dir, requested)
+        except FeatureCacheCorrupt as error:
+            warnings.warn(f"{error}; computing these features again", RuntimeWarning, stacklevel=2)
+            refresh = True
     if cache_dir.is_file() or (cache_dir.is_dir() and any(cache_dir.iterdir()) and not refresh):
         raise ValueError(f"{cache_dir} exists but holds no {METADATA_FILE}, so it is not a feature cache")
     arrays = {name: np.asarray(array, dtype=np.float32) for name, array in compute().items()}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,7 @@ def load_predictions(path: str | Path, expect: Mapping[str, Any] | None = None) 
     try:
         with np.load(path, allow_pickle=False) as archive:
             packed, metadata = archive["correct"], json.loads(str(archive["metadata"]))
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise bad(f"unreadable: {error}") from error
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise bad(f"format {metadata.get('format') if isinstance(metadata, dict) else None!r}, expected {FORMAT}")
