@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,89 @@ def test_ctrl_c_ends_with_one_line_saying_what_finished(tmp_path, monkeypatch, c
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "interrupted; 2 of 3 cells are complete" in err and "same command" in err
     assert not (tmp_path / "out" / grid.LOCK_FILE).exists()  # the lock is released for the resume
+
+
+# --- Kills at exact writes on a real grid (papermill, kernels, checkpoints, feature cache) -------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+# Each point is reached by one process: the notebook kernel (results.csv, provenance.json, a checkpoint or
+# feature-set folder) or the grid driver (the seal, written after papermill returns).
+KILL_POINTS = ["write:results.csv", "write:provenance.json", "dir:epoch-1", "dir:*__bigram_shift__*",
+               "write:cell-seal.json"]
+
+
+def _real_grid(tmp_path: Path, demo_data_dir: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "data_dir": str(demo_data_dir), "device": "cpu", "output_dir": str(tmp_path / name),
+        "models": ["tiny-bert-L2"],
+        "finetune": {"tasks": ["cola"], "epochs": 1, "max_train": 32, "max_eval": 32, "learning_rate": 1e-3},
+        "probing": {"tasks": ["bigram_shift"], "finetune_tasks": ["cola"], "max_train": 64, "max_eval": 32,
+                    "mdl": False},
+    }))
+    return path
+
+
+def _grid_process(config: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop(files.FAULT_ENV, None)
+    if fault:
+        env[files.FAULT_ENV] = fault
+    return subprocess.run([sys.executable, "-m", "probeft.grid.cli", "grid", str(config)], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _table(run_dir: Path) -> pd.DataFrame:
+    return results.load_results(run_dir / results.RESULTS_FILE).drop(columns=["wall_time_s"], errors="ignore")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, demo_data_dir) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("uninterrupted")
+    done = _grid_process(_real_grid(root, demo_data_dir, "reference"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return _table(root / "reference")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_kill_at_an_exact_write_resumes_to_the_uninterrupted_results(tmp_path, demo_data_dir, uninterrupted, point):
+    config = _real_grid(tmp_path, demo_data_dir, "killed")
+    killed = _grid_process(config, fault=point)
+    assert killed.returncode != 0  # the driver died (-9), or reported its cell's dead kernel (1)
+    run_dir = tmp_path / "killed"
+    if killed.returncode == 1:
+        assert "failed" in killed.stdout
+    resumed = _grid_process(config)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    pd.testing.assert_frame_equal(_table(run_dir), uninterrupted)
+    assert not [p for p in run_dir.rglob(".*") if ".tmp" in p.name or ".old-" in p.name]  # no leftovers
+    assert not (run_dir / grid.LOCK_FILE).exists()
+
+
+def test_weights_changed_in_a_local_model_folder_make_its_cells_run_again(tmp_path, tiny_models):
+    folder = Path(shutil.copytree(tiny_models["tiny-bert"], tmp_path / "my-model"))
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "t", "output_dir": str(tmp_path / "out"), "models": [{"name": "mine", "spec": str(folder)}],
+        "probing": {"tasks": ["bigram_shift"]}, "attention": {"heads": ["cls"]},
+        "finetune": {"tasks": ["cola"], "heads": ["cls"]},
+    }))
+    config = grid.load_config(path)
+    paths = grid.resolve_paths(config)
+    assert _run(config, paths, []).ok
+    calls: list[str] = []
+    assert _run(config, paths, calls).ok and calls == []  # unchanged: all skipped
+    weights = next(folder.glob("*.safetensors"))
+    raw = bytearray(weights.read_bytes())
+    raw[-4:] = bytes(4)
+    weights.write_bytes(bytes(raw))
+    logged: list[str] = []
+    assert grid.run_grid(config, paths, executor=_executor(calls), log=logged.append).ok
+    assert sorted(calls) == sorted(c.name for c in grid.expand(config, paths))  # every cell used that folder
+    assert any(f"the weights in the model folder {folder} changed" in line for line in logged)

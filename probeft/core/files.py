@@ -10,10 +10,12 @@ This module imports nothing else from :mod:`probeft`.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -22,17 +24,22 @@ from pathlib import Path
 
 __all__ = [
     "CACHE_ENV",
+    "FAULT_ENV",
     "LockHeldError",
     "atomic_directory",
     "atomic_write_bytes",
     "atomic_write_text",
     "cache_root",
     "exclusive_lock",
+    "fault_point",
     "remove_crash_leftovers",
     "replace_directory",
 ]
 
 CACHE_ENV = "PROBEFT_CACHE"
+# Fault injection for the crash tests: a process that reaches the write point this names (a glob, e.g.
+# "write:provenance.json" or "dir:epoch-*") kills itself with SIGKILL, as a power cut there would.
+FAULT_ENV = "PROBEFT_FAULT"
 
 
 def _umask() -> int:
@@ -52,6 +59,17 @@ def cache_root(*parts: str) -> Path:
     return base.joinpath(*parts)
 
 
+def fault_point(name: str) -> None:
+    """Test hook: SIGKILL this process here when ``$PROBEFT_FAULT`` matches ``name`` (a no-op otherwise).
+
+    Named points: ``write:<file name>`` just before an atomic write's rename, ``dir:<folder name>`` just
+    before an atomic folder's rename. The environment variable reaches notebook kernels too.
+    """
+    wanted = os.environ.get(FAULT_ENV)
+    if wanted and fnmatch.fnmatchcase(name, wanted):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
     """Write ``payload`` to ``path`` via a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -61,6 +79,7 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
         with os.fdopen(handle, "wb") as out:
             out.write(payload)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
+        fault_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,6 +99,7 @@ def replace_directory(staging: str | Path, final: str | Path) -> Path:
     process put a folder at ``final`` between the move-aside and the rename, that one is kept.
     """
     staging, final = Path(staging), Path(final)
+    fault_point(f"dir:{final.name}")
     if final.exists():
         aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
         os.rename(final, aside / "old")

@@ -9,7 +9,9 @@ A finished cell is sealed: :data:`SEAL_FILE` in its folder records the sha256 of
 wrote there (``results.csv``, ``provenance.json``, ``probe_predictions.npz``, ...) and of its executed
 notebook, written last, after papermill has saved the notebook. :func:`incomplete_reasons` verifies the
 seal, so a cell whose notebook could not be saved (disk full), or whose results were edited or lost
-afterwards, is not complete: it is not gathered, and the grid runs it again. A fine-tuning cell is also
+afterwards, is not complete: it is not gathered, and the grid runs it again. A cell whose model spec is a
+local folder (not a fine-tuning run: checkpoints carry their own weight digests) also records that
+folder's weight fingerprint, so weights changed in place make it run again. A fine-tuning cell is also
 incomplete while any epoch it was asked for lacks its checkpoint.
 """
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probeft import results
+from probeft import models, results
 from probeft.core import names
 from probeft.core.data_reads import sha256_of_file
 from probeft.data import locations
@@ -190,7 +192,21 @@ def write_seal(cell: Cell, executed: Path) -> Path:
     digests = {path.name: sha256_of_file(path) for path in _sealed_files(cell_dir)}
     digests[_NOTEBOOK_KEY] = sha256_of_file(executed)
     record = {"format": SEAL_FORMAT, "cell": cell.name, "sha256": digests}
+    fingerprint = local_model_fingerprint(cell)
+    if fingerprint is not None:
+        record["model_fingerprint"] = fingerprint
     return atomic_write_text(cell_dir / SEAL_FILE, json.dumps(record, indent=2, sort_keys=True))
+
+
+def local_model_fingerprint(cell: Cell) -> str | None:
+    """The weight hash of a cell's model when its spec is a plain local folder; None for hub ids, built-in
+    names and fine-tuning outputs (whose markers record their weights, checked where they are loaded)."""
+    spec = cell.parameters.get("model")
+    folder = Path(str(spec)).expanduser()
+    fine_tuned = checkpoints.is_run_dir(folder) or (folder / checkpoints.CHECKPOINT_MARKER).is_file()
+    if not spec or not folder.is_dir() or fine_tuned:
+        return None
+    return str(models.model_fingerprint(str(spec))["revision"])
 
 
 def seal_problems(cell: Cell, executed: Path) -> list[str]:
@@ -200,10 +216,13 @@ def seal_problems(cell: Cell, executed: Path) -> list[str]:
     if not seal.is_file():
         return [f"no {SEAL_FILE} (the cell did not finish under the grid, or ran under an older probeft)"]
     try:
-        recorded = json.loads(seal.read_text(encoding="utf-8"))["sha256"]
+        record = json.loads(seal.read_text(encoding="utf-8"))
+        recorded = record["sha256"]
     except (ValueError, KeyError, TypeError) as error:
         return [f"{seal} is unreadable ({error})"]
     problems = []
+    if "model_fingerprint" in record and local_model_fingerprint(cell) != record["model_fingerprint"]:
+        problems.append(f"the weights in the model folder {cell.parameters['model']} changed since the cell ran")
     for name, digest in sorted(recorded.items()):
         path = executed if name == _NOTEBOOK_KEY else cell_dir / name
         if not path.is_file():

@@ -385,8 +385,8 @@ def _handle_changed_cells(cells: list[Cell], paths: GridPaths, *, rerun: bool, d
     if not (rerun or dry_run):
         raise cell_state.StaleCellsError(
             f"{len(stale)} complete cell(s) in {paths.output_dir} ran with other parameters or data than the config "
-            f"gives them now:\n{listing}\nRun them again (their old outputs are deleted) with --rerun-changed, or use a new "
-            "--output-dir.")
+            f"gives them now, or were computed from cells that changed or must run again:\n{listing}\n"
+            "Run them again (their old outputs are deleted) with --rerun-changed, or use a new --output-dir.")
     outside = [c.name for c in cells if c.name in stale and only_stages and c.stage not in only_stages]
     if outside and not dry_run:
         raise cell_state.StaleCellsError(

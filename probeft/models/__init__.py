@@ -7,7 +7,6 @@ May import: :mod:`probeft.core`.
 
 from __future__ import annotations
 
-from probeft.models import loading
 from probeft.models.loading import (
     MINILM_ALIAS,
     MINILM_HUB_ID,
@@ -23,4 +22,17 @@ from probeft.models.loading import (
     resolve_model,
 )
 
-__all__ = loading.__all__
+__all__ = [
+    "MINILM_ALIAS",
+    "MINILM_HUB_ID",
+    "MPNET_ALIAS",
+    "MPNET_HUB_ID",
+    "TINY_MODEL_NAMES",
+    "check_same_architecture",
+    "load_encoder",
+    "load_mlm_model",
+    "load_tokenizer",
+    "model_fingerprint",
+    "num_hidden_layers",
+    "resolve_model",
+]
