@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from probeft import data
-from probeft.data import glue, locations, senteval
+from probeft.data import glue, locations, senteval, wikitext
 
 SENTEVAL_LINES = [
     "tr\tO\tThe cat sat on the mat .",
@@ -144,7 +144,7 @@ def test_probing_files_are_downloaded_once_into_the_cache(tmp_path: Path, monkey
         return _write(target, SENTEVAL_LINES)
 
     monkeypatch.setattr(senteval, "_download", fake_download)
-    for variable in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE"):  # conftest sets HF_HUB_OFFLINE for every test
+    for variable in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # set for every test (conftest, CI)
         monkeypatch.delenv(variable, raising=False)
     path = data.resolve_probing_file("bigram_shift", "hub")
     assert path == tmp_path / "cache" / "data" / "senteval" / "bigram_shift.txt"  # files.cache_root("data")
@@ -368,12 +368,65 @@ def test_without_a_data_dir_squad_and_wikitext_come_from_the_hub(monkeypatch):
         calls.append((name, config, split))
         if name == "rajpurkar/squad":
             return {"train": [row], "validation": [row, row]}
-        return {"text": [" = A = \n", " \n", " Text .\n"]}
+        return {"text": [" = A = \n", "", " Text .\n"]}  # the hub serves a blank line as ""
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(wikitext, "WIKITEXT2_TEST_SHA256", hashlib.sha256(b" = A = \n \n Text .\n").hexdigest())
     train, dev = data.read_squad_splits(None)
     assert (len(train), len(dev)) == (1, 2) and train[0].answers == ["France"] and train[0].answer_starts == [12]
     text, source = data.read_wikitext_test(None)
     assert text == " = A = \n \n Text .\n" and source.startswith("hub:")
     assert calls == [("rajpurkar/squad", None, None), ("Salesforce/wikitext", "wikitext-2-raw-v1", "test")]
     assert locations.data_location("hub", fallback="demo") is None
+
+
+def _hub_rows(raw: str) -> list[str]:
+    """What the hub's Salesforce/wikitext serves for a raw file: one row per line, a blank line as ""."""
+    return [line if line.strip() else "" for line in raw.splitlines(keepends=True)]
+
+
+def test_hub_wikitext_rows_rebuild_the_raw_file_byte_for_byte(demo_data_dir, monkeypatch):
+    import datasets
+
+    raw_path = demo_data_dir / "wikitext-2" / "wiki.test.raw"
+    raw = raw_path.read_text(encoding="utf-8")
+    rows = _hub_rows(raw)
+    assert "" in rows and "".join(rows) != raw  # joining the rows as served loses the blank lines' bytes
+    monkeypatch.delenv("PROBEFT_DATA_DIR", raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: {"text": rows})
+    monkeypatch.setattr(wikitext, "WIKITEXT2_TEST_SHA256", hashlib.sha256(raw_path.read_bytes()).hexdigest())
+    text, source = data.read_wikitext_test(None)
+    assert text == data.read_wikitext_test(demo_data_dir)[0] == raw
+    assert source.endswith(wikitext.WIKITEXT2_TEST_SHA256)
+    rows[3] = rows[3].replace(" ", "  ", 1)  # the hub's data changed upstream
+    with pytest.raises(ValueError, match="do not rebuild wiki.test.raw: sha256"):
+        data.read_wikitext_test(None)
+
+
+@pytest.mark.shared_data
+def test_the_real_wikitext2_test_file_has_the_pinned_sha256(shared_data_dir):
+    raw = (shared_data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")
+    rebuilt = wikitext.raw_from_hub_rows(_hub_rows(raw))
+    assert hashlib.sha256(rebuilt.encode("utf-8")).hexdigest() == wikitext.WIKITEXT2_TEST_SHA256
+
+
+def test_senteval_downloads_from_a_pinned_commit(tmp_path, monkeypatch):
+    fetched = []
+    monkeypatch.setattr(senteval, "_download", lambda url, target: fetched.append(url) or _write(target, SENTEVAL_LINES))
+    for variable in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    data.resolve_probing_file("odd_man_out", "hub")
+    assert fetched == [f"https://raw.githubusercontent.com/facebookresearch/SentEval/{senteval.SENTEVAL_COMMIT}"
+                       "/data/probing/odd_man_out.txt"]
+    assert len(senteval.SENTEVAL_COMMIT) == 40 and "/main/" not in fetched[0]
+
+
+def test_senteval_lines_split_as_senteval_reads_them(tmp_path):
+    """A form feed or U+2028 inside a sentence is text to SentEval's reader; only \\n, \\r\\n and \\r end lines."""
+    lines = ["tr\tO\tthe cat sat .", "tr\tI\tsat cat the .", "va\tO\ta dog\x0cbarked .", "va\tI\tbarked dog a .",
+             "te\tO\tit\u2028rained .", "te\tI\trained it ."]
+    path = tmp_path / "bigram_shift.txt"
+    path.write_bytes(("\r\n".join(lines[:2]) + "\r\n" + "\n".join(lines[2:]) + "\n").encode("utf-8"))
+    probing = data.read_senteval(path)
+    assert [len(probing.train.sentences), len(probing.dev.sentences), len(probing.test.sentences)] == [2, 2, 2]
+    assert probing.dev.sentences[0] == "a dog\x0cbarked ." and probing.test.sentences[0] == "it\u2028rained ."

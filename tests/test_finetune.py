@@ -530,3 +530,41 @@ def test_changed_checkpoint_weights_are_refused_by_every_reader(toy_run, tmp_pat
         with pytest.raises(ValueError, match=r"epoch-3/model.safetensors: the weights changed"):
             read()
     assert checkpoints.resolve_checkpoint(str(run), epoch=2)[1] == 2  # the other epochs still verify
+
+
+def test_albert_sentence_pairs_get_segment_ids_although_its_tokenizer_does_not_list_them(demo_data_dir):
+    """transformers 5's AlbertTokenizer drops token_type_ids from model_input_names (#48128); the encoder's
+    config (type_vocab_size 2) decides, so RTE and SQuAD pairs keep their second segment."""
+    from transformers import AutoConfig
+
+    from probeft import models
+
+    tokenizer = models.load_tokenizer("tiny-albert")
+    assert "token_type_ids" not in tokenizer.model_input_names  # the shipped behaviour this guards against
+    albert = AutoConfig.from_pretrained(models.resolve_model("tiny-albert"))
+    roberta = AutoConfig.from_pretrained(models.resolve_model("tiny-roberta"))
+    keys = task_data.model_input_keys(tokenizer, albert)
+    assert keys == ["input_ids", "attention_mask", "token_type_ids"]
+    assert task_data.model_input_keys(models.load_tokenizer("tiny-roberta"), roberta) == ["input_ids", "attention_mask"]
+    rte = data.read_glue("rte", demo_data_dir, max_train=4, max_eval=4).train
+    row = task_data.classification_dataset(rte, tokenizer, keys, 128)[0]
+    first_sep = row["input_ids"].index(tokenizer.sep_token_id)
+    assert set(row["token_type_ids"][: first_sep + 1]) == {0} and set(row["token_type_ids"][first_sep + 1:]) == {1}
+    squad_train, _ = data.read_squad_splits(demo_data_dir)
+    features = finetune.prepare_squad_features(squad_train[:3], tokenizer, keys, max_length=64, doc_stride=16)
+    assert all(1 in window for window in features.inputs["token_type_ids"])
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp16")])
+def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch, native, expected):
+    from probeft.finetune import train
+
+    asked = []
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return native or including_emulation  # a V100 / T4: only emulated bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    chosen = train._mixed_precision("auto", cuda=True)
+    assert asked == [False] and chosen == {"bf16": expected == "bf16", "fp16": expected == "fp16"}

@@ -92,3 +92,32 @@ def test_a_cached_snapshot_used_offline_has_the_online_revision(unreachable, mon
     assert offline["revision"] == online["revision"] == commit
     # a local folder that merely lies in a cache layout of another model is hashed as before
     assert models.model_fingerprint(str(snapshot))["revision"] != commit
+
+
+@pytest.mark.parametrize(("env", "offline"), [
+    ({"HF_HUB_OFFLINE": "1"}, True),  # datasets follows HF_HUB_OFFLINE when HF_DATASETS_OFFLINE is unset
+    ({"HF_HUB_OFFLINE": "ON"}, True),
+    ({"HF_DATASETS_OFFLINE": "yes"}, True),
+    ({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "0"}, False),  # datasets' own switch wins
+])
+def test_datasets_offline_mode_reads_the_cache_instead_of_refusing(unreachable, monkeypatch, env, offline):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert hub.datasets_offline() is offline
+    if offline:
+        hub.require_hub("WikiText-2", instead="pass a data dir")  # the datasets cache will be read
+    else:
+        with pytest.raises(hub.HubUnreachableError, match="WikiText-2"):
+            hub.require_hub("WikiText-2", instead="pass a data dir")
+
+
+@pytest.mark.parametrize("name", ["PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+@pytest.mark.parametrize("value", ["1", "on", "TRUE", "yes"])
+def test_senteval_never_downloads_under_any_offline_switch(monkeypatch, name, value):
+    from probeft.data import senteval
+
+    for other in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(other, raising=False)
+    assert not senteval._offline()
+    monkeypatch.setenv(name, value)
+    assert senteval._offline()

@@ -18,7 +18,16 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-__all__ = ["PROBE_TIMEOUT_S", "HubUnreachableError", "hub_endpoint", "hub_reachable", "require_hub", "resolve_hub_model"]
+__all__ = [
+    "PROBE_TIMEOUT_S",
+    "HubUnreachableError",
+    "datasets_offline",
+    "env_flag",
+    "hub_endpoint",
+    "hub_reachable",
+    "require_hub",
+    "resolve_hub_model",
+]
 
 PROBE_TIMEOUT_S = 3.0
 _LOCAL_HINT = ("pass a local path instead (a folder saved with save_pretrained, e.g. a copy of the model downloaded "
@@ -35,9 +44,22 @@ def hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
+def env_flag(name: str) -> bool:
+    """Whether environment variable ``name`` is set to a true value as the Hugging Face libraries read it
+    (``1``, ``true``, ``yes``, ``on``; any case)."""
+    return os.environ.get(name, "").strip().upper() in {"1", "TRUE", "YES", "ON"}
+
+
 def _offline_requested() -> bool:
-    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE")
+
+
+def datasets_offline() -> bool:
+    """Whether ``datasets`` reads only its cache: ``HF_DATASETS_OFFLINE`` when set, else ``HF_HUB_OFFLINE``
+    (the rule of ``datasets.config``)."""
+    if os.environ.get("HF_DATASETS_OFFLINE") is not None:
+        return env_flag("HF_DATASETS_OFFLINE")
+    return env_flag("HF_HUB_OFFLINE")
 
 
 @functools.cache
@@ -89,9 +111,10 @@ def resolve_hub_model(repo_id: str) -> str:
 def require_hub(what: str, *, instead: str) -> None:
     """Raise :class:`HubUnreachableError` naming ``what`` and the alternative ``instead`` when the hub is down.
 
-    For the ``datasets`` hub readers; ``HF_DATASETS_OFFLINE=1`` skips the check (the datasets cache is used).
+    For the ``datasets`` hub readers; in ``datasets``' offline mode (``HF_DATASETS_OFFLINE``, else
+    ``HF_HUB_OFFLINE``: :func:`datasets_offline`) the check is skipped and the datasets cache is used.
     """
-    if os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"} or hub_reachable():
+    if datasets_offline() or hub_reachable():
         return
     raise HubUnreachableError(
         f"{what} would come from the Hugging Face hub, but {hub_endpoint()} is unreachable; {instead} "

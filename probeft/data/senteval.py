@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,7 @@ import numpy as np
 
 from probeft.core.data_reads import decode_data, read_data_bytes
 from probeft.core.files import atomic_write_bytes, cache_root
+from probeft.core.hub import env_flag
 from probeft.core.names import PROBING_LABELS, PROBING_TASKS
 from probeft.data.caps import cap_text
 from probeft.data.locations import data_location
@@ -19,11 +20,22 @@ from probeft.data.locations import data_location
 __all__ = ["PROBING_TASKS", "PROBING_LABELS", "ProbingSplit", "ProbingData", "read_senteval", "resolve_probing_file"]
 
 _SPLIT_CODES = {"tr": "train", "va": "dev", "te": "test"}
-_SENTEVAL_URL = "https://raw.githubusercontent.com/facebookresearch/SentEval/main/data/probing/{task}.txt"
+# Pinned to a commit, not the moving main branch: the bytes behind the URL cannot change under a run.
+SENTEVAL_COMMIT = "2a7c3da8fc6f16d8f7aa5acd13d98b0a052a27a9"
+_SENTEVAL_URL = f"https://raw.githubusercontent.com/facebookresearch/SentEval/{SENTEVAL_COMMIT}/data/probing/{{task}}.txt"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what SentEval's own reader (a text-mode file) splits on
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` split into lines as SentEval's loader reads them (``str.splitlines`` also splits on form feeds,
+    ``\\x1c``-``\\x1e``, ``\\x85``, U+2028 and U+2029, which may occur inside a sentence)."""
+    lines = _LINE_BREAK.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE"))
+    """No download: ``PROBEFT_OFFLINE`` or either Hugging Face offline switch, read as those libraries do."""
+    return any(env_flag(name) for name in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _download(url: str, target: Path, timeout: float = 30.0) -> Path:
@@ -98,7 +110,7 @@ def read_senteval(
     raw = read_data_bytes(path)
     columns: dict[str, tuple[list[str], list[str]]] = {split: ([], []) for split in _SPLIT_CODES.values()}
     known = PROBING_LABELS.get(task)
-    for number, line in enumerate(decode_data(raw, path, "utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(_lines(decode_data(raw, path, "utf-8-sig")), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")

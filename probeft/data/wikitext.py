@@ -1,14 +1,32 @@
-"""WikiText raw text (``wiki.*.raw``), from a data folder or the ``datasets`` hub."""
+"""WikiText raw text (``wiki.*.raw``), from a data folder or the ``datasets`` hub.
+
+The hub's ``Salesforce/wikitext`` rows are the raw file's lines, except that every blank line (``" \\n"``
+in ``wiki.test.raw``) is served as ``""``; joining the rows would drop those bytes and shift every
+perplexity block. :func:`raw_from_hub_rows` writes them back, and the rebuilt WikiText-2 test text must
+have the sha256 of ``wiki.test.raw`` (:data:`WIKITEXT2_TEST_SHA256`), so hub and ``--data-dir`` runs read
+the same bytes.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from probeft.core.data_reads import read_data_text
 from probeft.core.hub import require_hub
 from probeft.data.locations import data_location, required_data_dir
 
-__all__ = ["read_wikitext", "read_wikitext_test", "resolve_wikitext_file"]
+__all__ = ["WIKITEXT2_TEST_SHA256", "raw_from_hub_rows", "read_wikitext", "read_wikitext_test", "resolve_wikitext_file"]
+
+# wiki.test.raw of wikitext-2-raw-v1: 4,358 lines, 1,290,590 bytes (the hub's 4,358 test rows with blank
+# rows written as " \n", which is how the official file and wiki.test.tokens have them).
+WIKITEXT2_TEST_SHA256 = "173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08"
+
+
+def raw_from_hub_rows(rows: Iterable[str]) -> str:
+    """The raw WikiText text from the hub's rows: each row is one line, a blank one served as ``""``."""
+    return "".join(row if row else " \n" for row in rows)
 
 
 def read_wikitext_test(data_dir: str | Path | None = None) -> tuple[str, str]:
@@ -25,7 +43,15 @@ def read_wikitext_test(data_dir: str | Path | None = None) -> tuple[str, str]:
 
     require_hub("WikiText-2 (Salesforce/wikitext)", instead="pass a data dir (--data-dir or PROBEFT_DATA_DIR) in the layout of `probeft demo-data`")
     rows = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split="test")["text"]
-    return "".join(rows), "hub:Salesforce/wikitext/wikitext-2-raw-v1/test"
+    text = raw_from_hub_rows(rows)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if digest != WIKITEXT2_TEST_SHA256:
+        raise ValueError(
+            f"the hub's WikiText-2 test rows (Salesforce/wikitext, wikitext-2-raw-v1) do not rebuild wiki.test.raw: "
+            f"sha256 {digest}, expected {WIKITEXT2_TEST_SHA256}; the data set changed, so its perplexities would not "
+            "compare with the paper's. Pass a data dir holding wikitext-2/wiki.test.raw instead"
+        )
+    return text, f"hub:Salesforce/wikitext/wikitext-2-raw-v1/test sha256:{digest}"
 
 
 def resolve_wikitext_file(data_dir: str | Path | None = None, split: str = "test") -> Path:

@@ -49,7 +49,8 @@ class SquadFeatures:
 
 
 def _tokenize_squad(
-    examples: Sequence[data.SquadExample], tokenizer: PreTrainedTokenizerBase, max_length: int, doc_stride: int
+    examples: Sequence[data.SquadExample], tokenizer: PreTrainedTokenizerBase, max_length: int, doc_stride: int,
+    token_types: bool,
 ) -> Any:
     if not tokenizer.is_fast:
         raise ValueError("SQuAD feature preparation needs a fast tokenizer (offset mappings)")
@@ -64,6 +65,7 @@ def _tokenize_squad(
         stride=doc_stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
+        return_token_type_ids=token_types,  # asked for: some tokenizers no longer return them by default
         padding=False,
     )
 
@@ -127,7 +129,7 @@ def prepare_squad_features(
     Raises:
         ValueError: a slow tokenizer or left padding.
     """
-    encoded = _tokenize_squad(examples, tokenizer, max_length, doc_stride)
+    encoded = _tokenize_squad(examples, tokenizer, max_length, doc_stride, "token_type_ids" in keys)
     offsets = []
     for window in range(len(encoded["input_ids"])):
         sequence_ids = encoded.sequence_ids(window)

@@ -63,9 +63,14 @@ class TaskData:
 
 
 def model_input_keys(tokenizer: PreTrainedTokenizerBase, encoder_config: Any) -> list[str]:
-    """Tokenizer outputs the encoder accepts; token types only where the encoder has several."""
+    """The model inputs to build: token types exactly where the encoder has several (``type_vocab_size > 1``).
+
+    The encoder's config decides, not ``tokenizer.model_input_names``: transformers 5's ALBERT tokenizer no
+    longer lists ``token_type_ids`` (huggingface/transformers#48128), which would train albert-base-v1 on
+    sentence pairs with every segment id 0. The pair encoders ask the tokenizer for them explicitly.
+    """
     keys = ["input_ids", "attention_mask"]
-    if "token_type_ids" in tokenizer.model_input_names and getattr(encoder_config, "type_vocab_size", 0) > 1:
+    if getattr(encoder_config, "type_vocab_size", 0) > 1:
         keys.append("token_type_ids")
     return keys
 
@@ -74,10 +79,11 @@ def classification_dataset(
     split: data.ClassificationSplit, tokenizer: PreTrainedTokenizerBase, keys: Sequence[str], max_length: int
 ) -> FeatureDataset:
     """Tokenised sentences (or sentence pairs, with the tokenizer's pair encoding) plus ``labels``."""
+    options = {"truncation": True, "max_length": max_length, "return_token_type_ids": "token_type_ids" in keys}
     if split.texts_b is not None:  # sentence pairs (RTE)
-        encoded = tokenizer(list(split.texts_a), list(split.texts_b), truncation=True, max_length=max_length)
+        encoded = tokenizer(list(split.texts_a), list(split.texts_b), **options)
     else:
-        encoded = tokenizer(list(split.texts_a), truncation=True, max_length=max_length)
+        encoded = tokenizer(list(split.texts_a), **options)
     columns = {key: encoded[key] for key in keys}
     columns["labels"] = [int(label) for label in split.labels]
     return FeatureDataset(columns)

@@ -104,7 +104,8 @@ def _mixed_precision(precision: str, cuda: bool) -> dict[str, bool]:
     if precision == "auto":
         if not cuda:
             return {"bf16": False, "fp16": False}
-        bf16 = torch.cuda.is_bf16_supported()
+        # Native bf16 only (Ampere and newer): by default torch also counts the slow emulation of V100 / T4.
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
         return {"bf16": bf16, "fp16": not bf16}
     if precision in ("bf16", "fp16") and not cuda:
         raise ValueError(f"precision={precision!r} needs CUDA; use 'fp32' or 'auto' on the CPU")
