@@ -568,3 +568,18 @@ def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatc
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
     chosen = train._mixed_precision("auto", cuda=True)
     assert asked == [False] and chosen == {"bf16": expected == "bf16", "fp16": expected == "fp16"}
+
+
+@pytest.mark.parametrize(("local_rank", "expected"), [(None, (True, 2)), ("0", (True, None))])
+def test_one_process_on_a_multi_gpu_node_trains_on_one_gpu_not_data_parallel(monkeypatch, local_rank, expected):
+    """DataParallel would make the batch 32 x n_gpu while the run signature says 32; torchrun keeps its own GPUs."""
+    from probeft.finetune import train
+
+    monkeypatch.setattr(train, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    if local_rank is None:
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+    assert train._device_placement("cuda") == expected

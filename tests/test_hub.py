@@ -17,9 +17,9 @@ def fresh_probe(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    hub._probe.cache_clear()
+    hub.forget_probes()
     yield
-    hub._probe.cache_clear()
+    hub.forget_probes()
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def unreachable(monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setattr(hub, "_cached_snapshot", lambda repo_id: None)  # and nothing in the local cache
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: None)  # and nothing in the local cache
     return port
 
 
@@ -54,7 +54,7 @@ def test_a_hub_model_without_network_or_cache_fails_fast_naming_it(unreachable):
 
 
 def test_a_cached_hub_model_is_used_from_the_cache_when_the_hub_is_down(unreachable, monkeypatch, tmp_path):
-    monkeypatch.setattr(hub, "_cached_snapshot", lambda repo_id: tmp_path / "snapshots" / "abc")
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: tmp_path / "snapshots" / "abc")
     assert models.resolve_model("org/encoder") == str(tmp_path / "snapshots" / "abc")
 
 
@@ -84,7 +84,7 @@ def test_a_cached_snapshot_used_offline_has_the_online_revision(unreachable, mon
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
     (snapshot / "model.safetensors").write_bytes(b"weights")
-    monkeypatch.setattr(hub, "_cached_snapshot", lambda repo_id: snapshot)
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: snapshot)
     monkeypatch.setattr(loading, "_hub_revision", lambda repo_id: commit)
     offline = models.model_fingerprint("org/encoder")
     monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)
@@ -121,3 +121,98 @@ def test_senteval_never_downloads_under_any_offline_switch(monkeypatch, name, va
     assert not senteval._offline()
     monkeypatch.setenv(name, value)
     assert senteval._offline()
+
+
+def _hub_cache(root, repo_id: str, commit: str, *, listed_extra: str | None = None):
+    """A huggingface_hub 2.x cache of ``repo_id``: refs/main, a snapshot with config.json and weights, and
+    (as a filtered ``hf download --include`` leaves it) a tree listing that names a file never downloaded."""
+    from huggingface_hub._tree_cache import TreeCacheEntry, write_tree_cache
+
+    storage = root / ("models--" + repo_id.replace("/", "--"))
+    snapshot = storage / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (storage / "refs").mkdir()
+    (storage / "refs" / "main").write_text(commit)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").write_bytes(b"weights")
+    if listed_extra is not None:
+        entries = {name: TreeCacheEntry(size=1, blob_id="0" * 40)
+                   for name in ("config.json", "model.safetensors", listed_extra)}
+        write_tree_cache(str(storage), commit, entries)
+    return snapshot
+
+
+def test_a_filtered_hub_download_is_still_found_offline(monkeypatch, tmp_path):
+    from huggingface_hub import snapshot_download
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda **_: False)  # the real cache lookup, no network
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = _hub_cache(tmp_path / "hub", "org/filtered", commit, listed_extra="flax_model.msgpack")
+    with pytest.raises(Exception, match="incomplete"):  # what huggingface_hub itself says of this cache
+        snapshot_download("org/filtered", local_files_only=True, cache_dir=str(tmp_path / "hub"))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert hub.cached_snapshot("org/filtered") == snapshot
+    assert models.resolve_model("org/filtered") == str(snapshot)
+    assert models.model_fingerprint("org/filtered")["revision"] == commit
+
+
+def test_the_first_cell_of_a_hub_model_records_its_commit_before_the_download(monkeypatch, tmp_path):
+    """Nothing cached yet (the cell's own load will fill the cache): the hub says which commit it serves."""
+    import types
+
+    import huggingface_hub
+
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: None)
+    monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)
+    asked = []
+
+    class FakeApi:
+        def model_info(self, repo_id, revision=None):
+            asked.append(repo_id)
+            return types.SimpleNamespace(id=repo_id, sha="fedcba9876543210fedcba9876543210fedcba98")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert loading._hub_revision("org/fresh") == "fedcba9876543210fedcba9876543210fedcba98" and asked == ["org/fresh"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                 "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_hub_check_goes_through_the_proxy_the_libraries_use(monkeypatch, no_proxy_env):
+    """A proxy-only network: the hub endpoint itself is unreachable, the proxy listens."""
+    monkeypatch.setenv("HF_ENDPOINT", f"https://127.0.0.1:{_free_port()}")
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        assert hub.connect_target(hub.hub_endpoint()) == ("127.0.0.1", proxy.getsockname()[1])
+        assert hub.hub_reachable()
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the hub exempted from the proxy: connected directly
+        hub.forget_probes()
+        assert not hub.hub_reachable()
+
+
+def test_a_failed_hub_check_is_tried_again_later(monkeypatch, no_proxy_env):
+    port = _free_port()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert not hub.hub_reachable()
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert not hub.hub_reachable()  # within RETRY_AFTER_S the failure stands (no 3 s wait per call)
+        monkeypatch.setattr(hub, "RETRY_AFTER_S", 0.0)
+        assert hub.hub_reachable()  # the network came back: found, not one failure cached for good

@@ -47,6 +47,10 @@ def test_write_cell_is_complete_and_round_trips(tmp_path):
     prov = json.loads((tmp_path / "cell" / "provenance.json").read_text())
     assert prov["rows"] == 2 and prov["params"]["model"] == "m" and prov["device"] == "cpu"
     assert "torch" in prov["packages"]
+    # every library a number can depend on, with its installed version (issue 25)
+    for package in ("transformers", "tokenizers", "datasets", "huggingface-hub", "accelerate"):
+        assert prov["packages"][package] not in ("", "not installed"), package
+    assert "torch_cuda" in prov and prov["gpu"] is None  # a CPU cell names no GPU
 
 
 def test_cell_incomplete_without_marker_or_with_truncated_results(tmp_path):

@@ -2,8 +2,9 @@
 
 Without it, ``from_pretrained`` and ``datasets.load_dataset`` retry an unreachable hub for about
 40 s (five HEAD requests with back-off) before they fail. :func:`hub_reachable` opens one TCP
-connection to the hub endpoint (timeout :data:`PROBE_TIMEOUT_S`) and remembers the answer for the
-process; :func:`resolve_hub_model` then uses the local Hugging Face cache when the hub is down and
+connection (timeout :data:`PROBE_TIMEOUT_S`) to where the libraries would connect: the proxy that
+``HTTPS_PROXY`` / ``ALL_PROXY`` name unless ``NO_PROXY`` exempts the hub, else the hub endpoint. A success
+is remembered for the process, a failure for :data:`RETRY_AFTER_S` only; :func:`resolve_hub_model` then uses the local Hugging Face cache when the hub is down and
 raises :class:`HubUnreachableError`, naming the model and how to pass a local copy, when there is
 none. ``HF_HUB_OFFLINE=1`` means "unreachable" without trying.
 
@@ -12,15 +13,19 @@ This module imports nothing else from :mod:`probeft`.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
+import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 __all__ = [
     "PROBE_TIMEOUT_S",
     "HubUnreachableError",
+    "cached_snapshot",
+    "connect_target",
+    "forget_probes",
     "datasets_offline",
     "env_flag",
     "hub_endpoint",
@@ -62,31 +67,66 @@ def datasets_offline() -> bool:
     return env_flag("HF_HUB_OFFLINE")
 
 
-@functools.cache
-def _probe(endpoint: str, timeout: float) -> bool:
+RETRY_AFTER_S = 60.0  # a failed probe is tried again after this long (a network can come back)
+_SUCCEEDED: set[tuple[str, int]] = set()  # (host, port) that answered once: reachable for the process
+_FAILED_AT: dict[tuple[str, int], float] = {}  # (host, port) -> when it last failed
+
+
+def connect_target(endpoint: str) -> tuple[str, int]:
+    """Where an HTTP client honouring the proxy environment connects for ``endpoint``: ``(host, port)`` of
+    the proxy (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``, any case) unless ``NO_PROXY`` names the
+    endpoint's host, else of the endpoint itself."""
     url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
+    host = url.hostname or ""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
+        parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        default = {"https": 443, "socks5": 1080, "socks5h": 1080, "socks4": 1080}.get(parsed.scheme, 80)
+        return parsed.hostname or "", parsed.port or default
+    return host, url.port or (443 if url.scheme == "https" else 80)
+
+
+def _probe(endpoint: str, timeout: float) -> bool:
+    target = connect_target(endpoint)
+    if target in _SUCCEEDED:
+        return True
+    if time.monotonic() - _FAILED_AT.get(target, -RETRY_AFTER_S) < RETRY_AFTER_S:
+        return False
     try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+        with socket.create_connection(target, timeout=timeout):
+            _SUCCEEDED.add(target)
             return True
     except OSError:  # DNS failure, refused, timed out, no route
+        _FAILED_AT[target] = time.monotonic()
         return False
 
 
+def forget_probes() -> None:
+    """Forget every remembered probe answer (tests; a process whose network changed)."""
+    _SUCCEEDED.clear()
+    _FAILED_AT.clear()
+
+
 def hub_reachable(*, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the hub endpoint opens within ``timeout`` seconds (cached per endpoint)."""
+    """Whether a TCP connection to the hub (or the proxy in front of it) opens within ``timeout`` seconds."""
     return not _offline_requested() and _probe(hub_endpoint(), timeout)
 
 
-def _cached_snapshot(repo_id: str) -> Path | None:
-    """The local Hugging Face cache's snapshot folder of ``repo_id`` holding a config.json, or None."""
-    try:
-        from huggingface_hub import snapshot_download
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The local Hugging Face cache's snapshot folder of ``repo_id`` holding a config.json, or None.
 
-        folder = Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached, or not a valid repo id: both mean "no local copy"
+    Looked up file by file (``try_to_load_from_cache``), as transformers does: ``snapshot_download(
+    local_files_only=True)`` refuses a snapshot whose cached tree listing names files that were never
+    downloaded (any filtered download, e.g. ``hf download --include``), although the model loads.
+    """
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id: no local copy
         return None
-    return folder if (folder / "config.json").is_file() else None
+    return Path(config).parent if isinstance(config, str) else None
 
 
 def resolve_hub_model(repo_id: str) -> str:
@@ -98,7 +138,7 @@ def resolve_hub_model(repo_id: str) -> str:
     """
     if hub_reachable():
         return repo_id
-    cached = _cached_snapshot(repo_id)
+    cached = cached_snapshot(repo_id)
     if cached is not None:
         return str(cached)
     why = "HF_HUB_OFFLINE is set" if _offline_requested() else f"{hub_endpoint()} is unreachable"

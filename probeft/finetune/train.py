@@ -90,9 +90,15 @@ def _device_placement(device: str) -> tuple[bool, int | None]:
     resolved = resolve_device(device)
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device={device!r}: fine-tuning runs on 'cpu' or CUDA ('auto', 'cuda', 'cuda:N')")
+    distributed = int(os.environ.get("LOCAL_RANK", -1)) != -1
+    if resolved.type == "cuda" and resolved.index is None and not distributed and torch.cuda.device_count() > 1:
+        # One process seeing several GPUs: the Trainer would wrap the model in DataParallel and silently
+        # train with batch_size x n_gpu. Pin the current GPU instead; torchrun or one Dask worker per GPU
+        # (probeft grid --workers) is how several GPUs are used.
+        return True, torch.cuda.current_device()
     if resolved.type == "cpu" or resolved.index is None:
         return resolved.type == "cuda", None
-    if int(os.environ.get("LOCAL_RANK", -1)) != -1:
+    if distributed:
         raise ValueError(
             f"device={device!r} pins one GPU, but this is a distributed run (torchrun gives each process its "
             "own GPU); use device='cuda' or 'auto'"

@@ -36,6 +36,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from probeft.core import hub
 from probeft.core.devices import resolve_device
 from probeft.core.hub import resolve_hub_model
 from probeft.core.quiet import quiet_transformers
@@ -259,12 +260,17 @@ def _hash_weight_files(directory: Path) -> str | None:
 
 
 def _hub_revision(repo_id: str) -> str:
-    """Commit hash of a hub model from the local HF cache (no network), or ``"unknown"``."""
+    """Commit hash of a hub model: its cached snapshot's, else (hub reachable) the hub's current one, else
+    ``"unknown"``. Asking the hub matters for the first cell of a model: it fingerprints before downloading."""
+    cached = hub.cached_snapshot(repo_id)
+    if cached is not None:
+        return cached.name
+    if not hub.hub_reachable():
+        return "unknown"
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import HfApi
 
-        snapshot = Path(snapshot_download(repo_id, local_files_only=True))
-        return snapshot.name
+        return str(HfApi().model_info(repo_id).sha or "unknown")
     except Exception:  # noqa: BLE001 - provenance must never break a run
         return "unknown"
 

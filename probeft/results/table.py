@@ -55,7 +55,8 @@ INT_DEFAULTS: dict[str, int] = {"seed": 0, "epoch": 0, "layer": -1}
 REQUIRED_COLUMNS: tuple[str, ...] = ("stage", "model", "metric", "value")
 RESULTS_FILE = "results.csv"
 PROVENANCE_FILE = "provenance.json"
-TRACKED_PACKAGES = ("probeft", "torch", "transformers", "numpy", "pandas", "scikit-learn", "scipy", "papermill")
+TRACKED_PACKAGES = ("probeft", "torch", "transformers", "tokenizers", "datasets", "huggingface-hub", "accelerate",
+                    "safetensors", "numpy", "pandas", "scikit-learn", "scipy", "papermill")
 
 
 def results_frame(rows: Iterable[Mapping[str, Any]], **constants: Any) -> pd.DataFrame:
@@ -139,6 +140,16 @@ def package_versions(names: Sequence[str] = TRACKED_PACKAGES) -> dict[str, str]:
     return versions
 
 
+def _gpu_name(torch: Any, device: str) -> str | None:
+    """The name of the CUDA device a cell computed on, without initialising CUDA where it was not used."""
+    if torch is None or not str(device).startswith("cuda") or not torch.cuda.is_initialized():
+        return None
+    try:
+        return str(torch.cuda.get_device_name(torch.device(str(device))))
+    except Exception:  # noqa: BLE001 - provenance must never break a cell
+        return None
+
+
 def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dict[str, Any]:
     """Provenance of one cell: resolved parameters, data files read, code version, environment, threads, wall time.
 
@@ -160,6 +171,9 @@ def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dic
         "device": str(device),
         # CPU summation order follows the thread count, so it belongs to what a number depends on
         "torch_threads": torch.get_num_threads() if (torch := sys.modules.get("torch")) is not None else None,
+        # the CUDA toolkit torch was built with and the GPU's name change GPU numbers; None on a CPU-only build
+        "torch_cuda": getattr(getattr(torch, "version", None), "cuda", None) if torch is not None else None,
+        "gpu": _gpu_name(torch, device),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_time_s": round(time.time() - started, 3),
     }
