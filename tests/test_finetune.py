@@ -583,3 +583,22 @@ def test_one_process_on_a_multi_gpu_node_trains_on_one_gpu_not_data_parallel(mon
     else:
         monkeypatch.setenv("LOCAL_RANK", local_rank)
     assert train._device_placement("cuda") == expected
+
+
+def test_an_albert_pair_run_trained_without_segment_ids_is_refused_not_resumed(demo_data_dir, tmp_path):
+    """Runs of the old rule (all-zero segments for ALBERT pairs) must not be reused: their markers lack the key."""
+    settings = dict(model="tiny-albert", task="rte", epochs=1, max_train=16, max_eval=8, batch_size=8,
+                    learning_rate=1e-3, device="cpu", max_length=64)
+    run = tmp_path / "albert-rte"
+    finetune.run_finetune(finetune.FinetuneConfig(**settings), demo_data_dir, run)
+    marker = run / "epoch-1" / "checkpoint.json"
+    info = json.loads(marker.read_text())
+    assert info["signature"]["segment_ids"] == "from the encoder config"
+    del info["signature"]["segment_ids"]  # as a run trained before the fix recorded it
+    marker.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="segment_ids: stored None"):
+        finetune.run_finetune(finetune.FinetuneConfig(**settings), demo_data_dir, run)
+    # single sentences and encoders whose tokenizer lists segment ids keep their old signatures
+    from probeft.finetune import train
+
+    assert not train._segments_beyond_tokenizer("tiny-bert") and train._segments_beyond_tokenizer("tiny-albert")

@@ -106,6 +106,20 @@ def _device_placement(device: str) -> tuple[bool, int | None]:
     return True, resolved.index
 
 
+PAIR_TASKS = ("rte", "squad")  # tasks whose inputs are two segments
+
+
+def _segments_beyond_tokenizer(model: str) -> bool:
+    """Whether the encoder takes segment ids its tokenizer does not list (see ``model_input_keys``)."""
+    from transformers import AutoConfig
+
+    with quiet_transformers():
+        tokenizer = models.load_tokenizer(model)
+        encoder_config = AutoConfig.from_pretrained(models.resolve_model(model))
+    return ("token_type_ids" not in tokenizer.model_input_names
+            and "token_type_ids" in model_input_keys(tokenizer, encoder_config))
+
+
 def _mixed_precision(precision: str, cuda: bool) -> dict[str, bool]:
     if precision == "auto":
         if not cuda:
@@ -270,6 +284,10 @@ def _train(config: FinetuneConfig, data_dir: str | Path | None, output_dir: str 
     is_main = args.process_index == 0
     fingerprint = models.model_fingerprint(config.model)  # hashes the weight files: once per run
     signature = store.run_signature(config, fingerprint)
+    if config.task in PAIR_TASKS and _segments_beyond_tokenizer(config.model):
+        # Before probeft gave such encoders (ALBERT under transformers 5) their segment ids, sentence pairs
+        # trained with all-zero segments; the key makes those runs refuse to resume instead of being reused.
+        signature["segment_ids"] = "from the encoder config"
     with args.main_process_first(desc="checking existing checkpoints"):
         if is_main:
             output_dir.mkdir(parents=True, exist_ok=True)
