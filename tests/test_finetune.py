@@ -602,3 +602,11 @@ def test_an_albert_pair_run_trained_without_segment_ids_is_refused_not_resumed(d
     from probeft.finetune import train
 
     assert not train._segments_beyond_tokenizer("tiny-bert") and train._segments_beyond_tokenizer("tiny-albert")
+
+
+def test_each_checkpoint_records_the_precision_and_batch_the_run_used(toy_run):
+    from probeft.finetune import checkpoints
+
+    info = checkpoints.read_checkpoint_info(toy_run[0] / "epoch-1")
+    assert info["precision"] == "fp32" and info["device"] == "cpu"
+    assert info["effective_batch_size"] == TOY_CONFIG["batch_size"]  # one process, no accumulation

@@ -324,6 +324,11 @@ def _train(config: FinetuneConfig, data_dir: str | Path | None, output_dir: str 
             "model": config.model, "model_name": config.label, "model_fingerprint": fingerprint,
             "label_names": task_data.label_names, "data_sizes": task_data.sizes, "signature": signature,
             "wall_time_s": round(time.time() - started, 2), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            # what the run actually used, which "auto" and the device count decide at run time
+            "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+            "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
+            * max(args.n_gpu, 1) * args.world_size,
+            "device": str(args.device),
         }
         with quiet_transformers():
             store.write_epoch(output_dir, epoch, trained, tokenizer, info)
