@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
+from _dask_executors import write_fake_outputs  # tests/ is on sys.path (pytest's rootdir conftest)
 
+from probeft import grid, models, results
+from probeft.core import files
 from probeft.data import demo, locations
-from probeft.grid import cli
+from probeft.finetune import checkpoints
+from probeft.grid import cli, runner
+from probeft.probing import feature_cache
+from probeft.results import predictions
+from probeft.verdicts import claims, delta_intervals
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -62,12 +76,6 @@ def test_a_demo_config_writes_into_a_new_or_its_own_folder(tmp_path, capsys):
 
 
 # --- A finished cell is trusted only by content (the grid's seal), with fake cells --------------------------
-
-from _dask_executors import write_fake_outputs  # noqa: E402 - tests/ is on sys.path (pytest's rootdir conftest)
-
-from probeft import grid, results  # noqa: E402
-from probeft.finetune import checkpoints  # noqa: E402
-from probeft.verdicts import claims, delta_intervals  # noqa: E402
 
 
 def _grid(tmp_path: Path, probing: dict | None = None) -> tuple[grid.GridConfig, grid.GridPaths]:
@@ -180,12 +188,6 @@ def test_a_failed_rerun_of_the_only_cell_leaves_no_stale_tables(tmp_path):
 
 # --- Feature cache: every array verified by its sha256, recomputed when it does not verify ------------------
 
-import json  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from probeft.probing import feature_cache  # noqa: E402
-
 
 @pytest.mark.parametrize("damage", ["garbled", "truncated", "deleted", "no hashes (older probeft)", "bad metadata"])
 def test_a_damaged_feature_cache_is_named_and_computed_again(tmp_path, damage):
@@ -226,13 +228,6 @@ def test_a_cache_of_other_weights_says_not_to_just_delete_it(tmp_path):
 
 
 # --- Unclear errors made clear; crash leftovers; Ctrl-C -----------------------------------------------------
-
-import functools  # noqa: E402
-
-from probeft import models  # noqa: E402
-from probeft.core import files  # noqa: E402
-from probeft.grid import runner  # noqa: E402
-from probeft.results import predictions  # noqa: E402
 
 
 def test_an_output_dir_that_is_a_file_is_named(tmp_path, capsys):
@@ -296,11 +291,6 @@ def test_ctrl_c_ends_with_one_line_saying_what_finished(tmp_path, monkeypatch, c
 
 # --- Kills at exact writes on a real grid (papermill, kernels, checkpoints, feature cache) -------------------
 
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-import pandas as pd  # noqa: E402
 
 # Each point is reached by one process: the notebook kernel (results.csv, provenance.json, a checkpoint or
 # feature-set folder) or the grid driver (the seal, written after papermill returns).
