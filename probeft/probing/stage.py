@@ -372,9 +372,9 @@ def run_probing(
     for task in probe_tasks:
         started = time.time()
         task_data = data.read_senteval(data.resolve_probing_file(task, data_dir), max_train=max_train, max_eval=max_eval)
-        settings = dict(cache_dir=cache_dir, poolings=poolings, batch_size=batch_size, max_length=max_length,
-                        device=target, dtype=extraction, progress=progress, retries=retries,
-                        cache_dtype=cache_dtype, mmap=True)
+        settings = {"cache_dir": cache_dir, "poolings": poolings, "batch_size": batch_size, "max_length": max_length,
+                    "device": target, "dtype": extraction, "progress": progress, "retries": retries,
+                    "cache_dtype": cache_dtype, "mmap": True}
         features = extract.extract_probing_features(model, task_data, encoder=encoder, **settings)
         reference = None
         if cka_reference is not None:
