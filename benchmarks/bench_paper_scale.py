@@ -61,8 +61,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where the resampled caches are written (deleted after each size)")
     parser.add_argument("--code", type=Path, default=REPO_ROOT, help="the probeft checkout the cells run with")
     parser.add_argument("--label", default="after", help="name of this code in the output")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 32000, 100000], help="train sentences N")
-    parser.add_argument("--dims", type=int, nargs="+", default=[384, 768], choices=[384, 768], help="feature width D")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[2000, 8000, 32000, 100000], help="train sentences N")
+    parser.add_argument("--dims", type=int, nargs="*", default=[384, 768], choices=[384, 768], help="feature width D")
     parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
                         help="storage dtype of the resampled caches (the code before issue 27 reads float32 only)")
     parser.add_argument("--rss-limit-gib", type=float, default=21.0, help="kill a cell above this RSS (GiB)")
