@@ -71,6 +71,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--float16-accuracy", action="store_true",
                         help="also compare float16 and float32 storage on the real MiniLM features (current code)")
     parser.add_argument("--device", default="cpu", help="device of the probes")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="correlated Gaussian features with a linear teacher instead of MiniLM's (timing only; "
+                             "for a machine without the data or the model, e.g. a lent GPU)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)  # internal: run one cell
     return parser.parse_args(argv)
@@ -127,6 +130,7 @@ def _child(cache_dir: Path, device: str, threads: int | None) -> None:
         "wall_s": done - started, "load_s": loaded - started, "task_s": fitted - loaded,
         "control_s": controlled - fitted, "mdl_s": done - controlled,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
+        "peak_cuda_gib": torch.cuda.max_memory_allocated() / GIB if target.type == "cuda" else None,
         "test_accuracy": [r["value"] for r in task_rows if r["split"] == "test"],
         "control_test_accuracy": [r["value"] for r in control_rows if r["split"] == "test"],
         "codelength_kbits": [r["value"] for r in mdl_rows if r["metric"] == "codelength_kbits"],
@@ -158,6 +162,21 @@ def _source_features(args: argparse.Namespace, cache_dtype: str = "float32") -> 
                                                 progress=False, cache_dtype=cache_dtype)
     labels = {"train": task.train.labels, "dev": task.dev.labels, "test": task.test.labels}
     sentences = [task.train.sentences, task.dev.sentences, task.test.sentences]
+    return features, labels, sentences
+
+
+def _synthetic_features() -> tuple[dict, dict, list[list[str]]]:
+    """MiniLM-shaped stand-in: split -> pooling -> (7, N, 384) correlated features, teacher labels, dummy words."""
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(384, 384)).astype(np.float32) / 20.0
+    teacher = rng.normal(size=384).astype(np.float32)
+    features, labels, sentences = {}, {}, []
+    for split, n in (("train", 8000), ("dev", 1500), ("test", 1500)):
+        base = rng.normal(size=(n, 384)).astype(np.float32) @ mixing
+        labels[split] = (base @ teacher + rng.normal(scale=3.0, size=n) > 0).astype(np.int64)
+        features[split] = {p: np.stack([base + rng.normal(scale=0.5 + 0.1 * layer, size=(n, 384)).astype(np.float32)
+                                        for layer in range(7)]) for p in POOLINGS}
+        sentences.append([f"w{i % 97}" for i in range(n)])
     return features, labels, sentences
 
 
@@ -205,19 +224,25 @@ def _write_resampled(source: tuple, n: int, dim: int, cache_dir: Path, dtype: st
 
 
 def _run_child(args: argparse.Namespace, cache_dir: Path) -> dict:
-    """One cell in a child process under the RSS watchdog."""
-    import psutil
+    """One cell in a child process under the RSS watchdog (no watchdog without psutil: the limit is then not enforced)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
 
-    env = {**os.environ, "PYTHONPATH": str(args.code.resolve())}
+    # The code under test first; the rest of the path (e.g. a bundle's site folder) after it.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.code.resolve()), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(cache_dir), "--device", args.device]
     if args.threads:
         command += ["--threads", str(args.threads)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watched = psutil.Process(process.pid)
     state = {"peak": 0, "killed": None}
     limit = args.rss_limit_gib * GIB
 
     def watch() -> None:
+        if psutil is None:
+            return
+        watched = psutil.Process(process.pid)
         started = time.time()
         while process.poll() is None:
             try:
@@ -283,12 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.child is not None:
         _child(args.child, args.device, args.threads)
         return 0
-    if _data_file(args) is None and args.source_cache is None:
+    if _data_file(args) is None and args.source_cache is None and not args.synthetic:
         print("skipping benchmark: no senteval/bigram_shift.txt (give --data-dir or set PROBEFT_DATA_DIR)")
         return 0
     from probeft.probing.feature_cache import CACHE_DTYPES, estimate_cache_bytes
 
-    source = _source_features(args)
+    source = _synthetic_features() if args.synthetic else _source_features(args)
     report: dict = {"label": args.label, "code": str(args.code.resolve()), "cells": [], "cpu_count": os.cpu_count(),
                     "load_start": os.getloadavg()}
     for n in args.sizes:
