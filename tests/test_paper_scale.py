@@ -272,3 +272,17 @@ def test_a_probing_kernel_does_not_import_the_trainer() -> None:
             "assert 'probeft.finetune.train' not in sys.modules; finetune.run_finetune; "
             "assert 'probeft.finetune.train' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_stacking_a_memory_mapped_cache_reads_each_layer_through_its_own_mapping(tmp_path: Path) -> None:
+    arrays = {"train.cls": np.arange(3 * 5 * 4, dtype=np.float32).reshape(3, 5, 4),
+              "train.mean": -np.arange(3 * 5 * 4, dtype=np.float32).reshape(3, 5, 4)}
+    for dtype in feature_cache.CACHE_DTYPES:
+        mapped = feature_cache.load_or_extract(tmp_path / dtype, _metadata(cache_dtype=dtype), lambda: arrays,
+                                               dtype=dtype, mmap=True)
+        assert all(isinstance(values, np.memmap) for values in mapped.values())
+        split = {"cls": mapped["train.cls"], "mean": mapped["train.mean"]}
+        stacked, index = extract.stack_probes_float32(split, release=True)
+        expected, _ = extract.stack_probes({"cls": arrays["train.cls"], "mean": arrays["train.mean"]})
+        assert index == [(p, layer) for p in ("cls", "mean") for layer in range(3)]
+        np.testing.assert_array_equal(stacked.numpy(), expected)

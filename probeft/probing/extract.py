@@ -468,6 +468,21 @@ def stack_probes_float32(
         values = features.pop(pooling) if release else features[pooling]
         for row, (name, layer) in enumerate(index):
             if name == pooling:
-                target[row] = values[layer]  # casts float16 storage to float32
+                target[row] = _one_layer(values, layer)  # casts float16 storage to float32
         del values
     return stacked, index
+
+
+def _one_layer(values: np.ndarray, layer: int) -> np.ndarray:
+    """``values[layer]``; of a memory-mapped file, through a mapping of that layer alone.
+
+    The mapping goes when the caller drops the layer, and with it the file pages it read, so copying a
+    cached array costs no resident memory beyond the copy (a page read through the whole-file mapping stays
+    resident until that mapping goes).
+    """
+    if not (isinstance(values, np.memmap) and values.filename and values.flags.c_contiguous):
+        return values[layer]
+    shape = values.shape[1:]
+    layer_bytes = int(np.prod(shape)) * values.dtype.itemsize
+    return np.memmap(values.filename, dtype=values.dtype, mode="r", offset=values.offset + layer * layer_bytes,
+                     shape=shape)
