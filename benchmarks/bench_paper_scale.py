@@ -108,20 +108,20 @@ def _child(cache_dir: Path, device: str, threads: int | None) -> None:
                                                mmap=True)
         features = {split: {p: arrays.pop(f"{split}.{p}") for p in POOLINGS} for split in SPLITS}
         loaded = time.perf_counter()
-        standardised, probes = stage._standardised_probes(features, POOLINGS, target)  # noqa: SLF001
-        task_rows, task_correct = stage._fit_rows(standardised, probes, labels)  # noqa: SLF001
+        standardised, probes = stage._standardised_probes(features, POOLINGS, target)
+        task_rows, _ = stage._fit_rows(standardised, probes, labels)
         fitted = time.perf_counter()
-        control_rows, _ = stage._fit_rows(standardised, probes, control, metric="control_accuracy")  # noqa: SLF001
+        control_rows, _ = stage._fit_rows(standardised, probes, control, metric="control_accuracy")
         controlled = time.perf_counter()
         mdl_rows = stage.mdl_task_rows(standardised, labels["train"], probes, num_classes=2)
     else:  # before: what run_probing did at commit c9a63c2
         arrays = feature_cache.load_or_extract(cache_dir, metadata, _missing)
         features = {split: {p: arrays.pop(f"{split}.{p}") for p in POOLINGS} for split in SPLITS}
         loaded = time.perf_counter()
-        stacked, probes = stage._stack(features, POOLINGS)  # noqa: SLF001
-        task_rows, task_correct = stage._fit_stacked(stacked, probes, labels, device=target)  # noqa: SLF001
+        stacked, probes = stage._stack(features, POOLINGS)
+        task_rows, _ = stage._fit_stacked(stacked, probes, labels, device=target)
         fitted = time.perf_counter()
-        control_rows, _ = stage._fit_stacked(stacked, probes, control, device=target,  # noqa: SLF001
+        control_rows, _ = stage._fit_stacked(stacked, probes, control, device=target,
                                              metric="control_accuracy")
         controlled = time.perf_counter()
         mdl_rows = stage.mdl_task_rows(stacked["train"], labels["train"], probes, num_classes=2, device=target)
@@ -283,9 +283,9 @@ def _float16_effect(args: argparse.Namespace) -> dict:
         split_features = {split: {p: np.asarray(features[split][p]).astype(dtype) for p in POOLINGS} for split in SPLITS}
         import torch
 
-        standardised, probes = stage._standardised_probes(split_features, POOLINGS, torch.device("cpu"))  # noqa: SLF001
-        task_rows, _ = stage._fit_rows(standardised, probes, labels)  # noqa: SLF001
-        control_rows, _ = stage._fit_rows(standardised, probes, control, metric="control_accuracy")  # noqa: SLF001
+        standardised, probes = stage._standardised_probes(split_features, POOLINGS, torch.device("cpu"))
+        task_rows, _ = stage._fit_rows(standardised, probes, labels)
+        control_rows, _ = stage._fit_rows(standardised, probes, control, metric="control_accuracy")
         mdl_rows = stage.mdl_task_rows(standardised, labels["train"], probes, num_classes=2)
         out[dtype] = {
             "test_accuracy": np.array([r["value"] for r in task_rows if r["split"] == "test"]),

@@ -184,7 +184,7 @@ def test_stack_probes_float32_releases_what_it_copied() -> None:
 
 
 def test_float16_storage_changes_the_stage_little_and_cpu_extraction_stays_float32(demo_data_dir, tmp_path) -> None:
-    kwargs = dict(max_train=120, max_eval=40, device="cpu", progress=False, mdl=False)
+    kwargs = {"max_train": 120, "max_eval": 40, "device": "cpu", "progress": False, "mdl": False}
     full = probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, cache_dir=tmp_path / "a", **kwargs)
     with pytest.warns(UserWarning, match="extraction dtype float16 needs CUDA; extracting in float32 on cpu"):
         half = probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, cache_dir=tmp_path / "b",

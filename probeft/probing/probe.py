@@ -52,8 +52,8 @@ from probeft.core.devices import resolve_device
 from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, Spectrum, cpu_threads, lbfgs
 
 __all__ = [
-    "L2_GRID", "ProbeResults", "StandardisedFeatures", "all_finite", "as_features", "as_labels", "fit_probes", "fit_standardised",
-    "sklearn_c", "standardise", "standardise_features",
+    "L2_GRID", "ProbeResults", "StandardisedFeatures", "all_finite", "as_features", "as_labels", "fit_probes",
+    "fit_standardised", "sklearn_c", "standardise", "standardise_features",
 ]
 
 L2_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)
