@@ -11,7 +11,8 @@ Arrays are stored as float32, or as float16 with ``dtype="float16"`` (half the d
 compute in float32). Every array's sha256 (of its stored bytes, hashed in memory as it is written and
 streamed from the file in chunks as it is read back, so checking never holds a copy) is in
 ``metadata.json``. With ``mmap=True`` a cache hit returns read-only memory-mapped arrays: nothing is
-read into memory until used, and a consumer that copies an array and drops it holds no second copy. An array that is missing, truncated, unreadable or changed since it was written,
+read into memory until used, and a consumer that copies an array and drops it holds no second copy.
+An array that is missing, truncated, unreadable or changed since it was written,
 or a cache written before the hashes were recorded, is not used: :func:`load_or_extract` says which
 file and computes the features again (they are a pure function of the metadata, so this is safe).
 
