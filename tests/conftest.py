@@ -20,14 +20,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.pop("PROBEFT_DATA_DIR", None)  # notebooks under test use generated data
+    os.environ.pop("PROBEFT_HUB_PINS", None)  # a grid sets it for its own cells only
 
 
 @pytest.fixture(autouse=True)
 def _fresh_data_read_record():
     """Each test starts a new record of data files read, as each notebook kernel (one grid cell) does."""
-    from probeft.core import data_reads
+    from probeft.core import data_reads, pins
 
     data_reads.forget_data_files_read()
+    pins.forget_sources_read()
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from probeft.finetune.store import RESUME_DIR, run_signature
 
 # train pulls in transformers' Trainer (and with it datasets, seconds of imports): loaded on first use, so a
 # probing or attention kernel that only reads checkpoints starts working sooner.
-_LAZY = {"run_finetune", "training_arguments"}
+_LAZY = {"resolved_precision", "run_finetune", "training_arguments"}
 
 
 def __getattr__(name: str) -> Any:
@@ -69,6 +69,7 @@ __all__ = [
     "postprocess_squad",
     "prepare_squad_features",
     "read_checkpoint_info",
+    "resolved_precision",
     "run_finetune",
     "run_signature",
     "squad_answer_positions",

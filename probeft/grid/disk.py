@@ -61,11 +61,9 @@ def _sentences(task: str, data_dir: Path | None, max_train: int | None, max_eval
 def _model_size(spec: str) -> tuple[int, int] | None:
     """``(layers, hidden size)`` from a model's config, or None when it cannot be read offline."""
     try:
-        from transformers import AutoConfig
-
         from probeft import models
 
-        config = AutoConfig.from_pretrained(models.resolve_model(spec))
+        config = models.load_config(spec)
         return int(config.num_hidden_layers), int(config.hidden_size)
     except Exception:  # noqa: BLE001 - an estimate: an unreadable model is reported, not fatal
         return None
