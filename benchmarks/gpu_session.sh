@@ -6,6 +6,10 @@
 #   .venv/bin/python benchmarks/gpu_bundle.py                  # here, where pip works: .gpu-bundle/ (~20 MiB)
 #   run(command="bash benchmarks/gpu_session.sh", carry=[".gpu-bundle"], timeout_s=590)
 #
+# PAPER_SCALE=1 runs only the paper-size probing cell on CUDA instead (issue 27: N = 100k / 10k / 10k, 26 probes,
+# D = 768, synthetic features, task + control + MDL; wall time, peak RSS and peak GPU memory), about 3 min:
+#   run(command="PAPER_SCALE=1 bash benchmarks/gpu_session.sh", carry=[".gpu-bundle"], timeout_s=400)
+#
 # --rehearse runs the same steps on this CPU machine, quick sizes and the tiny models in place of the base
 # ones, with a bundle for Python 3.11: `gpu_bundle.py --python-version 3.11 --out /tmp/bundle311`, then
 # `BUNDLE=/tmp/bundle311 PYTHON=.venv/bin/python bash benchmarks/gpu_session.sh --rehearse` (about 5 min).
@@ -29,6 +33,14 @@ export PROBEFT_CACHE=/tmp/probeft-cache HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 "$PYTHON" -c "import torch, transformers, papermill, distributed; print('torch', torch.__version__, 'cuda', \
 torch.cuda.is_available(), '| transformers', transformers.__version__, '| papermill', papermill.__version__)"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+
+if [ "${PAPER_SCALE:-0}" = 1 ]; then
+  SIZES="100000"; DEVICE=cuda; [ "$REHEARSE" = 1 ] && SIZES="2000" && DEVICE=cpu
+  timeout 360 "$PYTHON" benchmarks/bench_paper_scale.py --synthetic --device $DEVICE --sizes $SIZES --dims 768 \
+    --rss-limit-gib 100 --work-dir /tmp/paper-scale --out "$OUT/bench_paper_scale_cuda.json" \
+    || echo "bench_paper_scale exit $?"
+  exit 0
+fi
 
 DATA=/tmp/probeft-demo-data
 "$PYTHON" -m probeft.grid.cli demo-data "$DATA" > /dev/null

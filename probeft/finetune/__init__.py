@@ -19,6 +19,8 @@ May import: :mod:`probeft.core`, :mod:`probeft.data`, :mod:`probeft.models`, :mo
 
 from __future__ import annotations
 
+from typing import Any
+
 from probeft.core.names import CLASSIFICATION_TASKS, HEADS, SQUAD_HEAD, TASK_METRICS
 from probeft.core.names import FINETUNE_TASKS as TASKS
 from probeft.finetune.checkpoints import (
@@ -33,7 +35,19 @@ from probeft.finetune.config import FinetuneConfig
 from probeft.finetune.heads import SequenceClassifier, SpanQuestionAnsweringModel, load_encoder_for_finetuning
 from probeft.finetune.squad import SquadFeatures, postprocess_squad, prepare_squad_features, squad_answer_positions
 from probeft.finetune.store import RESUME_DIR, run_signature
-from probeft.finetune.train import resolved_precision, run_finetune, training_arguments
+
+# train pulls in transformers' Trainer (and with it datasets, seconds of imports): loaded on first use, so a
+# probing or attention kernel that only reads checkpoints starts working sooner.
+_LAZY = {"resolved_precision", "run_finetune", "training_arguments"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from probeft.finetune import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'probeft.finetune' has no attribute {name!r}")
+
 
 __all__ = [
     "CHECKPOINT_MARKER",

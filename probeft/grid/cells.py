@@ -31,6 +31,7 @@ from probeft.core.data_reads import sha256_of_file
 from probeft.data import locations
 from probeft.finetune import checkpoints
 from probeft.grid.schema import GridConfig
+from probeft.probing import feature_cache
 
 # probeft/grid/cells.py -> the repository root, whose notebooks/ the cells run (an editable install).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,9 @@ class Cell:
     notebook: Path
     parameters: dict[str, Any]
     depends_on: tuple[str, ...] = field(default_factory=tuple)
+    # (feature cache root, model folder): the features extracted from that model are deleted once the cell
+    # is complete (a fine-tuned encoder's; nothing reads them again). None: keep.
+    drop_features: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,8 @@ def attempt_cell(cell: Cell, executed: Path, run_one: Callable[[Cell, Path], Non
         if not results.cell_complete(cell_dir):
             raise RuntimeError(f"notebook finished but wrote no complete results in {cell_dir}")
         write_seal(cell, executed)
+        if cell.drop_features is not None:
+            feature_cache.drop_features_of(*cell.drop_features)
     except Exception as error:  # noqa: BLE001 - any notebook failure is reported per cell
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
         return CellOutcome(cell.name, "failed", failure_reason(error), detail, time.time() - started)

@@ -59,6 +59,12 @@ def _grid_command(args: argparse.Namespace) -> int:
               "Run the same command again to resume: complete cells are skipped.", file=sys.stderr)
         return 130
     print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
+    if args.dry_run and config.probing is not None:
+        from probeft.grid import disk
+
+        estimate = disk.estimate_grid_cache(config, paths)
+        if estimate is not None:
+            print(disk.format_estimate(estimate, paths.cache_dir / "features", config.probing.cache_dtype))
     return 0 if report.ok else 1
 
 

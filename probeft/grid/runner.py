@@ -26,6 +26,7 @@ Output layout::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -154,7 +155,13 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
                         "control": pr.control, "control_task_seed": pr.control_seed, "mdl": pr.mdl,
                         "cka_reference": model.spec if with_cka and task != names.NO_FINETUNE else None,
                     }
-                    cells.append(_cell(f"{name}__seed-{seed}", "probing", "probing.ipynb", params, common, paths, depends))
+                    # Only when not the default, so cells that ran before these settings existed stay complete.
+                    params |= {key: getattr(pr, key) for key in ("dtype", "cache_dtype") if getattr(pr, key) != "float32"}
+                    # Nothing reads a fine-tuned encoder's features after its cell (CKA reads the pre-trained ones).
+                    drop = None if task == names.NO_FINETUNE or pr.keep_finetuned_features else (
+                        str(paths.cache_dir / "features"), source)
+                    cell = _cell(f"{name}__seed-{seed}", "probing", "probing.ipynb", params, common, paths, depends)
+                    cells.append(dataclasses.replace(cell, drop_features=drop))
     if config.attention:
         at = config.attention
         for model in _section_models(config, at):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -153,6 +153,9 @@ class ProbingSection(_Strict):
     control_seed: int = 0  # seed of the control labelling
     mdl: bool = True  # online-code MDL rows of the train split (probeft.probing.mdl)
     cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.verdicts.similarity), needs "none" probed too
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # extraction autocast on CUDA; CPU stays float32
+    cache_dtype: Literal["float32", "float16"] = "float32"  # feature cache storage; probes compute in float32
+    keep_finetuned_features: bool = False  # False: a fine-tuned encoder's cached features go once its cell is complete
 
     @field_validator("tasks")
     @classmethod

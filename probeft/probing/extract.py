@@ -24,6 +24,7 @@ stores the arrays under it and refuses a cache written for other metadata.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
     from probeft.data import ProbingData
 
 __all__ = [
-    "SPLITS", "dtype_name", "extract_features", "extract_probing_features", "feature_metadata",
-    "load_for_extraction", "stack_probes",
+    "SPLITS", "dtype_name", "effective_dtype", "extract_features", "extract_probing_features", "feature_metadata",
+    "load_for_extraction", "stack_probes", "stack_probes_float32",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
@@ -63,6 +64,24 @@ def dtype_name(dtype: torch.dtype | str | None) -> str:
     if dtype in (torch.float16, torch.bfloat16):
         return str(dtype).removeprefix("torch.")
     raise ValueError(f"dtype must be None, float32, float16 or bfloat16; got {dtype!r}")
+
+
+def effective_dtype(dtype: torch.dtype | str | None, device: str | torch.device) -> str:
+    """The extraction dtype that runs on ``device``: half precision on CUDA only, float32 elsewhere (with a warning).
+
+    Args:
+        dtype: the requested compute dtype (None, float32, float16, bfloat16 or an alias).
+        device: the resolved extraction device.
+
+    Returns:
+        The canonical name (:func:`dtype_name`) of the dtype extraction will use; record it in provenance.
+    """
+    name = dtype_name(dtype)
+    if name != "float32" and torch.device(device).type != "cuda":
+        warnings.warn(f"extraction dtype {name} needs CUDA; extracting in float32 on {device}", UserWarning,
+                      stacklevel=2)
+        return "float32"
+    return name
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | str | None) -> contextlib.AbstractContextManager:
@@ -246,6 +265,7 @@ def feature_metadata(
     mean_includes_special: bool = True,
     dtype: torch.dtype | str | None = None,
     task: str | None = None,
+    cache_dtype: str = "float32",
 ) -> dict[str, Any]:
     """Metadata that identifies a set of cached features (everything that changes the numbers).
 
@@ -258,11 +278,14 @@ def feature_metadata(
         hidden_size: ``D``.
         poolings, max_length, mean_includes_special, dtype: extraction settings.
         task: the probing task name, if any.
+        cache_dtype: storage dtype of the cached arrays; recorded (key ``cache_dtype``) only when it is not
+            float32, so the float32 caches written before the key existed still match.
 
     Returns:
         A JSON-compatible dict; two extractions with equal metadata give the same features.
     """
-    return {
+    storage = {} if cache_dtype == "float32" else {"cache_dtype": cache_dtype}
+    return storage | {
         "format": CACHE_FORMAT,
         "probeft_version": probeft.__version__,
         "model": model,
@@ -304,6 +327,8 @@ def extract_probing_features(
     refresh: bool = False,
     encoder: Callable[[], tuple[torch.nn.Module, Any]] | None = None,
     retries: list[oom.BatchRetry] | None = None,
+    cache_dtype: str = "float32",
+    mmap: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Features of the train/dev/test sentences of a probing task, cached under ``cache_dir``.
 
@@ -320,9 +345,12 @@ def extract_probing_features(
         encoder: called on a cache miss for ``(model, tokenizer)`` instead of loading them, so a caller
             probing several tasks loads the encoder once (see :func:`load_for_extraction`).
         retries: where out-of-memory batch halvings are recorded (see :func:`extract_features`).
+        cache_dtype: storage dtype, ``"float32"`` or ``"float16"`` (half the disk; features are rounded to
+            it whether they come from the cache or were just computed).
+        mmap: return memory-mapped arrays when they come from the cache (nothing read until used).
 
     Returns:
-        split ("train", "dev", "test") -> pooling -> float32 ``(L + 1, N_split, D)``.
+        split ("train", "dev", "test") -> pooling -> ``(L + 1, N_split, D)`` arrays of ``cache_dtype``.
     """
     config = models.load_config(model_spec)
     fingerprint = models.model_fingerprint(model_spec)
@@ -337,6 +365,7 @@ def extract_probing_features(
         mean_includes_special=mean_includes_special,
         dtype=dtype,
         task=data.task,
+        cache_dtype=cache_dtype,
     )
     splits = {"train": data.train, "dev": data.dev, "test": data.test}
 
@@ -355,7 +384,7 @@ def extract_probing_features(
 
     where = None if cache_dir is None else feature_cache_path(cache_dir, metadata)
     info = {"resolved": str(fingerprint["resolved"]), "data_path": str(data.path)}
-    arrays = load_or_extract(where, metadata, compute, refresh=refresh, info=info)
+    arrays = load_or_extract(where, metadata, compute, refresh=refresh, info=info, dtype=cache_dtype, mmap=mmap)
     result: dict[str, dict[str, np.ndarray]] = {}
     for split, part in splits.items():
         result[split] = {}
@@ -384,6 +413,15 @@ def stack_probes(
         ``(P, N, D)`` array with ``P = len(poolings) * len(layers)`` (pooling-major), and the
         ``(pooling, layer)`` of each probe.
     """
+    index = _probe_index(features, poolings, layers)
+    stacked = np.stack([features[pooling][layer] for pooling, layer in index])
+    return stacked, index
+
+
+def _probe_index(
+    features: Mapping[str, np.ndarray], poolings: Sequence[str] | None, layers: Sequence[int] | None
+) -> list[tuple[str, int]]:
+    """The ``(pooling, layer)`` of each probe, pooling-major; ValueError for missing poolings or layers."""
     chosen = list(poolings) if poolings is not None else list(features)
     missing = [p for p in chosen if p not in features]
     if missing or not chosen:
@@ -398,6 +436,50 @@ def stack_probes(
     bad = [layer for layer in wanted if not 0 <= layer < num_layers]
     if bad:
         raise ValueError(f"layers {bad} out of range: the features hold layers 0..{num_layers - 1}")
-    index = [(pooling, layer) for pooling in chosen for layer in wanted]
-    stacked = np.stack([features[pooling][layer] for pooling, layer in index])
+    return [(pooling, layer) for pooling in chosen for layer in wanted]
+
+
+def stack_probes_float32(
+    features: dict[str, np.ndarray],
+    *,
+    poolings: Sequence[str] | None = None,
+    release: bool = False,
+) -> tuple[torch.Tensor, list[tuple[str, int]]]:
+    """:func:`stack_probes` into one float32 CPU tensor, copied layer by layer (no intermediate stack).
+
+    Args:
+        features: one split's features, pooling -> ``(L + 1, N, D)`` (float32 or float16, in memory or
+            memory-mapped).
+        poolings: which poolings (default: all in ``features``).
+        release: remove each pooling's entry from ``features`` once copied, so a memory-mapped cache file is
+            unmapped as soon as it has been read (the copy is then the only one held).
+
+    Returns:
+        float32 ``(P, N, D)`` tensor (all layers, pooling-major) and the ``(pooling, layer)`` of each probe.
+    """
+    index = _probe_index(features, poolings, None)
+    first = features[index[0][0]]
+    stacked = torch.empty((len(index), first.shape[1], first.shape[2]), dtype=torch.float32)
+    target = stacked.numpy()
+    for pooling in dict.fromkeys(pooling for pooling, _ in index):
+        values = features.pop(pooling) if release else features[pooling]
+        for row, (name, layer) in enumerate(index):
+            if name == pooling:
+                target[row] = _one_layer(values, layer)  # casts float16 storage to float32
+        del values
     return stacked, index
+
+
+def _one_layer(values: np.ndarray, layer: int) -> np.ndarray:
+    """``values[layer]``; of a memory-mapped file, through a mapping of that layer alone.
+
+    The mapping goes when the caller drops the layer, and with it the file pages it read, so copying a
+    cached array costs no resident memory beyond the copy (a page read through the whole-file mapping stays
+    resident until that mapping goes).
+    """
+    if not (isinstance(values, np.memmap) and values.filename and values.flags.c_contiguous):
+        return values[layer]
+    shape = values.shape[1:]
+    layer_bytes = int(np.prod(shape)) * values.dtype.itemsize
+    return np.memmap(values.filename, dtype=values.dtype, mode="r", offset=values.offset + layer * layer_bytes,
+                     shape=shape)

@@ -7,8 +7,12 @@ or complete. Loading refuses a cache whose stored metadata differ from the reque
 (:class:`FeatureCacheMismatch` names the keys), so features of another model revision, data file,
 layer count, pooling or max length are never used silently (structural-probes #11).
 
-Every array's sha256 (of its float32 bytes, hashed in memory as it is written and as it is read back)
-is in ``metadata.json``. An array that is missing, truncated, unreadable or changed since it was written,
+Arrays are stored as float32, or as float16 with ``dtype="float16"`` (half the disk; the probes still
+compute in float32). Every array's sha256 (of its stored bytes, hashed in memory as it is written and
+streamed from the file in chunks as it is read back, so checking never holds a copy) is in
+``metadata.json``. With ``mmap=True`` a cache hit returns read-only memory-mapped arrays: nothing is
+read into memory until used, and a consumer that copies an array and drops it holds no second copy.
+An array that is missing, truncated, unreadable or changed since it was written,
 or a cache written before the hashes were recorded, is not used: :func:`load_or_extract` says which
 file and computes the features again (they are a pure function of the metadata, so this is safe).
 
@@ -31,16 +35,20 @@ import numpy as np
 from probeft.core.files import atomic_directory
 
 __all__ = [
+    "CACHE_DTYPES",
     "METADATA_FILE",
     "FeatureCacheCorrupt",
     "FeatureCacheMismatch",
     "drop_features_of",
+    "estimate_cache_bytes",
     "feature_cache_path",
     "load_or_extract",
 ]
 
 METADATA_FILE = "metadata.json"
+CACHE_DTYPES: tuple[str, ...] = ("float32", "float16")  # storage dtypes; probes always compute in float32
 _ARRAY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_HASH_CHUNK = 1 << 24  # bytes read at a time when a cached array's hash is checked
 
 
 class FeatureCacheMismatch(ValueError):
@@ -73,9 +81,65 @@ class FeatureCacheCorrupt(ValueError):
     """A feature cache's arrays do not verify against its ``metadata.json`` (the message names the file)."""
 
 
-def _array_sha256(array: np.ndarray) -> str:
-    """sha256 of an array's float32 C-order bytes (hashed in place: no copy of a contiguous float32 array)."""
-    return hashlib.sha256(memoryview(np.ascontiguousarray(array, dtype=np.float32)).cast("B")).hexdigest()
+def _check_dtype(dtype: str) -> np.dtype:
+    if dtype not in CACHE_DTYPES:
+        raise ValueError(f"feature cache dtype {dtype!r} is not one of {list(CACHE_DTYPES)}")
+    return np.dtype(dtype)
+
+
+def _array_sha256(array: np.ndarray, dtype: str = "float32") -> str:
+    """sha256 of an array's C-order bytes in ``dtype`` (hashed in place: no copy of a contiguous array of that dtype)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(array, dtype=_check_dtype(dtype))).cast("B")).hexdigest()
+
+
+def _file_sha256(path: Path, dtype: str) -> tuple[str, list[int]]:
+    """sha256 of a ``.npy`` file's data bytes (what :func:`_array_sha256` hashes) and its shape, streamed in chunks.
+
+    Raises:
+        FeatureCacheCorrupt: not a C-order little-endian ``.npy`` of ``dtype``, or truncated.
+    """
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, stored = read_header(handle)
+            if fortran or stored != np.dtype(dtype).newbyteorder("<"):
+                raise FeatureCacheCorrupt(f"{path}: holds {stored} (fortran_order={fortran}), expected C-order {dtype}")
+            expected = int(np.prod(shape)) * stored.itemsize
+            read = 0
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+                read += len(chunk)
+    except (ValueError, OSError, EOFError) as error:
+        raise FeatureCacheCorrupt(f"{path}: unreadable ({error})") from None
+    if read != expected:
+        raise FeatureCacheCorrupt(f"{path}: holds {read} data bytes, its header promises {expected} (truncated?)")
+    return digest.hexdigest(), list(shape)
+
+
+def estimate_cache_bytes(
+    *,
+    hidden_size: int,
+    num_layers: int,
+    sentences: int,
+    poolings: int = 2,
+    dtype: str = "float32",
+) -> int:
+    """Disk bytes of one feature set (one encoder, one task): ``(L + 1) * sentences * D * poolings`` values.
+
+    Args:
+        hidden_size: ``D``.
+        num_layers: ``L`` transformer layers (the cache holds ``L + 1`` hidden states).
+        sentences: train + dev + test sentences of the task.
+        poolings: number of poolings stored.
+        dtype: storage dtype, one of :data:`CACHE_DTYPES`.
+
+    Returns:
+        The arrays' bytes (the ``.npy`` headers and ``metadata.json`` add about 1 KiB).
+    """
+    return (num_layers + 1) * sentences * hidden_size * poolings * _check_dtype(dtype).itemsize
 
 
 def _short(value: Any, limit: int = 240) -> str:
@@ -110,8 +174,8 @@ def _differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> dic
     return {key: (stored.get(key), requested.get(key)) for key in keys if stored.get(key) != requested.get(key)}
 
 
-def _read_cache(cache_dir: Path, requested: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Load a complete cache after checking its metadata and array shapes."""
+def _read_cache(cache_dir: Path, requested: Mapping[str, Any], dtype: str, mmap: bool) -> dict[str, np.ndarray]:
+    """Load a complete cache after checking its metadata, array shapes and hashes (streamed, no copy held)."""
     try:
         stored = json.loads((cache_dir / METADATA_FILE).read_text(encoding="utf-8"))
     except (ValueError, OSError) as error:
@@ -126,28 +190,30 @@ def _read_cache(cache_dir: Path, requested: Mapping[str, Any]) -> dict[str, np.n
             raise FeatureCacheCorrupt(f"feature cache {cache_dir} lists {name!r} but {path.name} is missing")
         if "sha256" not in entry:
             raise FeatureCacheCorrupt(f"{path}: written before probeft recorded array hashes, so it cannot be checked")
+        if entry.get("dtype", "float32") != dtype:
+            raise FeatureCacheCorrupt(f"{path}: stored as {entry.get('dtype')}, requested {dtype}")
+        digest, shape = _file_sha256(path, dtype)
+        if shape != entry["shape"]:
+            raise FeatureCacheCorrupt(f"{path}: shape {tuple(shape)} differs from {entry['shape']} in {METADATA_FILE}")
+        if digest != entry["sha256"]:
+            raise FeatureCacheCorrupt(f"{path}: its values changed since it was written (sha256 differs)")
         try:
-            array = np.load(path, allow_pickle=False)
+            arrays[name] = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
         except (ValueError, OSError, EOFError) as error:
             raise FeatureCacheCorrupt(f"{path}: unreadable ({error})") from None
-        if list(array.shape) != entry["shape"]:
-            raise FeatureCacheCorrupt(f"{path}: shape {array.shape} differs from {entry['shape']} in {METADATA_FILE}")
-        if _array_sha256(array) != entry["sha256"]:
-            raise FeatureCacheCorrupt(f"{path}: its values changed since it was written (sha256 differs)")
-        arrays[name] = array
     _check_arrays(arrays, requested, str(cache_dir))
     return arrays
 
 
 def _write_cache(cache_dir: Path, requested: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                 info: Mapping[str, Any] | None) -> None:
+                 info: Mapping[str, Any] | None, dtype: str) -> None:
     """Write arrays + metadata into a staging folder that replaces ``cache_dir`` only when complete."""
     with atomic_directory(cache_dir) as staging:
         entries = {}
         for name, array in arrays.items():
-            array = np.ascontiguousarray(array, dtype=np.float32)
+            array = np.ascontiguousarray(array, dtype=np.dtype(dtype))
             np.save(staging / f"{name}.npy", array)
-            entries[name] = {"shape": list(array.shape), "dtype": "float32", "sha256": _array_sha256(array)}
+            entries[name] = {"shape": list(array.shape), "dtype": dtype, "sha256": _array_sha256(array, dtype)}
         record = {"metadata": dict(requested), "arrays": entries, "info": _jsonable(info or {})}
         (staging / METADATA_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
@@ -159,50 +225,62 @@ def load_or_extract(
     *,
     refresh: bool = False,
     info: Mapping[str, Any] | None = None,
+    dtype: str = "float32",
+    mmap: bool = False,
 ) -> dict[str, np.ndarray]:
     """Return cached arrays if ``cache_dir`` holds them for ``metadata``, else compute and cache.
 
     Layout: ``cache_dir/<name>.npy`` per array and ``cache_dir/metadata.json`` holding
-    ``{"metadata": ..., "arrays": {name: {"shape", "dtype"}}, "info": ...}``. The directory is
+    ``{"metadata": ..., "arrays": {name: {"shape", "dtype", "sha256"}}, "info": ...}``. The directory is
     written under a temporary name and renamed, so it is either absent or complete.
 
     Args:
         cache_dir: the cache directory (one per feature set), or None to always compute.
         metadata: JSON-compatible identity of the features (see :func:`feature_metadata`). If it
             has ``num_feature_layers`` / ``hidden_size``, every array's axis 0 / last axis must match.
+            It must tell storage dtypes apart (``feature_metadata``'s ``cache_dtype``).
         compute: called only on a cache miss; returns name -> array (names ``[A-Za-z0-9_.-]+``).
         refresh: recompute and replace an existing cache instead of loading / refusing it.
         info: extra JSON-compatible provenance stored alongside but never compared.
+        dtype: storage dtype, ``"float32"`` or ``"float16"`` (:data:`CACHE_DTYPES`).
+        mmap: return read-only memory-mapped arrays from the cache (also right after writing it).
 
     Returns:
-        name -> float32 array.
+        name -> array of ``dtype`` (a computed float32 array rounded to it, so a hit and a miss give the
+        same values).
 
     Raises:
         FeatureCacheMismatch: the cache exists with different metadata (keys named). A cache whose
             arrays do not verify (:class:`FeatureCacheCorrupt`) is computed again, with a warning.
-        ValueError: ``cache_dir`` is a non-empty directory without ``metadata.json``, or arrays
-            disagree with the metadata.
+        ValueError: ``cache_dir`` is a non-empty directory without ``metadata.json``, arrays
+            disagree with the metadata, or an unknown ``dtype``.
     """
+    storage = _check_dtype(dtype)
     requested = _jsonable(metadata)
     if cache_dir is None:
-        arrays = {name: np.asarray(array, dtype=np.float32) for name, array in compute().items()}
+        arrays = {name: np.asarray(array, dtype=np.float32).astype(storage, copy=False)
+                  for name, array in compute().items()}
         _check_arrays(arrays, requested, "computed features")
         return arrays
     cache_dir = Path(cache_dir)
     if (cache_dir / METADATA_FILE).is_file() and not refresh:
         try:
-            return _read_cache(cache_dir, requested)
+            return _read_cache(cache_dir, requested, dtype, mmap)
         except FeatureCacheCorrupt as error:
             warnings.warn(f"{error}; computing these features again", RuntimeWarning, stacklevel=2)
             refresh = True
     if cache_dir.is_file() or (cache_dir.is_dir() and any(cache_dir.iterdir()) and not refresh):
         raise ValueError(f"{cache_dir} exists but holds no {METADATA_FILE}, so it is not a feature cache")
-    arrays = {name: np.asarray(array, dtype=np.float32) for name, array in compute().items()}
+    arrays = {name: np.asarray(array, dtype=np.float32).astype(storage, copy=False)
+              for name, array in compute().items()}
     _check_arrays(arrays, requested, "computed features")
     if not refresh and (cache_dir / METADATA_FILE).is_file():
         # Another process finished the same features while we computed: keep its cache, which must agree.
-        return _read_cache(cache_dir, requested)
-    _write_cache(cache_dir, requested, arrays, info)
+        return _read_cache(cache_dir, requested, dtype, mmap)
+    _write_cache(cache_dir, requested, arrays, info, dtype)
+    if mmap:
+        del arrays  # the written files, mapped, replace the computed copies
+        return _read_cache(cache_dir, requested, dtype, mmap)
     return arrays
 
 

@@ -45,12 +45,21 @@ Probe for each prefix (differences from :mod:`probeft.probing.probe` are marked)
       the case for a 1-example first block) would otherwise drive that class's bias to minus
       infinity, and the next block's cost would depend only on when L-BFGS stopped.
 
+Preconditioner
+    Every prefix fit starts L-BFGS from the same preconditioner as :mod:`probeft.probing.probe`, built
+    from the eigendecomposition of the correlation matrix of ALL ``N`` standardised examples (one
+    :class:`~probeft.probing.probe_lbfgs.Spectrum`, the one the probing stage's task and control fits
+    already computed) with the prefix's strength ``l2 * N / t``, instead of one eigendecomposition per
+    prefix. A random prefix's correlation matrix is close to the full one, and small prefixes are
+    dominated by their strong ``l2``; it changes the optimiser's path, not the optimum, and saved
+    10 of 11 ``eigh`` calls per task (70% of the MDL time at N = 8000).
+
 Batching
     All ``P`` probes share each prefix fit. Prefixes are not stacked into one fit: the probe code
     has no example weights, and masking would cost ``S / 2`` times the arithmetic of fitting the
     prefixes one after another (their sizes sum to about ``N``).
 
-Imports from :mod:`probeft`: ``probe`` (input validation and standardisation helpers),
+Imports from :mod:`probeft`: ``probe`` (input validation and standardisation),
 ``probe_lbfgs`` (the batched model and optimiser) and ``devices``. Nothing about models.
 """
 
@@ -64,10 +73,13 @@ import numpy as np
 import torch
 
 from probeft.core.devices import resolve_device
-from probeft.probing.probe import as_features, as_labels, standardise
-from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
+from probeft.probing.probe import as_features, as_labels, standardise_features
+from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, Spectrum, cpu_threads, lbfgs
 
-__all__ = ["DEFAULT_FRACTIONS", "DEFAULT_L2", "MDLResult", "block_ends", "mdl_rows", "online_codelength"]
+__all__ = [
+    "DEFAULT_FRACTIONS", "DEFAULT_L2", "MDLResult", "block_ends", "mdl_rows", "online_codelength",
+    "standardised_codelength",
+]
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
 DEFAULT_L2 = 1e-2
@@ -175,6 +187,7 @@ def _validate_labels(labels: torch.Tensor, num_classes: int | None, n: int) -> i
 def _fit_prefix(
     x_prefix: torch.Tensor,
     y_prefix: torch.Tensor,
+    spectrum: Spectrum,
     l2: torch.Tensor,
     num_classes: int,
     *,
@@ -186,7 +199,7 @@ def _fit_prefix(
     """Fit all ``P`` probes on one standardised prefix ``(P, t, D)``; return model, theta, n_iter, converged."""
     num_probes, _, dim = x_prefix.shape
     problem = _BiasPenalisedLogReg(x_prefix, y_prefix, l2, num_classes)
-    preconditioner = Preconditioner(x_prefix, l2, num_classes)
+    preconditioner = Preconditioner(spectrum, l2, num_classes)
     theta = torch.zeros(num_probes, 1, num_classes, dim + 1, dtype=torch.float32, device=x_prefix.device)
     theta, n_iter, converged = lbfgs(
         problem, preconditioner, theta, max_iter=max_iter, tol=tol, ftol=ftol, history_size=history_size
@@ -235,26 +248,74 @@ def online_codelength(
             ``0..C-1``; ``C < 2``; ``N < C``; bad ``fractions`` or too few examples for two blocks;
             non-positive ``l2``; bad optimiser settings.
     """
+    _check_settings(l2, max_iter, tol, history_size)
+    target = resolve_device(device)
+    checked = as_features(features, "features")  # errors name "features"
+    standardised = standardise_features({"train": checked}, device=target)  # statistics of all inputs
+    x = standardised.train
+    y = as_labels(labels, "labels", x.shape[1])
+    num_classes = _validate_labels(y, num_classes, x.shape[1])
+    threads = num_threads
+    if threads is None and num_classes * x.shape[1] * x.shape[2] * x.shape[0] < _SMALL_PROBLEM:
+        threads = 1
+    with torch.no_grad(), cpu_threads(threads if target.type == "cpu" else None):
+        spectrum = standardised.spectrum()
+    return standardised_codelength(
+        x, y, spectrum, num_classes=num_classes, fractions=fractions, l2=l2, max_iter=max_iter, tol=tol, ftol=ftol,
+        history_size=history_size, num_threads=num_threads,
+    )
+
+
+def _check_settings(l2: float, max_iter: int, tol: float, history_size: int) -> None:
     if not (isinstance(l2, (int, float)) and math.isfinite(l2) and l2 > 0):
         raise ValueError(f"l2 must be a positive finite number, got {l2!r}")
     if max_iter < 1 or tol <= 0 or history_size < 1:
         raise ValueError(f"need max_iter >= 1, tol > 0, history_size >= 1; got {max_iter}, {tol}, {history_size}")
-    x = as_features(features, "features")
+
+
+def standardised_codelength(
+    x: torch.Tensor,
+    labels: np.ndarray | torch.Tensor | Sequence[int],
+    spectrum: Spectrum,
+    *,
+    num_classes: int | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    l2: float = DEFAULT_L2,
+    max_iter: int = 1000,
+    tol: float = 1e-5,
+    ftol: float = 1e-12,
+    history_size: int = 10,
+    num_threads: int | None = None,
+) -> MDLResult:
+    """:func:`online_codelength` of features standardised beforehand, with their spectrum given.
+
+    The prefixes are slices of ``x`` (no copies); the caller puts the examples in code order (the
+    probing stage permutes its standardised train features in place, probe by probe).
+
+    Args:
+        x: ``(P, N, D)`` float32 features standardised with the statistics of all ``N`` examples, in the
+            order the code uses them, on the device the probes train on.
+        labels: ``(N,)`` integer labels in the same order.
+        spectrum: :class:`~probeft.probing.probe_lbfgs.Spectrum` of ``x`` (of any order of its examples).
+        num_classes, fractions, l2, max_iter, tol, ftol, history_size, num_threads: as in :func:`online_codelength`.
+
+    Returns:
+        :class:`MDLResult`.
+    """
+    _check_settings(l2, max_iter, tol, history_size)
     num_probes, n, _ = x.shape
-    y = as_labels(labels, "labels", n)
+    target = x.device
+    y = as_labels(labels, "labels", n).to(target)
     num_classes = _validate_labels(y, num_classes, n)
     ends = block_ends(n, fractions)
     num_blocks = ends.size
 
-    target = resolve_device(device)
-    x, y = x.to(target), y.to(target)
     block_bits = np.zeros((num_probes, num_blocks), dtype=np.float64)
     block_bits[:, 0] = ends[0] * math.log2(num_classes)
     n_iter = np.zeros((num_probes, num_blocks - 1), dtype=np.int64)
     converged = np.zeros((num_probes, num_blocks - 1), dtype=bool)
 
     with torch.no_grad():
-        standardised = standardise({"all": x, "train": x})["all"]  # (P, N, D), statistics of all inputs
         for block in range(1, num_blocks):
             start, stop = int(ends[block - 1]), int(ends[block])
             threads = num_threads
@@ -263,13 +324,12 @@ def online_codelength(
             with cpu_threads(threads if target.type == "cpu" else None):
                 # The same prior for every prefix: sum CE + (l2 * N / 2) ||.||^2, i.e. mean-CE strength l2 * N / t.
                 l2_tensor = torch.tensor([float(l2) * n / start], dtype=torch.float64, device=target)
-                scaled = {"train": standardised[:, :start], "next": standardised[:, start:stop]}
                 problem, theta, iters, done = _fit_prefix(
-                    scaled["train"], y[:start], l2_tensor, num_classes,
+                    x[:, :start], y[:start], spectrum, l2_tensor, num_classes,
                     max_iter=max_iter, tol=tol, ftol=ftol, history_size=history_size,
                 )
                 # float64 log-softmax: a confident wrong prediction costs many bits; keep them exact.
-                logits = problem.logits(theta, scaled["next"])[:, 0].to(torch.float64)  # (P, C, n_block)
+                logits = problem.logits(theta, x[:, start:stop])[:, 0].to(torch.float64)  # (P, C, n_block)
                 log_probs = torch.log_softmax(logits, dim=1)
                 index = y[start:stop].view(1, 1, -1).expand(num_probes, 1, -1)
                 nats = -log_probs.gather(1, index).squeeze(1).sum(dim=1)  # (P,)

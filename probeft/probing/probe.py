@@ -29,6 +29,14 @@ Choosing L2
     For each probe the L2 value with the best dev accuracy is chosen; ties go to the stronger
     regularisation. Train/dev/test accuracy are reported for that value.
 
+Memory
+    :func:`fit_probes` leaves its inputs alone and holds one standardised float32 copy of them. A
+    caller that fits several label sets on the same features (the probing stage: task, control, MDL)
+    standardises once with :func:`standardise_features` (in place with ``in_place=True``: no copy) and
+    fits each label set with :func:`fit_standardised`; the fits share the standardised tensors and the
+    preconditioner's eigendecomposition (:class:`~probeft.probing.probe_lbfgs.Spectrum`). Finiteness is
+    checked probe by probe in chunks, so no float64 or boolean copy of the features is made.
+
 This module knows nothing about models or tokenizers: it takes arrays.
 """
 
@@ -41,13 +49,17 @@ import numpy as np
 import torch
 
 from probeft.core.devices import resolve_device
-from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, cpu_threads, lbfgs
+from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, Spectrum, cpu_threads, lbfgs
 
-__all__ = ["L2_GRID", "ProbeResults", "as_features", "as_labels", "fit_probes", "sklearn_c", "standardise"]
+__all__ = [
+    "L2_GRID", "ProbeResults", "StandardisedFeatures", "all_finite", "as_features", "as_labels", "fit_probes",
+    "fit_standardised", "sklearn_c", "standardise", "standardise_features",
+]
 
 L2_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)
 
 _SMALL_PROBLEM = 5e7  # P * G * C * N * D below which the fit runs single-threaded on CPU
+_FINITE_CHUNK = 1 << 22  # elements checked at once: a 4 MiB boolean temporary, whatever the features' size
 
 
 @dataclass
@@ -107,8 +119,25 @@ def sklearn_c(l2: float, n_train: int, num_classes: int) -> float:
     return factor / (l2 * n_train)
 
 
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every entry of a ``(P, N, D)`` tensor is finite, checked in row chunks of each probe.
+
+    No copy of the tensor: the temporary is a boolean block of at most ``2**22`` entries.
+    """
+    num_probes, n, dim = tensor.shape
+    rows = max(1, _FINITE_CHUNK // max(dim, 1))
+    for p in range(num_probes):
+        for start in range(0, n, rows):
+            if not bool(torch.isfinite(tensor[p, start : start + rows]).all()):
+                return False
+    return True
+
+
 def as_features(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    """Convert ``(P, N, D)`` features to a float32 CPU tensor, validating the shape."""
+    """Convert ``(P, N, D)`` features to a float32 tensor, validating the shape and finiteness.
+
+    A float32 tensor is returned as it is (no copy); other floating dtypes are converted.
+    """
     tensor = torch.as_tensor(x)
     if tensor.ndim != 3:
         raise ValueError(f"{name} must have shape (P, N, D) = (probes, examples, features), got {tuple(tensor.shape)}")
@@ -117,8 +146,7 @@ def as_features(x: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     if min(tensor.shape) == 0:
         raise ValueError(f"{name} is empty: shape {tuple(tensor.shape)}")
     tensor = tensor.to(torch.float32)
-    # A float64 sum is non-finite iff some entry is (finite float32 values cannot overflow it).
-    if not bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+    if not all_finite(tensor):
         raise ValueError(f"{name} contains NaN or infinite values")
     return tensor
 
@@ -135,15 +163,8 @@ def as_labels(y: np.ndarray | torch.Tensor | Sequence[int], name: str, n: int) -
     return labels.to(torch.int64)
 
 
-def _validate(
-    splits: dict[str, tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]],
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
-    """Check shapes, label ranges and class counts; return features, labels and ``C``."""
-    xs: dict[str, torch.Tensor] = {}
-    ys: dict[str, torch.Tensor] = {}
-    for split, (x, y) in splits.items():
-        xs[split] = as_features(x, f"{split}_x")
-        ys[split] = as_labels(y, f"{split}_y", xs[split].shape[1])
+def _check_features(xs: dict[str, torch.Tensor]) -> None:
+    """Every split's ``(P, N, D)`` must have the train split's ``P`` and ``D``."""
     num_probes, _, dim = xs["train"].shape
     for split, x in xs.items():
         if x.shape[0] != num_probes or x.shape[2] != dim:
@@ -151,27 +172,114 @@ def _validate(
                 f"{split}_x has shape {tuple(x.shape)} but train_x has (P, N, D) = "
                 f"({num_probes}, {xs['train'].shape[1]}, {dim}): P and D must match"
             )
+
+
+def _check_labels(
+    labels: dict[str, np.ndarray | torch.Tensor], sizes: dict[str, int]
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Check label shapes and ranges against the splits' sizes; return int64 labels and ``C``."""
+    ys = {split: as_labels(y, f"{split}_y", sizes[split]) for split, y in labels.items()}
     train_y = ys["train"]
     if int(train_y.min()) < 0:
         raise ValueError(f"train_y has negative label {int(train_y.min())}; labels must be 0..C-1")
     num_classes = int(train_y.max()) + 1
     if int(torch.unique(train_y).numel()) < 2:
         raise ValueError(f"train_y holds a single class ({int(train_y[0])}); a probe needs at least two")
-    for split in ("dev", "test"):
+    for split in (s for s in ys if s != "train"):
         low, high = int(ys[split].min()), int(ys[split].max())
         if low < 0 or high >= num_classes:
             raise ValueError(
                 f"{split}_y has labels in [{low}, {high}] but train_y defines classes 0..{num_classes - 1}"
             )
-    return xs, ys, num_classes
+    return ys, num_classes
+
+
+def _train_statistics(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and population std ``(P, 1, D)`` of the train split (constant features get scale 1)."""
+    variance, mean = torch.var_mean(train, dim=1, correction=0, keepdim=True)
+    std = variance.sqrt()
+    std = torch.where(std > 1e-12, std, torch.ones_like(std))  # constant features stay 0 after centring
+    return mean, std
 
 
 def standardise(xs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Standardise every split with the train mean and std (per probe and feature)."""
-    variance, mean = torch.var_mean(xs["train"], dim=1, correction=0, keepdim=True)
-    std = variance.sqrt()
-    std = torch.where(std > 1e-12, std, torch.ones_like(std))  # constant features stay 0 after centring
+    """Standardise every split with the train mean and std (per probe and feature); new tensors."""
+    mean, std = _train_statistics(xs["train"])
     return {split: (x - mean) / std for split, x in xs.items()}
+
+
+class StandardisedFeatures:
+    """The splits' features standardised with the train statistics, on one device, and their train spectrum.
+
+    What :func:`fit_standardised` fits on; several label sets (task, control, MDL) share one instance, so
+    the features are held once and the preconditioner's eigendecomposition is computed once.
+
+    Attributes:
+        splits: split name -> float32 ``(P, N_split, D)`` standardised features (``"train"`` always).
+    """
+
+    def __init__(self, splits: dict[str, torch.Tensor]) -> None:
+        self.splits = splits
+        self._spectrum: Spectrum | None = None
+
+    @property
+    def train(self) -> torch.Tensor:
+        """``(P, N_train, D)`` standardised train features."""
+        return self.splits["train"]
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.device
+
+    def spectrum(self) -> Spectrum:
+        """The eigendecomposition of the train correlation matrix, computed on first use."""
+        if self._spectrum is None:
+            self._spectrum = Spectrum.of(self.train)
+        return self._spectrum
+
+
+def _data_pointer(array: np.ndarray | torch.Tensor) -> int:
+    """Address of an array's first element (to tell whether a conversion copied it)."""
+    if isinstance(array, torch.Tensor):
+        return array.data_ptr()
+    return int(np.asarray(array).__array_interface__["data"][0])
+
+
+def standardise_features(
+    splits: dict[str, np.ndarray | torch.Tensor],
+    *,
+    device: str | torch.device = "cpu",
+    in_place: bool = False,
+) -> StandardisedFeatures:
+    """Validate ``(P, N_split, D)`` features and standardise every split with the train mean and std.
+
+    Args:
+        splits: split name -> features; ``"train"`` gives the statistics.
+        device: where the standardised features live.
+        in_place: overwrite the given tensors (float32 tensors already on ``device``) instead of copying:
+            the caller hands them over. Values are the same either way.
+
+    Returns:
+        :class:`StandardisedFeatures`.
+
+    Raises:
+        ValueError: a split is not ``(P, N, D)`` floats, holds NaN or inf, or differs from train in ``P`` or ``D``.
+    """
+    if "train" not in splits:
+        raise ValueError(f"splits must include 'train' (its statistics standardise every split), got {list(splits)}")
+    target = resolve_device(device)
+    xs = {split: as_features(x, f"{split}_x") for split, x in splits.items()}
+    _check_features(xs)
+    moved = {split: x.to(target) for split, x in xs.items()}
+    mean, std = _train_statistics(moved["train"])
+    standardised = {}
+    for split, x in moved.items():
+        # A tensor converted or moved above is already a private copy: overwrite it too.
+        if in_place or x.data_ptr() != _data_pointer(splits[split]):
+            standardised[split] = x.sub_(mean).div_(std)
+        else:
+            standardised[split] = (x - mean) / std
+    return StandardisedFeatures(standardised)
 
 
 def _accuracy_grid(problem: BatchedLogReg, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -224,16 +332,57 @@ def fit_probes(
         ValueError: on inconsistent shapes, labels outside ``0..C-1`` in any split, a single class
             in train, non-finite features, or a non-positive / empty L2 grid.
     """
+    _check_settings(l2_grid, max_iter, tol, history_size)
+    labels = {"train": train_y, "dev": dev_y, "test": test_y}
+    features = {"train": train_x, "dev": dev_x, "test": test_x}
+    standardised = standardise_features(features, device=device)
+    return fit_standardised(standardised, labels, l2_grid=l2_grid, max_iter=max_iter, tol=tol, ftol=ftol,
+                            history_size=history_size, num_threads=num_threads)
+
+
+def _check_settings(l2_grid: Sequence[float], max_iter: int, tol: float, history_size: int) -> np.ndarray:
+    """The L2 grid as float64 ``(G,)``; ValueError for a bad grid or optimiser setting."""
     grid = np.asarray(list(l2_grid), dtype=np.float64)
     if grid.ndim != 1 or grid.size == 0 or not np.all(grid > 0):
         raise ValueError(f"l2_grid must be a non-empty sequence of positive numbers, got {list(l2_grid)}")
     if max_iter < 1 or tol <= 0 or history_size < 1:
         raise ValueError(f"need max_iter >= 1, tol > 0, history_size >= 1; got {max_iter}, {tol}, {history_size}")
-    xs, ys, num_classes = _validate(
-        {"train": (train_x, train_y), "dev": (dev_x, dev_y), "test": (test_x, test_y)}
-    )
-    target = resolve_device(device)
-    xs = standardise({split: x.to(target) for split, x in xs.items()})
+    return grid
+
+
+def fit_standardised(
+    features: StandardisedFeatures,
+    labels: dict[str, np.ndarray | torch.Tensor],
+    *,
+    l2_grid: Sequence[float] = L2_GRID,
+    max_iter: int = 1000,
+    tol: float = 1e-5,
+    ftol: float = 1e-12,
+    history_size: int = 10,
+    num_threads: int | None = None,
+) -> ProbeResults:
+    """:func:`fit_probes` on features standardised beforehand (:func:`standardise_features`).
+
+    The features are not changed; their spectrum is computed on the first fit and reused by later ones,
+    so fitting the control labels after the task's costs no second eigendecomposition.
+
+    Args:
+        features: standardised ``"train"``, ``"dev"`` and ``"test"`` features ``(P, N_split, D)``.
+        labels: split -> ``(N_split,)`` integer labels ``0..C-1`` (``C = max(train) + 1``).
+        l2_grid, max_iter, tol, ftol, history_size, num_threads: as in :func:`fit_probes`.
+
+    Returns:
+        :class:`ProbeResults`.
+
+    Raises:
+        ValueError: labels that do not fit the features, a single class in train, a bad grid or setting.
+    """
+    grid = _check_settings(l2_grid, max_iter, tol, history_size)
+    xs = features.splits
+    if set(labels) != {"train", "dev", "test"} or set(xs) < {"train", "dev", "test"}:
+        raise ValueError(f"need train, dev and test features and labels, got {sorted(xs)} and {sorted(labels)}")
+    target = features.device
+    ys, num_classes = _check_labels(labels, {split: xs[split].shape[1] for split in labels})
     ys = {split: y.to(target) for split, y in ys.items()}
     num_probes, _, dim = xs["train"].shape
 
@@ -243,11 +392,11 @@ def fit_probes(
         num_threads = 1
     with torch.no_grad(), cpu_threads(num_threads if target.type == "cpu" else None):
         problem = BatchedLogReg(xs["train"], ys["train"], l2, num_classes)
-        preconditioner = Preconditioner(xs["train"], l2, num_classes)
+        preconditioner = Preconditioner(features.spectrum(), l2, num_classes)
         theta, n_iter, converged = lbfgs(
             problem, preconditioner, theta, max_iter=max_iter, tol=tol, ftol=ftol, history_size=history_size
         )
-        accuracy = {split: _accuracy_grid(problem, theta, xs[split], ys[split]).cpu().numpy() for split in xs}
+        accuracy = {split: _accuracy_grid(problem, theta, xs[split], ys[split]).cpu().numpy() for split in ys}
         test_correct_grid = (problem.logits(theta, xs["test"]).argmax(dim=2) == ys["test"].view(1, 1, -1)).cpu().numpy()
 
     # Best dev accuracy, ties -> stronger L2: scan strengths from strongest to weakest, first max wins.

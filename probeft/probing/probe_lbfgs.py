@@ -8,7 +8,9 @@ Optimiser and stopping rule
     probe is not held back by a hard one. The initial inverse Hessian is the exact inverse
     Hessian at zero, ``(Sigma / C + l2 I)^-1`` with ``Sigma`` the train correlation matrix
     (one eigendecomposition per probe, shared by all L2 values), rescaled by the usual
-    ``s.y / y.H0.y`` factor. Encoder features are strongly correlated; without this, CLS
+    ``s.y / y.H0.y`` factor. The eigendecomposition (:class:`Spectrum`) depends only on the train
+    features, so one is computed per set of features and shared by every fit on them (task and
+    control labels, the MDL prefixes). Encoder features are strongly correlated; without this, CLS
     probes on MiniLM needed 400-600 iterations (as scikit-learn's ``lbfgs`` does), with it <= 10.
     Steps: 1 first, halved until the Armijo condition holds, or Hager-Zhang's approximate Wolfe
     conditions once loss changes are at float32 rounding level (at most 10 trials).
@@ -31,10 +33,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["BatchedLogReg", "Preconditioner", "cpu_threads", "lbfgs"]
+__all__ = ["BatchedLogReg", "Preconditioner", "Spectrum", "cpu_threads", "lbfgs"]
 
 _ARMIJO_C1 = 1e-4
 _LOSS_NOISE = 1e-6  # relative loss increase allowed by approximate Wolfe steps (Hager-Zhang default)
@@ -89,27 +92,52 @@ class BatchedLogReg:
         return loss, grad
 
 
+@dataclass(frozen=True)
+class Spectrum:
+    """Eigendecomposition of each probe's train correlation matrix ``Sigma = X^T X / N``.
+
+    The expensive part of :class:`Preconditioner` (one float64 ``eigh`` of a ``D x D`` matrix per
+    probe); it depends on the features only, not on labels, classes or L2, so fits on the same
+    features share it.
+
+    Attributes:
+        eigenvalues: ``(P, D)`` float64, clamped at 0.
+        basis: ``(P, D, D)`` eigenvectors as columns, in the features' dtype.
+    """
+
+    eigenvalues: torch.Tensor
+    basis: torch.Tensor
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> Spectrum:
+        """The spectrum of standardised ``(P, N, D)`` features (no copy of ``x``)."""
+        n = x.shape[1]
+        covariance = torch.bmm(x.transpose(1, 2), x).to(torch.float64) / n  # (P, D, D)
+        eigenvalues, eigenvectors = _eigh(covariance)
+        return cls(eigenvalues.clamp(min=0.0), eigenvectors.to(x.dtype))
+
+
 class Preconditioner:
     """Inverse of the loss's Hessian at ``W = 0``, used as the L-BFGS initial inverse Hessian.
 
     At zero every softmax is uniform, so the Hessian of the mean cross-entropy is
     ``(1/C) * Sigma`` per class direction (``Sigma = X^T X / N``, the train correlation matrix of the
     standardised features) plus ``l2 * I`` from the penalty; for the bias it is ``1/C``. With
-    ``Sigma = V diag(lam) V^T`` the inverse is ``V diag(1 / (lam / C + l2)) V^T``. Features of
-    neural encoders are strongly correlated, so this removes most of the ill-conditioning that
-    otherwise costs plain L-BFGS hundreds of iterations. It changes the path, not the optimum.
+    ``Sigma = V diag(lam) V^T`` (:class:`Spectrum`) the inverse is ``V diag(1 / (lam / C + l2)) V^T``.
+    Features of neural encoders are strongly correlated, so this removes most of the ill-conditioning
+    that otherwise costs plain L-BFGS hundreds of iterations. It changes the path, not the optimum.
     """
 
-    def __init__(self, x: torch.Tensor, l2: torch.Tensor, num_classes: int) -> None:
-        num_probes, n, dim = x.shape
-        covariance = torch.bmm(x.transpose(1, 2), x).to(torch.float64) / n  # (P, D, D)
-        eigenvalues, eigenvectors = _eigh(covariance)
-        eigenvalues = eigenvalues.clamp(min=0.0)
-        self.basis = eigenvectors.to(x.dtype)  # (P, D, D), columns are eigenvectors
-        scale = 1.0 / (eigenvalues.unsqueeze(1) / num_classes + l2.view(1, -1, 1))  # (P, G, D)
-        self.scale = scale.to(x.dtype).unsqueeze(2)  # (P, G, 1, D)
+    def __init__(self, spectrum: Spectrum | torch.Tensor, l2: torch.Tensor, num_classes: int) -> None:
+        """Args: ``spectrum`` (or ``(P, N, D)`` standardised features to compute it from), ``(G,)`` float64
+        strengths and the number of classes."""
+        if isinstance(spectrum, torch.Tensor):
+            spectrum = Spectrum.of(spectrum)
+        self.basis = spectrum.basis  # (P, D, D), columns are eigenvectors
+        scale = 1.0 / (spectrum.eigenvalues.unsqueeze(1) / num_classes + l2.view(1, -1, 1))  # (P, G, D)
+        self.scale = scale.to(spectrum.basis.dtype).unsqueeze(2)  # (P, G, 1, D)
         self.bias_scale = float(num_classes)
-        self.dim = dim
+        self.dim = spectrum.basis.shape[-1]
 
     def apply(self, vector: torch.Tensor) -> torch.Tensor:
         """Multiply ``(P, G, C, D + 1)`` vectors by the inverse Hessian at zero."""

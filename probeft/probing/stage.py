@@ -38,6 +38,12 @@ One more, off by default, compares two encoders' features instead of probing the
   which either encoder's test features are the same vector for every sentence (e.g. the CLS
   embedding at layer 0 of a BERT) has no CKA (0/0) and gets no row.
 
+Memory: the features are read memory-mapped from the cache, copied once into one float32 ``(P, N, D)``
+tensor per split and standardised in place; the task, control and MDL fits share that copy and one
+eigendecomposition of the train correlation matrices (:class:`probeft.probing.probe.StandardisedFeatures`).
+MDL shuffles the standardised train examples in place and puts them back. A paper-size task (100k / 10k /
+10k sentences, 26 probes of width 768) peaks at about the features' float32 size plus the fits' buffers.
+
 Rows of metric ``"accuracy"`` are the same with these options on or off, and the rows of every
 other metric are the same with or without ``cka_reference``.
 """
@@ -80,34 +86,45 @@ class ProbingRun:
         rows: the probing-stage rows (see :func:`probe_encoder`).
         predictions: per task, the probes' test correctness (for :func:`probeft.results.predictions.save_predictions`).
         batch_retries: out-of-memory halvings of the extraction batch (:mod:`probeft.core.oom`), for the provenance.
+        extraction_dtype: the dtype extraction ran in (``float32`` on CPU whatever was asked), for the provenance.
+        cache_dtype: the storage dtype of the features the probes read.
     """
 
     rows: pd.DataFrame
     predictions: list[predictions.TaskPredictions]
     batch_retries: list[oom.BatchRetry] = field(default_factory=list)
+    extraction_dtype: str = "float32"
+    cache_dtype: str = "float32"
 
 
-def _stack(features: dict[str, dict[str, np.ndarray]], poolings: Sequence[str]) -> tuple[dict[str, np.ndarray], list[tuple[str, int]]]:
-    """Split -> ``(P, N_split, D)`` probes and the ``(pooling, layer)`` of each."""
+def _standardised_probes(
+    features: dict[str, dict[str, np.ndarray]],
+    poolings: Sequence[str],
+    device: torch.device,
+) -> tuple[probe.StandardisedFeatures, list[tuple[str, int]]]:
+    """Split -> pooling -> ``(L + 1, N_split, D)`` features -> standardised ``(P, N_split, D)`` probes, held once.
+
+    Each split is copied layer by layer into one float32 tensor and standardised in place; the train and dev
+    entries of ``features`` (the caller's own dict) are removed as they are copied, so a memory-mapped cache
+    file is unmapped once read. The test split stays (CKA reads it).
+    """
     stacked, index = {}, None
     for split in extract.SPLITS:
-        stacked[split], index = extract.stack_probes(features[split], poolings=poolings)
-    return stacked, [(str(p), int(layer)) for p, layer in index]
+        parts = features[split] if split == "test" else features.pop(split)
+        stacked[split], index = extract.stack_probes_float32(parts, poolings=poolings, release=split != "test")
+    standardised = probe.standardise_features(stacked, device=device, in_place=True)
+    return standardised, [(str(p), int(layer)) for p, layer in index]
 
 
-def _fit_stacked(
-    stacked: dict[str, np.ndarray],
+def _fit_rows(
+    standardised: probe.StandardisedFeatures,
     index: list[tuple[str, int]],
     labels: dict[str, np.ndarray],
     *,
-    device: str | torch.device,
     metric: str = "accuracy",
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Rows (see :func:`probe_task_rows`, named ``metric``) and ``(P, N_test)`` correctness of stacked probes."""
-    fitted = probe.fit_probes(
-        stacked["train"], labels["train"], stacked["dev"], labels["dev"], stacked["test"], labels["test"],
-        device=device,
-    )
+    """Rows (see :func:`probe_task_rows`, named ``metric``) and ``(P, N_test)`` correctness of standardised probes."""
+    fitted = probe.fit_standardised(standardised, labels)
     accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
     low, high = uncertainty.bootstrap_accuracy_ci(
         fitted.test_correct, resamples=CI_RESAMPLES, confidence=CI_CONFIDENCE, seed=CI_SEED
@@ -131,8 +148,9 @@ def _fit_task(
     device: str | torch.device,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, int]], np.ndarray]:
     """Rows (see :func:`probe_task_rows`), the ``(pooling, layer)`` order and ``(P, N_test)`` correctness."""
-    stacked, index = _stack(features, poolings)
-    rows, correct = _fit_stacked(stacked, index, labels, device=device)
+    standardised, index = _standardised_probes({split: dict(parts) for split, parts in features.items()}, poolings,
+                                               resolve_device(device))
+    rows, correct = _fit_rows(standardised, index, labels)
     return rows, index, correct
 
 
@@ -172,7 +190,7 @@ def selectivity_rows(
 
 
 def mdl_task_rows(
-    train: np.ndarray,
+    train: np.ndarray | torch.Tensor | probe.StandardisedFeatures,
     labels: np.ndarray,
     index: Sequence[tuple[str, int]],
     *,
@@ -182,25 +200,45 @@ def mdl_task_rows(
 ) -> list[dict[str, Any]]:
     """MDL rows of one task from its stacked train features (see the module docstring).
 
+    The features are standardised with the statistics of all train examples (the task fit's), the examples
+    shuffled once by ``seed`` and the online code run on prefixes of that order, reusing the features'
+    spectrum (:func:`probeft.probing.mdl.standardised_codelength`).
+
     Args:
-        train: ``(P, N, D)`` train features of the probes ``index`` (``(pooling, layer)`` pairs).
+        train: ``(P, N, D)`` train features of the probes ``index`` (``(pooling, layer)`` pairs), or the
+            task's :class:`~probeft.probing.probe.StandardisedFeatures` (then shuffled in place, probe by probe,
+            and put back afterwards: no copy of the features).
         labels: ``(N,)`` train labels.
         num_classes: the task's number of classes.
         seed: the seed of the one shuffle of the train examples.
-        device: where the online-code probes train.
+        device: where the online-code probes train (for raw features; standardised ones stay where they are).
 
     Returns:
         ``codelength_kbits`` and ``compression`` rows per probe (``l2`` = the code's fixed strength)
         and one ``uniform_kbits`` row (``layer=-1``, ``pooling="none"``), all ``split="train"``.
     """
+    if not isinstance(train, probe.StandardisedFeatures):
+        train = probe.standardise_features({"train": train}, device=device)
+    x = train.train
     order = np.random.default_rng(seed).permutation(len(labels))
-    result = mdl_code.online_codelength(train[:, order], np.asarray(labels)[order], num_classes=num_classes,
-                                        device=device)
+    forward = torch.as_tensor(order, device=x.device)
+    spectrum = train.spectrum()
+    _permute_examples(x, forward)
+    try:
+        result = mdl_code.standardised_codelength(x, np.asarray(labels)[order], spectrum, num_classes=num_classes)
+    finally:
+        _permute_examples(x, torch.argsort(forward))
     rows = [{**row, "split": "train", "l2": result.l2}
             for row in mdl_code.mdl_rows(result, [(layer, pooling) for pooling, layer in index])]
     rows.append({"layer": -1, "pooling": "none", "split": "train", "metric": "uniform_kbits",
                  "value": float(result.uniform_kbits)})
     return rows
+
+
+def _permute_examples(x: torch.Tensor, order: torch.Tensor) -> None:
+    """Reorder the examples (axis 1) of ``(P, N, D)`` in place, one probe at a time (an ``(N, D)`` temporary)."""
+    for p in range(x.shape[0]):
+        x[p] = x[p].index_select(0, order)
 
 
 def cka_rows(
@@ -233,9 +271,12 @@ def cka_rows(
             raise ValueError(f"pooling {pooling!r}: reference features have shape {ref.shape} but the probed "
                              f"encoder's have {own.shape}; CKA needs the same layers and sentences")
         for layer in range(ref.shape[0]):
-            if similarity.is_constant(ref[layer]) or similarity.is_constant(own[layer]):
+            # float32 in memory whatever the cache stores (test split only: small)
+            ref_layer = np.array(ref[layer : layer + 1], dtype=np.float32)
+            own_layer = np.array(own[layer : layer + 1], dtype=np.float32)
+            if similarity.is_constant(ref_layer[0]) or similarity.is_constant(own_layer[0]):
                 continue
-            (value,) = similarity.linear_cka_layers(ref[layer : layer + 1], own[layer : layer + 1], device=device)
+            (value,) = similarity.linear_cka_layers(ref_layer, own_layer, device=device)
             rows.append({"pooling": pooling, "layer": layer, "metric": similarity.METRIC, "value": float(value)})
     return rows
 
@@ -282,6 +323,7 @@ def run_probing(
     mdl: bool = True,
     mdl_seed: int = MDL_SHUFFLE_SEED,
     cka_reference: str | None = None,
+    cache_dtype: str = "float32",
 ) -> ProbingRun:
     """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
@@ -292,9 +334,13 @@ def run_probing(
             (``$PROBEFT_DATA_DIR``, else the download cache); see :func:`probeft.data.locations.data_location`.
         poolings: ``"cls"`` and/or ``"mean"``.
         max_train: cap on training sentences per task; ``max_eval`` on dev and test.
-        batch_size, max_length, dtype: extraction settings.
+        batch_size, max_length: extraction settings.
+        dtype: extraction compute dtype, ``float32`` (None), ``float16`` or ``bfloat16`` (autocast, CUDA only; on
+            another device extraction stays float32 with a warning and ``ProbingRun.extraction_dtype`` says so).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...; extraction and probes run there.
         cache_dir: feature cache root (None: no cache).
+        cache_dtype: storage dtype of the cached features, ``"float32"`` or ``"float16"`` (half the disk; the
+            probes compute in float32 either way, on features rounded to float16).
         progress: show progress bars.
         control: also probe the control task (seed ``control_seed``) and add ``control_accuracy`` and
             ``selectivity`` rows (module docstring).
@@ -315,6 +361,7 @@ def run_probing(
     if bad or not poolings:
         raise ValueError(f"poolings must be a non-empty subset of {POOLINGS}, got {list(poolings)}")
     target = resolve_device(device)
+    extraction = extract.effective_dtype(dtype, target)
     # Loaded on the first feature-cache miss only, then shared by the remaining tasks.
     encoder = functools.cache(lambda: extract.load_for_extraction(model, target))
     # The reference encoder likewise, only if some task's reference features are not cached.
@@ -325,26 +372,23 @@ def run_probing(
     for task in probe_tasks:
         started = time.time()
         task_data = data.read_senteval(data.resolve_probing_file(task, data_dir), max_train=max_train, max_eval=max_eval)
-        features = extract.extract_probing_features(
-            model, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
-            max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=encoder, retries=retries,
-        )
+        settings = {"cache_dir": cache_dir, "poolings": poolings, "batch_size": batch_size, "max_length": max_length,
+                    "device": target, "dtype": extraction, "progress": progress, "retries": retries,
+                    "cache_dtype": cache_dtype, "mmap": True}
+        features = extract.extract_probing_features(model, task_data, encoder=encoder, **settings)
         reference = None
         if cka_reference is not None:
-            reference = extract.extract_probing_features(
-                cka_reference, task_data, cache_dir=cache_dir, poolings=poolings, batch_size=batch_size,
-                max_length=max_length, device=target, dtype=dtype, progress=progress, encoder=reference_encoder,
-                retries=retries,
-            )
+            reference = extract.extract_probing_features(cka_reference, task_data, encoder=reference_encoder,
+                                                         **settings)
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
-        stacked, probes = _stack(features, poolings)
-        task_rows, task_correct = _fit_stacked(stacked, probes, labels, device=target)
+        # One standardised copy of the features serves the task, control and MDL fits (and one spectrum).
+        standardised, probes = _standardised_probes(features, poolings, target)
+        task_rows, task_correct = _fit_rows(standardised, probes, labels)
         extra_rows: list[dict[str, Any]] = []
         if control:
             controlled = control_tasks.control_task(task_data, seed=control_seed, position=CONTROL_POSITION)
             control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels, "test": controlled.test.labels}
-            control_rows, control_correct = _fit_stacked(stacked, probes, control_labels, device=target,
-                                                         metric="control_accuracy")
+            control_rows, control_correct = _fit_rows(standardised, probes, control_labels, metric="control_accuracy")
             # Paired over the same resampled test sentences, the draws of the accuracy intervals.
             intervals = uncertainty.paired_bootstrap_delta(control_correct, task_correct, resamples=CI_RESAMPLES,
                                                            confidence=CI_CONFIDENCE, seed=CI_SEED)
@@ -354,7 +398,8 @@ def run_probing(
         if mdl:
             num_classes = int(max(int(np.max(labels[split])) for split in extract.SPLITS)) + 1
             extra_rows += [{**row, "mdl_seed": mdl_seed} for row in mdl_task_rows(
-                stacked["train"], labels["train"], probes, num_classes=num_classes, seed=mdl_seed, device=target)]
+                standardised, labels["train"], probes, num_classes=num_classes, seed=mdl_seed)]
+        del standardised  # before the next task's features are read
         if reference is not None:
             try:
                 similar = cka_rows(reference["test"], features["test"], device=target)
@@ -366,7 +411,7 @@ def run_probing(
                  for row in task_rows + extra_rows]
         sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
         correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha))
-    return ProbingRun(pd.DataFrame(rows), correct, retries)
+    return ProbingRun(pd.DataFrame(rows), correct, retries, extraction_dtype=extraction, cache_dtype=cache_dtype)
 
 
 def probe_encoder(model: str, probe_tasks: Sequence[str], data_dir: str | Path | None, **options: Any) -> pd.DataFrame:
