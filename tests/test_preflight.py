@@ -87,7 +87,7 @@ def test_offline_the_paper_grid_says_what_it_could_not_verify(tmp_path, monkeypa
     assert line("tiny-bert").startswith("ok")
     assert "can't be reached: not checked" in line("cola (nyu-mll/glue)") and line("squad (rajpurkar/squad)")
     assert "downloads are off" in line("probing bigram_shift")
-    assert "not counted (size unknown offline): bert-base-cased" in out
+    assert "checkpoints of bert-base-cased not counted (size unknown offline)" in out
     assert "not run: model bert-base-cased is not available here" in out
     assert "not run: data cola not available here" in out  # tiny-bert's cells need the hub's GLUE
     assert out.splitlines()[-1].endswith(": 2 ok, 0 failed, 14 not verifiable here")  # tiny-bert and the CPU
@@ -141,21 +141,16 @@ def _cell(name: str, stage: str, **parameters) -> Cell:
     return Cell(name=name, stage=stage, notebook=Path(f"{stage}.ipynb"), parameters=parameters)
 
 
-def test_the_disk_estimate_counts_epochs_optimiser_state_and_features():
+def test_the_checkpoint_estimate_counts_epochs_and_optimiser_state():
     shapes = {"m": preflight.ModelShape(layers=2, hidden=4, weight_bytes=100)}
     cells = [
         _cell("ft", "finetune", model="m", task="cola", epochs=None),  # the paper's 3 epochs for CoLA
         _cell("ft-sst2", "finetune", model="m", task="sst2", epochs=None),  # 1 epoch
-        _cell("pr", "probing", model="/runs/cells/ft", probe_tasks=["bigram_shift"], poolings=["cls", "mean"],
-              max_train=None, max_eval=5),
-        _cell("pr0", "probing", model="m", probe_tasks=["x"], poolings=["cls"], max_train=7, max_eval=None),
+        _cell("ft-rte", "finetune", model="m", task="rte", epochs=5),
+        _cell("pr", "probing", model="m"),  # features: probeft.grid.disk
     ]
-    estimate = preflight.estimate_disk_bytes(cells, shapes, {"bigram_shift": (10, 20, 30), "x": (100, 2, 3)})
-    assert estimate["checkpoints"] == (3 + 2) * 100 + (1 + 2) * 100
-    per_sentence = (2 + 1) * 4 * 4  # (L + 1) x D float32 values
-    assert estimate["features"] == per_sentence * 2 * (10 + 5 + 5) + per_sentence * 1 * (7 + 2 + 3)
-    assert estimate["unknown"] == []
-    assert preflight.estimate_disk_bytes(cells, {"m": None}, {})["unknown"] == ["m"]
+    assert preflight.estimate_checkpoint_bytes(cells, shapes) == ((3 + 2) * 100 + (1 + 2) * 100 + (5 + 2) * 100, [])
+    assert preflight.estimate_checkpoint_bytes(cells, {"m": None}) == (0, ["m"])
 
 
 @pytest.mark.parametrize(("count", "text"), [(512, "512 B"), (3_210_000, "3.2 MB"), (431e9, "431.0 GB"),

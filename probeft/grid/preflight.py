@@ -34,16 +34,16 @@ from probeft.data.hub_datasets import HUB_DATASETS
 from probeft.data.senteval import downloads_disabled, senteval_blob_sha1s
 from probeft.diagnostics import attention, perplexity
 from probeft.finetune import checkpoints
+from probeft.grid import disk
 from probeft.grid.cells import Cell, GridPaths
 from probeft.grid.pinning import hub_sources
 from probeft.grid.runner import expand
 from probeft.grid.schema import GridConfig
 
-__all__ = ["FAILED", "OK", "UNVERIFIED", "CheckRow", "ModelShape", "check_config", "check_table", "estimate_disk_bytes",
-           "format_table"]
+__all__ = ["FAILED", "OK", "UNVERIFIED", "CheckRow", "ModelShape", "check_config", "check_table",
+           "estimate_checkpoint_bytes", "format_table"]
 
 OK, FAILED, UNVERIFIED = "ok", "failed", "unverified"
-SENTEVAL_FULL_SPLITS = (100_000, 10_000, 10_000)  # tr / va / te lines of a SentEval probing file (its README)
 SMOKE_FINETUNE = {"epochs": 1, "max_train": 16, "max_eval": 8, "batch_size": 8, "progress": False}
 SMOKE_PROBING = {"max_train": 64, "max_eval": 32}
 SMOKE_SENTENCES = 8
@@ -152,10 +152,9 @@ def _senteval_counts(path: Path) -> tuple[int, int, int]:
 
 
 def _check_data(config: GridConfig, data_dir: Path | None, pinned: dict[str, dict[str, str | None]]
-                ) -> tuple[list[CheckRow], dict[str, tuple[int, int, int]], set[str]]:
-    """Rows for every data source; SentEval split sizes per task (for the disk estimate); sources not usable here."""
+                ) -> tuple[list[CheckRow], set[str]]:
+    """Rows for every data source, and the sources not usable here (their smoke is not run)."""
     rows: list[CheckRow] = []
-    sizes: dict[str, tuple[int, int, int]] = {}
     unusable: set[str] = set()
     where = str(data_dir) if data_dir is not None else locations.HUB
     finetune_tasks = list(config.finetune.tasks) if config.finetune else []
@@ -200,8 +199,7 @@ def _check_data(config: GridConfig, data_dir: Path | None, pinned: dict[str, dic
         started = time.monotonic()
         try:
             path = data.resolve_probing_file(task, where, download=False)
-            sizes[task] = _senteval_counts(path)
-            tr, va, te = sizes[task]
+            tr, va, te = _senteval_counts(path)
             rows.append(CheckRow("data", f"probing {task}", OK, f"{path}: {tr:,} / {va:,} / {te:,} tr / va / te",
                                  time.monotonic() - started))
         except FileNotFoundError as error:
@@ -209,7 +207,6 @@ def _check_data(config: GridConfig, data_dir: Path | None, pinned: dict[str, dic
                 unusable.add(task)
                 rows.append(CheckRow("data", f"probing {task}", FAILED, _reason(error)))
                 continue
-            sizes[task] = SENTEVAL_FULL_SPLITS
             unusable.add(task)  # the smoke would download it: the grid does that, the check does not
             if downloads_disabled():
                 rows.append(CheckRow("data", f"probing {task}", UNVERIFIED, "not in the data dir or the download "
@@ -225,7 +222,7 @@ def _check_data(config: GridConfig, data_dir: Path | None, pinned: dict[str, dic
         except Exception as error:  # noqa: BLE001 - reported as the row's reason
             unusable.add(task)
             rows.append(CheckRow("data", f"probing {task}", FAILED, _reason(error), time.monotonic() - started))
-    return rows, sizes, unusable
+    return rows, unusable
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -249,61 +246,45 @@ def _check_device(config: GridConfig) -> tuple[CheckRow, bool]:
                     f"free; precision auto -> {precision}"), True
 
 
-def estimate_disk_bytes(cells: Iterable[Cell], shapes: dict[str, ModelShape | None],
-                        senteval_sizes: dict[str, tuple[int, int, int]], *, feature_bytes: int = 4) -> dict[str, Any]:
-    """Bytes a grid will write: fine-tuning checkpoints and probing feature caches.
+def estimate_checkpoint_bytes(cells: Iterable[Cell], shapes: dict[str, ModelShape | None]) -> tuple[int, list[str]]:
+    """Bytes a grid's fine-tuning checkpoints take, and the model specs whose size is unknown (offline).
 
-    Checkpoints: each epoch of each fine-tuning run keeps the encoder (its weight files' size, plus the head),
-    and the latest epoch's optimiser state (Adam: twice the weights) for resuming. Features: per probing cell
-    and task, ``(L + 1) x D`` values of ``feature_bytes`` per sentence and pooling.
+    Each epoch of each fine-tuning run keeps the encoder (its weight files' size, plus the small head), and
+    the latest epoch's optimiser state (Adam: twice the weights) stays for resuming.
 
     Args:
         cells: the grid's cells (:func:`probeft.grid.runner.expand`).
-        shapes: model spec -> its shape, or None when unknown (offline).
-        senteval_sizes: probing task -> (train, dev, test) sentences in its file.
-        feature_bytes: bytes per cached feature value (4: float32).
-
-    Returns:
-        ``{"checkpoints": bytes, "features": bytes, "unknown": [model specs whose size is unknown]}``.
+        shapes: model spec -> its shape, or None when unknown.
     """
-    checkpoint_bytes = feature_total = 0
+    total = 0
     unknown: set[str] = set()
-    spec_of_cell: dict[str, str] = {}
-    for cell in cells:
+    for cell in (c for c in cells if c.stage == "finetune"):
         params = cell.parameters
-        if cell.stage == "finetune":
-            spec_of_cell[cell.name] = params["model"]
-            shape = shapes.get(params["model"])
-            if shape is None:
-                unknown.add(params["model"])
-                continue
-            epochs = params.get("epochs") or default_epochs(params["task"])
-            checkpoint_bytes += (epochs + 2) * shape.weight_bytes
-        elif cell.stage == "probing":
-            spec = spec_of_cell.get(Path(params["model"]).name, params["model"])
-            shape = shapes.get(spec)
-            if shape is None:
-                unknown.add(spec)
-                continue
-            for task in params["probe_tasks"]:
-                tr, va, te = senteval_sizes.get(task, SENTEVAL_FULL_SPLITS)
-                tr = min(tr, params["max_train"] or tr)
-                va, te = (min(n, params["max_eval"] or n) for n in (va, te))
-                feature_total += (shape.layers + 1) * shape.hidden * feature_bytes * len(params["poolings"]) * (
-                    tr + va + te)
-    return {"checkpoints": checkpoint_bytes, "features": feature_total, "unknown": sorted(unknown)}
+        shape = shapes.get(params["model"])
+        if shape is None:
+            unknown.add(params["model"])
+            continue
+        total += (int(params.get("epochs") or default_epochs(params["task"])) + 2) * shape.weight_bytes
+    return total, sorted(unknown)
 
 
-def _check_disk(output_dir: Path, estimate: dict[str, Any]) -> CheckRow:
-    total = estimate["checkpoints"] + estimate["features"]
-    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists())
+def _check_disk(config: GridConfig, paths: GridPaths, cells: list[Cell], shapes: dict[str, ModelShape | None]
+                ) -> CheckRow:
+    """Checkpoints plus the feature cache's peak (:func:`probeft.grid.disk.estimate_grid_cache`) vs free space."""
+    checkpoints_bytes, unknown = estimate_checkpoint_bytes(cells, shapes)
+    features = disk.estimate_grid_cache(config, paths)
+    feature_bytes = 0 if features is None else features.peak
+    notes = [] if features is None else list(features.notes)
+    total = checkpoints_bytes + feature_bytes
+    existing = next(p for p in (paths.output_dir, *paths.output_dir.parents) if p.exists())
     free = shutil.disk_usage(existing).free
-    detail = (f"checkpoints {_size(estimate['checkpoints'])} + feature caches {_size(estimate['features'])} = "
+    detail = (f"checkpoints {_size(checkpoints_bytes)} + feature cache at its peak {_size(feature_bytes)} = "
               f"{_size(total)}; {_size(free)} free at {existing}")
-    if estimate["unknown"]:
-        return CheckRow("disk", str(output_dir), UNVERIFIED,
-                        f"{detail}; not counted (size unknown offline): {', '.join(estimate['unknown'])}")
-    return CheckRow("disk", str(output_dir), OK if total < free else FAILED,
+    if unknown:
+        notes.insert(0, f"checkpoints of {', '.join(unknown)} not counted (size unknown offline)")
+    if notes:
+        return CheckRow("disk", str(paths.output_dir), UNVERIFIED, f"{detail}; " + "; ".join(notes))
+    return CheckRow("disk", str(paths.output_dir), OK if total < free else FAILED,
                     detail if total < free else f"{detail}: not enough space")
 
 
@@ -474,12 +455,11 @@ def check_config(config: GridConfig, paths: GridPaths, *, smoke: bool = True,
         rows.append(dataclasses.replace(row, seconds=time.monotonic() - started))
         if row.status != OK:
             unusable_models.add(entry.spec)
-    data_rows, senteval_sizes, unusable_data = _check_data(config, paths.data_dir, pinned)
+    data_rows, unusable_data = _check_data(config, paths.data_dir, pinned)
     rows += data_rows
     device_row, device_ok = _check_device(config)
     rows.append(device_row)
-    real_cells = expand(config, paths)
-    rows.append(_check_disk(paths.output_dir, estimate_disk_bytes(real_cells, shapes, senteval_sizes)))
+    rows.append(_check_disk(config, paths, expand(config, paths), shapes))
     sources = hub_sources(config, paths.data_dir)
     if any(sources.values()):
         rows.append(CheckRow("pins", str(pins_file), OK if pins_file.is_file() else UNVERIFIED,
