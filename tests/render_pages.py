@@ -20,7 +20,7 @@ from pathlib import Path
 # Switches that keep Chromium from phoning home or prompting, so a render is the page alone.
 QUIET_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--hide-scrollbars", "--virtual-time-budget=5000"]
+               "--virtual-time-budget=5000"]
 
 
 def pages(site: Path) -> list[Path]:

@@ -144,6 +144,15 @@ def _book_command(args: argparse.Namespace) -> int:
         print(f"jupyter-book reported success but {index} is missing", file=sys.stderr)
         return 1
     if code == 0:
+        from probeft.report import html_checks
+
+        # What a reader would see wrong (a cut table, a figure without caption, a clashing number) fails the build.
+        problems = html_checks.check_site(index.parent)
+        for page, found in problems.items():
+            print(f"{page}: " + "; ".join(found), file=sys.stderr)
+        if problems:
+            print(f"{len(problems)} page(s) of {index.parent} fail the HTML checks", file=sys.stderr)
+            return 1
         print(f"report: {index}")
     return code
 

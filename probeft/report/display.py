@@ -60,7 +60,7 @@ class TableView:
 
     def _repr_html_(self) -> str:
         table = self.frame.to_html(max_rows=None, max_cols=None, na_rep="-", border=0,
-                                   classes="dataframe probeft-table")
+                                   classes="probeft-table")
         body = f'<div class="probeft-scroll" style="overflow-x: auto; max-width: 100%;">{table}</div>'
         if self.collapsed:
             body = (f"<details><summary>Show all {len(self.frame)} rows</summary>{body}</details>")

@@ -16,9 +16,24 @@ from probeft.core.names import NO_FINETUNE
 from probeft.results import analysis
 
 __all__ = [
-    "attention_group_table", "attention_summary", "best_layers_table", "cka_layer_table", "claims_checks_table",
-    "compression_table", "config_table", "delta_marker_legend", "delta_table", "encoder_label", "finetune_epochs_table",
-    "not_in_run", "perplexity_summary", "perplexity_table", "run_summary", "selectivity_summary", "selectivity_table",
+    "attention_group_table",
+    "attention_summary",
+    "best_layers_table",
+    "cka_layer_table",
+    "claims_checks_table",
+    "compression_table",
+    "config_table",
+    "delta_marker_legend",
+    "delta_table",
+    "encoder_label",
+    "findings_table",
+    "finetune_epochs_table",
+    "not_in_run",
+    "perplexity_summary",
+    "perplexity_table",
+    "run_summary",
+    "selectivity_summary",
+    "selectivity_table",
     "table1",
 ]
 
@@ -359,3 +374,15 @@ def config_table(record: Mapping) -> pd.DataFrame:
 
     walk("", dict(record.get("config", {})))
     return pd.DataFrame({"value": flat}).rename_axis("setting")
+
+
+def findings_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`probeft.verdicts.claims.summarise` as shown: the verdict next to the claim, the finding's wording last.
+
+    Args:
+        summary: one row per finding (``claim, finding, checks, holding, verdict, reason``).
+
+    Returns:
+        The same rows indexed by ``claim``, columns ``verdict, reason, finding``.
+    """
+    return summary.set_index("claim")[["verdict", "reason", "finding"]]

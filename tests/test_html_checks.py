@@ -1,0 +1,57 @@
+"""The checks ``probeft book`` runs on the built HTML: each defect a reader saw is caught, a clean page passes."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from probeft import report
+from probeft.report import html_checks
+
+
+def page(body: str) -> str:
+    return f"<html><body><main>{body}</main></body></html>"
+
+
+def test_a_pandas_truncated_table_fails():
+    frame = pd.DataFrame({"a": range(100)})
+    with pd.option_context("display.max_rows", 10, "display.min_rows", 10):
+        cut = frame._repr_html_()  # what a notebook shows: "..." row and a "100 rows x 1 columns" footer
+    problems = html_checks.check_page(page(cut))
+    assert any("truncated" in p for p in problems)
+    assert any("100 rows × 1 columns" in p for p in problems)
+
+
+def test_a_table_view_is_complete_and_passes():
+    frame = pd.DataFrame({"a": range(100), "b": ["x"] * 100})
+    shown = report.show_table(frame, title="Every check", csv_name="checks.csv")._repr_html_()
+    assert html_checks.check_page(page(shown)) == []
+    assert shown.count("<tr") == 101  # header + every row
+    assert "<details>" in shown and "Download checks.csv" in shown and "overflow-x: auto" in shown
+
+
+def test_a_figure_without_caption_fails_and_one_with_passes():
+    bare = '<div class="cell_output"><img src="a.png"></div>'
+    assert html_checks.check_page(page(bare)) == ["a figure without a caption (a.png)"]
+    assert html_checks.check_page(page(bare), captions=False) == []
+    captioned = ('<h1>Selectivity</h1><figure><div class="cell_output"><img src="a.png"></div>'
+                 '<figcaption><p><span class="caption-text">Selectivity per layer.</span></p></figcaption></figure>')
+    assert html_checks.check_page(page(captioned)) == []
+    empty = '<figure><img src="a.png"><figcaption> </figcaption></figure>'
+    assert html_checks.check_page(page(empty)) == ["a figure without a caption"]
+
+
+def test_a_caption_number_must_be_its_heading_number():
+    def figure(number_span: str, text: str) -> str:
+        return (f'<figure><img src="a.png"><figcaption><p>{number_span}'
+                f'<span class="caption-text">{text}</span></p></figcaption></figure>')
+
+    clash = '<h1>Figure 4: CLS pooling</h1>' + figure('<span class="caption-number">Fig. 2 </span>', "Delta.")
+    (problem,) = html_checks.check_page(page(clash))
+    assert "figure 2" in problem and "[4]" in problem
+    wrong_text = '<h2>Figures 4 and 5</h2>' + figure("", "Figure 3: Delta per layer.")
+    assert len(html_checks.check_page(page(wrong_text))) == 1
+    right = '<h1>Tables 2 and 5, Figures 4 and 5</h1><h2>Figure 5: mean</h2>' + figure("", "Figure 5: Delta.")
+    assert html_checks.check_page(page(right)) == []
+    # a table title against its heading
+    title = '<h2>Table 5: mean pooling</h2><p class="probeft-table-title"><strong>Table 2: Delta</strong></p>'
+    assert len(html_checks.check_page(page(title))) == 1
