@@ -134,7 +134,8 @@ def _book_command(args: argparse.Namespace) -> int:
     prepare_book_inputs(Path(args.run_dir).resolve(), book_root / "book" / "_generated")
     if args.prepare_only:
         return 0
-    command = ["jupyter-book", "build", str(book_root), "-W", "-n", "--keep-going"]
+    # --all: Sphinx re-reads only pages whose source changed, but every page depends on the run just copied.
+    command = ["jupyter-book", "build", str(book_root), "-W", "-n", "--keep-going", "--all"]
     jb = Path(sys.executable).parent / "jupyter-book"
     if jb.exists():
         command[0] = str(jb)
