@@ -216,14 +216,17 @@ def _encoder_state_panels(
         for c, task in enumerate(tasks):
             ax = axes[r][c]
             here = frame[(frame["model"] == model) & (frame["probe_task"] == task) & (frame["pooling"] == pooling)]
-            for (ft_task, head), curve in here.groupby(["finetune_task", "finetune_head"]):
-                label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
-                draw(ax, curve, colours[(ft_task, head)], label, pooling)
+            for ft_task, head in states:  # pre-trained first, so the legend starts with it
+                curve = here[(here["finetune_task"] == ft_task) & (here["finetune_head"] == head)]
+                if not curve.empty:
+                    label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
+                    draw(ax, curve.sort_values("layer"), colours[(ft_task, head)], label, pooling)
             if zero_line:
                 ax.axhline(0, color="grey", lw=0.8)
-            ax.set_title(f"{model}, {pooling} pooling / {task}")
+            # the task once above each column, the model and pooling once left of each row: short titles
+            ax.set_title(task if r == 0 else "")
             ax.set_xlabel("layer" if r == len(rows) - 1 else "")
-            ax.set_ylabel(ylabel if c == 0 else "")
+            ax.set_ylabel(f"{model}, {pooling}\n{ylabel}" if c == 0 else "")
             if ylim is not None:
                 ax.set_ylim(*ylim)
             ax.grid(alpha=0.3)
