@@ -20,6 +20,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.pop("PROBEFT_DATA_DIR", None)  # notebooks under test use generated data
+    # Notebooks run without an output_dir write under $PROBEFT_RUNS_DIR/hand: not the checkout's runs/.
+    if "PROBEFT_RUNS_DIR" not in os.environ:
+        os.environ["PROBEFT_RUNS_DIR"] = tempfile.mkdtemp(prefix="probeft-test-runs-")
 
 
 @pytest.fixture(autouse=True)

@@ -55,3 +55,33 @@ def test_a_caption_number_must_be_its_heading_number():
     # a table title against its heading
     title = '<h2>Table 5: mean pooling</h2><p class="probeft-table-title"><strong>Table 2: Delta</strong></p>'
     assert len(html_checks.check_page(page(title))) == 1
+
+
+DEMO_RECORD = {"config": {
+    "name": "demo", "description": "Tiny random encoders.", "demo_data": True, "data_dir": "data/demo",
+    "models": [{"name": "tiny-bert", "spec": "tiny-bert"}, {"name": "mine", "spec": "/models/x"}],
+    "finetune": {"tasks": ["cola", "sst2"], "seeds": [0, 1], "epochs": 3, "learning_rate": 1e-3, "batch_size": 32,
+                 "max_train": None, "per_task": {}},
+    "probing": {"max_train": 600, "max_eval": 150}, "attention": None,
+    "perplexity": {"seeds": [0], "max_blocks": 24, "block_size": 64}}, "data_dir": "data/demo"}
+
+
+def test_the_banner_names_the_run_and_flags_the_demo():
+    banner = report.run_banner(DEMO_RECORD, {"probing__a": {"device": "cpu"}, "probing__b": {"device": "cuda:0"}})
+    lines = dict(banner.lines)
+    assert lines["Models"] == "tiny-bert, mine (/models/x)"
+    assert lines["Caps"] == "probing 600 training sentences per task; probing 150 dev/test sentences per task; " \
+                            "perplexity 24 blocks of 64 tokens"
+    assert lines["Seeds"] == "fine-tuning 0, 1; perplexity 0" and lines["Device"] == "cpu, cuda:0; 2 cells"
+    assert banner.demo and "not the paper" in banner._repr_html_()
+    real = report.run_banner({"config": {**DEMO_RECORD["config"], "demo_data": False}}, {})
+    assert not real.demo and "not the paper" not in real._repr_html_()
+
+
+def test_the_table1_note_says_where_the_run_differs_from_the_paper():
+    note = report.finetune_differences(DEMO_RECORD["config"])
+    assert note.kind == "warning"
+    assert note.text == ("This run differs from the paper's setting: learning rate 0.001 (paper 2e-05); "
+                         "3 epochs on sst2 (paper 1).")
+    paper = {"tasks": ["cola", "sst2"], "epochs": None, "learning_rate": 2e-5, "batch_size": 32, "per_task": {}}
+    assert report.finetune_differences({"finetune": paper}).text == "This run used the paper's fine-tuning setting."

@@ -386,3 +386,49 @@ def findings_table(summary: pd.DataFrame) -> pd.DataFrame:
         The same rows indexed by ``claim``, columns ``verdict, reason, finding``.
     """
     return summary.set_index("claim")[["verdict", "reason", "finding"]]
+
+
+_STAGE_TITLES = {"finetune": "Fine-tuning", "probing": "Probing", "attention": "Attention", "perplexity": "Perplexity"}
+
+
+def notebook_title(cell_name: str) -> str:
+    """The sidebar title of an executed grid notebook: stage, model, encoder state, task and seed.
+
+    Args:
+        cell_name: the grid cell's name, e.g. ``"probing__model-tiny-bert__ft-cola-cls__seed-0"``.
+
+    Returns:
+        E.g. ``"Probing: tiny-bert fine-tuned on cola (cls), seed 0"``; the name itself when it is not a
+        grid cell's.
+    """
+    stage, *parts = cell_name.split("__")
+    fields = dict(part.split("-", 1) for part in parts if "-" in part)
+    if stage not in _STAGE_TITLES or "model" not in fields:
+        return cell_name
+    words = [fields["model"]]
+    if "ft" in fields:
+        words.append("pre-trained" if fields["ft"] == NO_FINETUNE else f"fine-tuned on {fields['ft'].replace('-', ' (', 1)}"
+                     + (")" if "-" in fields["ft"] else ""))
+    if "task" in fields:
+        words.append(f"({fields['task']} sentences)" if stage == "attention" else f"on {fields['task']}")
+    if "head" in fields:
+        words.append(f"({fields['head']} head)")
+    text = " ".join(words)
+    return f"{_STAGE_TITLES[stage]}: {text}" + (f", seed {fields['seed']}" if "seed" in fields else "")
+
+
+def retitle_notebook(notebook: dict, title: str) -> dict:
+    """``notebook`` (nbformat JSON) with ``title`` as its first heading; the notebook's own heading follows in italics.
+
+    Jupyter-book names a page after its first heading, so 33 executed notebooks would otherwise show 4 titles.
+    """
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if source.startswith("# "):
+            first, _, rest = source.partition("\n")
+            cell["source"] = f"# {title}\n\n*{first[2:].strip()}*\n{rest}"
+            return notebook
+    notebook.setdefault("cells", []).insert(0, {"cell_type": "markdown", "metadata": {}, "source": f"# {title}\n"})
+    return notebook
