@@ -149,6 +149,20 @@ def _export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# What the book's page kernels log on every page (myst-nb gives no way to pass them a log level): the
+# transport notice of a local kernel, and the interrupt that stopping an idle kernel logs as an error.
+KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+
+
+def _run_without_kernel_noise(command: list[str]) -> int:
+    """Run ``command``, passing its output through except the page kernels' :data:`KERNEL_NOISE` lines."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+        for line in process.stdout:
+            if not any(noise in line for noise in KERNEL_NOISE):
+                sys.stdout.write(line)
+    return process.returncode
+
+
 def _book_command(args: argparse.Namespace) -> int:
     book_root = Path(args.book_root).resolve()
     if not (book_root / "_toc.yml").is_file():
@@ -161,7 +175,7 @@ def _book_command(args: argparse.Namespace) -> int:
     jb = Path(sys.executable).parent / "jupyter-book"
     if jb.exists():
         command[0] = str(jb)
-    code = subprocess.call(command)
+    code = _run_without_kernel_noise(command)
     index = book_root / "_build" / "html" / "index.html"
     if code == 0 and not index.is_file():
         print(f"jupyter-book reported success but {index} is missing", file=sys.stderr)
