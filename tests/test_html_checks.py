@@ -85,3 +85,10 @@ def test_the_table1_note_says_where_the_run_differs_from_the_paper():
                          "3 epochs on sst2 (paper 1).")
     paper = {"tasks": ["cola", "sst2"], "epochs": None, "learning_rate": 2e-5, "batch_size": 32, "per_task": {}}
     assert report.finetune_differences({"finetune": paper}).text == "This run used the paper's fine-tuning setting."
+
+
+def test_a_figure_section_without_its_figure_fails():
+    empty = '<section><h2>Figure 4: CLS pooling</h2><div class="cell"></div></section>'
+    assert html_checks.check_page(page(empty)) == ["section 'Figure 4: CLS pooling' shows no figure"]
+    noted = '<section><h2>Figure 4: CLS pooling</h2><pre>Not in this run: probes.</pre></section>'
+    assert html_checks.check_page(page(noted)) == []

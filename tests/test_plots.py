@@ -113,3 +113,19 @@ def test_figure_delta_one_line_per_head():
     assert sorted(lines) == ["cola (cls head)", "cola (mean head)"]
     np.testing.assert_allclose(lines["cola (cls head)"], [-10.0, -10.0, -10.0])
     np.testing.assert_allclose(lines["cola (mean head)"], [5.0, 5.0, 5.0])
+
+
+def test_drawing_a_figure_leaves_the_notebook_backend_interactive():
+    # plots draw under rc_context, which restored "interactive" and hid every later figure of a book page
+    import matplotlib
+
+    before = matplotlib.is_interactive()
+    try:
+        matplotlib.interactive(True)
+        plots.figure1(probing_table())
+        assert matplotlib.is_interactive()
+        matplotlib.interactive(False)
+        plots.figure1(probing_table())
+        assert not matplotlib.is_interactive()
+    finally:
+        matplotlib.interactive(before)

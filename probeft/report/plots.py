@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -47,7 +48,12 @@ def _page_style(draw: Callable[..., Figure]) -> Callable[..., Figure]:
     @functools.wraps(draw)
     def styled(*args: object, **kwargs: object) -> Figure:
         with plt.rc_context(PAGE_STYLE):
-            return draw(*args, **kwargs)
+            fig = draw(*args, **kwargs)
+            interactive = matplotlib.is_interactive()
+        # rc_context restores "interactive" too, undoing the notebook backend switching it on when pyplot
+        # is first used: later figures of the kernel would then never be shown.
+        matplotlib.interactive(interactive)
+        return fig
     return styled
 
 
