@@ -50,6 +50,7 @@ class TableView:
         note: a sentence shown under the table (a legend).
         csv_name: file name of the CSV download; ``None``: no download link.
         collapsed: put the table behind a collapsible section (the page shows a summary above it).
+        index: show the frame's index (off for a plain row number, which only takes width).
     """
 
     frame: pd.DataFrame
@@ -57,9 +58,10 @@ class TableView:
     note: str | None = None
     csv_name: str | None = None
     collapsed: bool = False
+    index: bool = True
 
     def _repr_html_(self) -> str:
-        table = self.frame.to_html(max_rows=None, max_cols=None, na_rep="-", border=0,
+        table = self.frame.to_html(max_rows=None, max_cols=None, na_rep="-", border=0, index=self.index,
                                    classes="probeft-table")
         body = f'<div class="probeft-scroll" style="overflow-x: auto; max-width: 100%;">{table}</div>'
         if self.collapsed:
@@ -77,7 +79,7 @@ class TableView:
 
 
 def show_table(frame: pd.DataFrame, *, title: str | None = None, note: str | None = None,
-               csv_name: str | None = None, collapse: bool | None = None) -> TableView:
+               csv_name: str | None = None, collapse: bool | None = None, index: bool = True) -> TableView:
     """A :class:`TableView` of ``frame``; long tables (over :data:`COLLAPSE_ROWS` rows) collapse by default.
 
     Args:
@@ -86,9 +88,10 @@ def show_table(frame: pd.DataFrame, *, title: str | None = None, note: str | Non
         note: sentence under the table.
         csv_name: CSV download name; defaults to none.
         collapse: force the collapsible section on or off.
+        index: show the frame's index.
     """
     collapsed = len(frame) > COLLAPSE_ROWS if collapse is None else collapse
-    return TableView(frame, title=title, note=note, csv_name=csv_name, collapsed=collapsed)
+    return TableView(frame, title=title, note=note, csv_name=csv_name, collapsed=collapsed, index=index)
 
 
 @dataclass(frozen=True)

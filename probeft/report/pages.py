@@ -248,7 +248,7 @@ def _claim_value(value: float, unit: str) -> str:
 def claims_checks_table(checks: pd.DataFrame) -> pd.DataFrame:
     """Every computable check of :func:`probeft.verdicts.claims.evaluate_claims` as shown, one row each.
 
-    Columns ``claim, model, scope, quantity, claimed, estimate, 95% interval, verdict, reason``;
+    Columns ``claim, verdict, model, scope, quantity, claimed, estimate, 95% interval, reason``;
     accuracy statistics in points.
     """
     shown = checks[checks["verdict"] != "not computable"].copy()
@@ -258,7 +258,8 @@ def claims_checks_table(checks: pd.DataFrame) -> pd.DataFrame:
         for low, high, unit in zip(shown["ci_low"], shown["ci_high"], shown["unit"])
     ]
     shown["estimate"] = [_claim_value(v, u) for v, u in zip(shown["estimate"], shown["unit"])]
-    columns = ["claim", "model", "scope", "quantity", "claimed", "estimate", "95% interval", "verdict", "reason"]
+    # the verdict next to the claim: on a page of this width the last columns need scrolling
+    columns = ["claim", "verdict", "model", "scope", "quantity", "claimed", "estimate", "95% interval", "reason"]
     return shown[columns].reset_index(drop=True)
 
 
