@@ -291,7 +291,8 @@ def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
         for c, metric in enumerate(("entropy", "emd")):
             ax = axes[r][c]
             part = rows[(rows["model"] == model) & (rows["metric"] == metric)]
-            for (ft_task, head), curve in part.groupby(["finetune_task", "finetune_head"]):
+            states = sorted(part.groupby(["finetune_task", "finetune_head"]), key=lambda g: (g[0][0] != "none", g[0]))
+            for (ft_task, head), curve in states:  # pre-trained first, as in the legend of the other figures
                 curve = curve.groupby("layer", as_index=False)["value"].mean()
                 label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
                 colour = "black" if ft_task == "none" else ("C0" if head == "cls" else "C1")
