@@ -92,3 +92,5 @@ def test_a_figure_section_without_its_figure_fails():
     assert html_checks.check_page(page(empty)) == ["section 'Figure 4: CLS pooling' shows no figure"]
     noted = '<section><h2>Figure 4: CLS pooling</h2><pre>Not in this run: probes.</pre></section>'
     assert html_checks.check_page(page(noted)) == []
+    elsewhere = '<p>Not in this run: the committed tables.</p><section><h2>Figure 1: probing</h2></section>'
+    assert html_checks.check_page(page(elsewhere)) == []
