@@ -20,6 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.pop("PROBEFT_DATA_DIR", None)  # notebooks under test use generated data
+    os.environ.pop("PROBEFT_HUB_PINS", None)  # a grid sets it for its own cells only
     # Notebooks run without an output_dir write under $PROBEFT_RUNS_DIR/hand: not the checkout's runs/.
     if "PROBEFT_RUNS_DIR" not in os.environ:
         os.environ["PROBEFT_RUNS_DIR"] = tempfile.mkdtemp(prefix="probeft-test-runs-")
@@ -28,9 +29,10 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_data_read_record():
     """Each test starts a new record of data files read, as each notebook kernel (one grid cell) does."""
-    from probeft.core import data_reads
+    from probeft.core import data_reads, pins
 
     data_reads.forget_data_files_read()
+    pins.forget_sources_read()
 
 
 @pytest.fixture(scope="session")

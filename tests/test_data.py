@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from probeft import data
+from probeft.core import pins
 from probeft.data import glue, locations, senteval, wikitext
 
 SENTEVAL_LINES = [
@@ -136,20 +137,75 @@ def test_offline_environment_disables_downloads(tmp_path: Path, monkeypatch) -> 
         data.resolve_probing_file("bigram_shift", tmp_path / "empty")
 
 
-def test_probing_files_are_downloaded_once_into_the_cache(tmp_path: Path, monkeypatch) -> None:
-    fetched = []
+class FakeGitHub:
+    """What GitHub serves for SentEval at the pinned commit: the raw files (raw.githubusercontent.com) and the
+    commit's tree listing (api.github.com ``git/trees/<commit>?recursive=1``, in the documented shape: ``sha``,
+    ``url``, ``tree`` entries with ``path``, ``mode``, ``type``, ``sha``, ``size``, ``url``, and ``truncated``)."""
 
-    def fake_download(url: str, target: Path) -> Path:
-        fetched.append(url)
-        return _write(target, SENTEVAL_LINES)
+    def __init__(self, files: dict[str, bytes]):
+        self.files = dict(files)  # task -> bytes served by the raw host
+        self.listed = {task: senteval.git_blob_sha1(payload) for task, payload in files.items()}  # by the API
+        self.fetched: list[str] = []
 
-    monkeypatch.setattr(senteval, "_download", fake_download)
+    def __call__(self, url: str, *, headers=None, timeout: float = 30.0) -> bytes:
+        self.fetched.append(url)
+        if url == senteval.SENTEVAL_TREE_URL:
+            assert headers and headers.get("Accept") == "application/vnd.github+json"
+            tree = [{"path": "data/probing/README.md", "mode": "100644", "type": "blob", "sha": "0" * 40, "size": 9,
+                     "url": "https://api.github.com/repos/facebookresearch/SentEval/git/blobs/" + "0" * 40},
+                    {"path": "data/probing", "mode": "040000", "type": "tree", "sha": "1" * 40,
+                     "url": "https://api.github.com/repos/facebookresearch/SentEval/git/trees/" + "1" * 40}]
+            tree += [{"path": f"data/probing/{task}.txt", "mode": "100644", "type": "blob", "sha": sha,
+                      "size": len(self.files[task]),
+                      "url": f"https://api.github.com/repos/facebookresearch/SentEval/git/blobs/{sha}"}
+                     for task, sha in self.listed.items()]
+            return json.dumps({"sha": senteval.SENTEVAL_COMMIT, "url": url, "tree": tree, "truncated": False}).encode()
+        for task, payload in self.files.items():
+            if url == senteval._SENTEVAL_URL.format(task=task):
+                return payload
+        raise OSError(f"404 {url}")
+
+
+@pytest.fixture
+def github(monkeypatch):
+    """A fake GitHub serving the three SentEval files, with downloads allowed."""
+    payload = ("\n".join(SENTEVAL_LINES) + "\n").encode()
+    fake = FakeGitHub({task: payload for task in ("bigram_shift", "coordination_inversion", "odd_man_out")})
+    monkeypatch.setattr(senteval, "_fetch", fake)
+    monkeypatch.setattr(senteval, "_BLOB_SHA1S", {})
     for variable in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # set for every test (conftest, CI)
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("PROBEFT_HUB_PINS", raising=False)
+    return fake
+
+
+def test_probing_files_are_downloaded_once_into_the_cache(tmp_path: Path, github) -> None:
     path = data.resolve_probing_file("bigram_shift", "hub")
     assert path == tmp_path / "cache" / "data" / "senteval" / "bigram_shift.txt"  # files.cache_root("data")
     assert data.resolve_probing_file("bigram_shift", None) == path  # found in the cache, not fetched again
-    assert fetched == [senteval._SENTEVAL_URL.format(task="bigram_shift")]
+    assert github.fetched == [senteval._SENTEVAL_URL.format(task="bigram_shift"), senteval.SENTEVAL_TREE_URL]
+    assert path.read_bytes() == github.files["bigram_shift"]
+    assert pins.sources_read() == {"senteval:bigram_shift": github.listed["bigram_shift"]}
+
+
+def test_a_download_whose_blob_sha1_differs_from_the_commit_is_refused_and_not_kept(tmp_path: Path, github) -> None:
+    github.files["odd_man_out"] = github.files["odd_man_out"].replace(b"cat", b"bat")  # the raw host served other bytes
+    with pytest.raises(senteval.SentEvalBytesError, match="git blob sha1 .* but data/probing/odd_man_out.txt at"):
+        data.resolve_probing_file("odd_man_out", "hub")
+    assert not (tmp_path / "cache" / "data" / "senteval" / "odd_man_out.txt").exists()
+
+
+def test_a_run_pinned_to_a_blob_sha1_checks_downloads_and_cached_files(tmp_path: Path, github, monkeypatch) -> None:
+    pins_file = pins.write_pins(tmp_path / "hub-pins.json", {"senteval": {"bigram_shift": github.listed["bigram_shift"],
+                                                                          "odd_man_out": "e" * 40}})
+    monkeypatch.setenv("PROBEFT_HUB_PINS", str(pins_file))
+    data.resolve_probing_file("bigram_shift", "hub")
+    assert senteval.SENTEVAL_TREE_URL not in github.fetched  # the pin is the check: no API call
+    with pytest.raises(senteval.SentEvalBytesError, match="e{40}"):
+        data.resolve_probing_file("odd_man_out", "hub")  # GitHub's bytes are not the ones the run is pinned to
+    cached = _write(tmp_path / "cache" / "data" / "senteval" / "odd_man_out.txt", SENTEVAL_LINES)
+    with pytest.raises(senteval.SentEvalBytesError, match=f"{cached}: git blob sha1 .* pinned to e{{40}}"):
+        data.resolve_probing_file("odd_man_out", "hub")  # an earlier download with other bytes is refused too
 
 
 def test_file_readers_need_a_data_folder_and_name_where_it_came_from(tmp_path: Path, monkeypatch) -> None:
@@ -364,8 +420,9 @@ def test_without_a_data_dir_squad_and_wikitext_come_from_the_hub(monkeypatch):
            "answers": {"text": ["France"], "answer_start": [12]}}
     calls = []
 
-    def fake_load_dataset(name, config=None, split=None):
+    def fake_load_dataset(name, config=None, split=None, revision=None):
         calls.append((name, config, split))
+        assert revision is None  # nothing pinned
         if name == "rajpurkar/squad":
             return {"train": [row], "validation": [row, row]}
         return {"text": [" = A = \n", "", " Text .\n"]}  # the hub serves a blank line as ""
@@ -410,15 +467,18 @@ def test_the_real_wikitext2_test_file_has_the_pinned_sha256(shared_data_dir):
     assert hashlib.sha256(rebuilt.encode("utf-8")).hexdigest() == wikitext.WIKITEXT2_TEST_SHA256
 
 
-def test_senteval_downloads_from_a_pinned_commit(tmp_path, monkeypatch):
-    fetched = []
-    monkeypatch.setattr(senteval, "_download", lambda url, target: fetched.append(url) or _write(target, SENTEVAL_LINES))
-    for variable in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(variable, raising=False)
+def test_senteval_downloads_from_a_pinned_commit(tmp_path, github):
     data.resolve_probing_file("odd_man_out", "hub")
-    assert fetched == [f"https://raw.githubusercontent.com/facebookresearch/SentEval/{senteval.SENTEVAL_COMMIT}"
-                       "/data/probing/odd_man_out.txt"]
-    assert len(senteval.SENTEVAL_COMMIT) == 40 and "/main/" not in fetched[0]
+    assert github.fetched[0] == (f"https://raw.githubusercontent.com/facebookresearch/SentEval/"
+                                 f"{senteval.SENTEVAL_COMMIT}/data/probing/odd_man_out.txt")
+    assert len(senteval.SENTEVAL_COMMIT) == 40 and "/main/" not in github.fetched[0]
+    assert senteval.SENTEVAL_TREE_URL.startswith("https://api.github.com/repos/facebookresearch/SentEval/git/trees/"
+                                                 + senteval.SENTEVAL_COMMIT)
+
+
+def test_git_blob_sha1_is_gits_object_id():
+    assert senteval.git_blob_sha1(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"  # git hash-object
+    assert senteval.git_blob_sha1(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git's empty blob
 
 
 def test_senteval_lines_split_as_senteval_reads_them(tmp_path):

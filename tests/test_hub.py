@@ -29,7 +29,7 @@ def unreachable(monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: None)  # and nothing in the local cache
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id, revision=None: None)  # and nothing in the local cache
     return port
 
 
@@ -54,7 +54,7 @@ def test_a_hub_model_without_network_or_cache_fails_fast_naming_it(unreachable):
 
 
 def test_a_cached_hub_model_is_used_from_the_cache_when_the_hub_is_down(unreachable, monkeypatch, tmp_path):
-    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: tmp_path / "snapshots" / "abc")
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id, revision=None: tmp_path / "snapshots" / "abc")
     assert models.resolve_model("org/encoder") == str(tmp_path / "snapshots" / "abc")
 
 
@@ -84,8 +84,8 @@ def test_a_cached_snapshot_used_offline_has_the_online_revision(unreachable, mon
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
     (snapshot / "model.safetensors").write_bytes(b"weights")
-    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: snapshot)
-    monkeypatch.setattr(loading, "_hub_revision", lambda repo_id: commit)
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id, revision=None: snapshot)
+    monkeypatch.setattr(loading, "_hub_revision", lambda repo_id, revision=None: commit)
     offline = models.model_fingerprint("org/encoder")
     monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)
     online = models.model_fingerprint("org/encoder")
@@ -118,9 +118,9 @@ def test_senteval_never_downloads_under_any_offline_switch(monkeypatch, name, va
 
     for other in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(other, raising=False)
-    assert not senteval._offline()
+    assert not senteval.downloads_disabled()
     monkeypatch.setenv(name, value)
-    assert senteval._offline()
+    assert senteval.downloads_disabled()
 
 
 def _hub_cache(root, repo_id: str, commit: str, *, listed_extra: str | None = None):
@@ -165,7 +165,7 @@ def test_the_first_cell_of_a_hub_model_records_its_commit_before_the_download(mo
 
     import huggingface_hub
 
-    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id: None)
+    monkeypatch.setattr(hub, "cached_snapshot", lambda repo_id, revision=None: None)
     monkeypatch.setattr(hub, "hub_reachable", lambda **_: True)
     asked = []
 

@@ -28,6 +28,7 @@ __all__ = [
     "forget_probes",
     "datasets_offline",
     "env_flag",
+    "hub_commit",
     "hub_endpoint",
     "hub_reachable",
     "require_hub",
@@ -113,8 +114,10 @@ def hub_reachable(*, timeout: float = PROBE_TIMEOUT_S) -> bool:
     return not _offline_requested() and _probe(hub_endpoint(), timeout)
 
 
-def cached_snapshot(repo_id: str) -> Path | None:
+def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
     """The local Hugging Face cache's snapshot folder of ``repo_id`` holding a config.json, or None.
+
+    ``revision`` None means the commit the cache's ``refs/main`` names; else that commit's snapshot.
 
     Looked up file by file (``try_to_load_from_cache``), as transformers does: ``snapshot_download(
     local_files_only=True)`` refuses a snapshot whose cached tree listing names files that were never
@@ -123,14 +126,19 @@ def cached_snapshot(repo_id: str) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        config = try_to_load_from_cache(repo_id, "config.json")
+        config = try_to_load_from_cache(repo_id, "config.json", revision=revision)
     except Exception:  # noqa: BLE001 - not a valid repo id: no local copy
         return None
     return Path(config).parent if isinstance(config, str) else None
 
 
-def resolve_hub_model(repo_id: str) -> str:
+def resolve_hub_model(repo_id: str, revision: str | None = None) -> str:
     """``repo_id`` itself when the hub is reachable, else its cached snapshot folder (no network needed).
+
+    Args:
+        repo_id: the hub model id.
+        revision: the commit the run is pinned to (:mod:`probeft.core.pins`); offline, that commit's snapshot
+            is used, so a run started online resumes offline on the same weights.
 
     Raises:
         HubUnreachableError: the hub is unreachable and ``repo_id`` is not in the local cache; the
@@ -138,14 +146,34 @@ def resolve_hub_model(repo_id: str) -> str:
     """
     if hub_reachable():
         return repo_id
-    cached = cached_snapshot(repo_id)
+    cached = cached_snapshot(repo_id, revision)
     if cached is not None:
         return str(cached)
     why = "HF_HUB_OFFLINE is set" if _offline_requested() else f"{hub_endpoint()} is unreachable"
+    which = f"commit {revision} of the model (the run is pinned to it)" if revision else "the model"
     raise HubUnreachableError(
         f"model {repo_id!r} is not a local folder or a built-in name, so it would come from the Hugging Face hub, "
-        f"but {why} and the model is not in the local cache; {_LOCAL_HINT}"
+        f"but {why} and {which} is not in the local cache; {_LOCAL_HINT}"
     )
+
+
+def hub_commit(kind: str, repo_id: str) -> str | None:
+    """The commit the hub's main branch of a model or data set is at now, or None when the hub can't say.
+
+    Args:
+        kind: ``"models"`` or ``"datasets"``.
+        repo_id: the hub id.
+    """
+    if not hub_reachable():
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        info = api.model_info(repo_id) if kind == "models" else api.dataset_info(repo_id)
+        return str(info.sha) if info.sha else None
+    except Exception:  # noqa: BLE001 - no such repo, gated, a network error: the caller says "unresolved"
+        return None
 
 
 def require_hub(what: str, *, instead: str) -> None:

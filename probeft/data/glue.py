@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from probeft.core.data_reads import read_data_text
-from probeft.core.hub import require_hub
 from probeft.core.names import CLASSIFICATION_TASKS
 from probeft.data.caps import cap_text, seeded_subset
+from probeft.data.hub_datasets import HUB_DATASETS, load_hub_dataset
 from probeft.data.locations import data_location
 
 __all__ = ["GLUE_TASKS", "GLUE_LABEL_NAMES", "ClassificationSplit", "ClassificationData", "read_glue", "normalize_glue_task"]
@@ -131,10 +131,8 @@ def _glue_files(task: str, root: Path) -> tuple[Path, Path]:
 
 def _read_glue_hub(task: str) -> tuple[ClassificationSplit, ClassificationSplit]:
     """Train and validation splits from the ``datasets`` hub copy of GLUE (needs internet or an HF cache)."""
-    import datasets
-
-    require_hub(f"GLUE {task} (nyu-mll/glue)", instead="pass a data dir (--data-dir or PROBEFT_DATA_DIR) in the layout of `probeft demo-data`")
-    loaded = datasets.load_dataset("nyu-mll/glue", task)
+    repo_id, config = HUB_DATASETS[task]
+    loaded = load_hub_dataset(repo_id, config, what=f"GLUE {task} ({repo_id})")
 
     def convert(split) -> ClassificationSplit:
         if task == "rte":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import urllib.request
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from probeft.core import pins
 from probeft.core.data_reads import decode_data, read_data_bytes
 from probeft.core.files import atomic_write_bytes, cache_root
 from probeft.core.hub import env_flag
@@ -17,12 +20,18 @@ from probeft.core.names import PROBING_LABELS, PROBING_TASKS
 from probeft.data.caps import cap_text
 from probeft.data.locations import data_location
 
-__all__ = ["PROBING_TASKS", "PROBING_LABELS", "ProbingSplit", "ProbingData", "read_senteval", "resolve_probing_file"]
+__all__ = ["PROBING_TASKS", "PROBING_LABELS", "ProbingSplit", "ProbingData", "SentEvalBytesError", "downloads_disabled",
+           "git_blob_sha1",
+           "read_senteval", "resolve_probing_file", "senteval_blob_sha1s"]
 
 _SPLIT_CODES = {"tr": "train", "va": "dev", "te": "test"}
 # Pinned to a commit, not the moving main branch: the bytes behind the URL cannot change under a run.
 SENTEVAL_COMMIT = "2a7c3da8fc6f16d8f7aa5acd13d98b0a052a27a9"
 _SENTEVAL_URL = f"https://raw.githubusercontent.com/facebookresearch/SentEval/{SENTEVAL_COMMIT}/data/probing/{{task}}.txt"
+# The commit's tree as GitHub's REST API lists it (path, type, git blob sha1 of every file): what a download
+# is checked against. The raw files are served by another host, so this is an independent check of the bytes.
+SENTEVAL_TREE_URL = f"https://api.github.com/repos/facebookresearch/SentEval/git/trees/{SENTEVAL_COMMIT}?recursive=1"
+_BLOB_SHA1S: dict[str, str] = {}  # task -> git blob sha1 at SENTEVAL_COMMIT, fetched once per process
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what SentEval's own reader (a text-mode file) splits on
 
 
@@ -33,16 +42,94 @@ def _lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def _offline() -> bool:
+def downloads_disabled() -> bool:
     """No download: ``PROBEFT_OFFLINE`` or either Hugging Face offline switch, read as those libraries do."""
     return any(env_flag(name) for name in ("PROBEFT_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def _download(url: str, target: Path, timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``target`` atomically (a reader never sees half a file)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-        payload = response.read()  # SentEval probing files are a few MB
+class SentEvalBytesError(ValueError):
+    """A SentEval probing file whose bytes are not those of the pinned commit."""
+
+
+def _fetch(url: str, *, headers: dict[str, str] | None = None, timeout: float = 30.0) -> bytes:
+    """The body of ``url`` (SentEval probing files are a few MB)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "probeft", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - fixed https URLs
+        return response.read()
+
+
+def git_blob_sha1(payload: bytes) -> str:
+    """The git object id of a file with these bytes: sha1 of ``b"blob <size>\\0" + payload``."""
+    return hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()  # noqa: S324 - git's id, not security
+
+
+def senteval_blob_sha1s() -> dict[str, str]:
+    """``{task: git blob sha1}`` of the probing files at :data:`SENTEVAL_COMMIT`, from GitHub's tree listing.
+
+    Fetched once per process (``GITHUB_TOKEN`` is sent when set: unauthenticated calls are rate-limited).
+
+    Raises:
+        OSError: GitHub's API could not be reached.
+        ValueError: the listing is not a git tree (naming the URL).
+    """
+    if not _BLOB_SHA1S:
+        headers = {"Accept": "application/vnd.github+json"}
+        if os.environ.get("GITHUB_TOKEN"):
+            headers["Authorization"] = f"Bearer {os.environ['GITHUB_TOKEN']}"
+        try:
+            listing = json.loads(_fetch(SENTEVAL_TREE_URL, headers=headers))
+            entries = listing["tree"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{SENTEVAL_TREE_URL}: not a git tree listing ({error})") from None
+        for entry in entries:
+            path = str(entry.get("path", ""))
+            if entry.get("type") == "blob" and path.startswith("data/probing/") and path.endswith(".txt"):
+                _BLOB_SHA1S[path.removeprefix("data/probing/").removesuffix(".txt")] = str(entry["sha"])
+    return dict(_BLOB_SHA1S)
+
+
+def _expected_blob_sha1(task: str) -> str:
+    """The blob sha1 ``task``'s file must have: the run's pin, else GitHub's listing of the pinned commit."""
+    pinned = pins.pinned_revision("senteval", task)
+    if pinned is not None:
+        return pinned
+    try:
+        listed = senteval_blob_sha1s()
+    except OSError as error:
+        raise SentEvalBytesError(
+            f"cannot check the SentEval file of {task!r}: GitHub's tree listing {SENTEVAL_TREE_URL} is unreachable "
+            f"({error}); retry, set GITHUB_TOKEN if rate-limited, or pass a data dir holding senteval/{task}.txt"
+        ) from error
+    if task not in listed:
+        raise SentEvalBytesError(f"SentEval commit {SENTEVAL_COMMIT} has no data/probing/{task}.txt")
+    return listed[task]
+
+
+def _download(task: str, url: str, target: Path) -> Path:
+    """Download ``task``'s file from ``url``, check its git blob sha1, then write ``target`` atomically (a
+    reader never sees half a file, and bytes that fail the check are never kept)."""
+    payload = _fetch(url)
+    expected, found = _expected_blob_sha1(task), git_blob_sha1(payload)
+    if found != expected:
+        raise SentEvalBytesError(
+            f"{url}: downloaded bytes have git blob sha1 {found}, but data/probing/{task}.txt at SentEval commit "
+            f"{SENTEVAL_COMMIT} has {expected}; not saved"
+        )
+    pins.note_read("senteval", task, found)
     return atomic_write_bytes(target, payload)
+
+
+def _check_cached_download(task: str, path: Path) -> Path:
+    """A file in the download cache, checked against the run's pinned blob sha1 when there is one."""
+    pinned = pins.pinned_revision("senteval", task)
+    found = git_blob_sha1(path.read_bytes())
+    if pinned is not None and found != pinned:
+        raise SentEvalBytesError(
+            f"{path}: git blob sha1 {found}, but the run is pinned to {pinned} ({pins.pins_path()}); delete the file "
+            "to download it again"
+        )
+    pins.note_read("senteval", task, found)
+    return path
 
 
 @dataclass(frozen=True)
@@ -167,8 +254,9 @@ def resolve_probing_file(task: str | Path, data_dir: str | Path | None = None, *
 
     Looks at ``task`` itself (if it is a file), ``<data_dir>/senteval/<task>.txt``, ``<data_dir>/<task>.txt`` and
     the download cache. If none exists, ``task`` is one of :data:`PROBING_TASKS`, ``download`` is true and we are
-    not offline (``PROBEFT_OFFLINE``/``HF_HUB_OFFLINE``), the file is downloaded from the SentEval repository
-    into the cache.
+    not offline (``PROBEFT_OFFLINE``/``HF_HUB_OFFLINE``), the file is downloaded from the SentEval repository at
+    :data:`SENTEVAL_COMMIT` into the cache, once its git blob sha1 matches the run's pin or GitHub's listing of
+    that commit. A file already in the download cache is checked against the run's pin.
 
     Args:
         task: task name or path to a probing file.
@@ -179,6 +267,7 @@ def resolve_probing_file(task: str | Path, data_dir: str | Path | None = None, *
     Raises:
         FileNotFoundError: listing the places looked at (and the download error, if any), or naming a
             data folder that does not exist.
+        SentEvalBytesError: downloaded or cached bytes are not those of the pinned commit.
     """
     as_path = Path(task).expanduser()
     if as_path.is_file():
@@ -192,15 +281,15 @@ def resolve_probing_file(task: str | Path, data_dir: str | Path | None = None, *
     candidates.append(cached)
     for candidate in candidates:
         if candidate.is_file():
-            return candidate
+            return _check_cached_download(name, candidate) if candidate == cached else candidate
     looked = ", ".join(str(c) for c in candidates)
     if name not in PROBING_TASKS:
         raise FileNotFoundError(f"probing task {name!r} not found (known tasks: {PROBING_TASKS}); looked at {looked}")
-    if not download or _offline():
+    if not download or downloads_disabled():
         raise FileNotFoundError(f"probing file for {name!r} not found (downloads disabled); looked at {looked}")
     url = _SENTEVAL_URL.format(task=name)
     try:
-        return _download(url, cached)
+        return _download(name, url, cached)
     except OSError as error:
         raise FileNotFoundError(
             f"probing file for {name!r} not found at {looked}, and downloading {url} failed: {error}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probeft.core.data_reads import read_data_text
-from probeft.core.hub import require_hub
+from probeft.data.hub_datasets import HUB_DATASETS, load_hub_dataset
 from probeft.data.locations import data_location, required_data_dir
 
 __all__ = ["SquadExample", "read_squad", "read_squad_splits", "resolve_squad_files"]
@@ -120,10 +120,8 @@ def read_squad_splits(data_dir: str | Path | None = None) -> tuple[list[SquadExa
     if root is not None:
         train, dev = resolve_squad_files(root)
         return read_squad(train), read_squad(dev)
-    import datasets
-
-    require_hub("SQuAD v1.1 (rajpurkar/squad)", instead="pass a data dir (--data-dir or PROBEFT_DATA_DIR) in the layout of `probeft demo-data`")
-    loaded = datasets.load_dataset("rajpurkar/squad")
+    repo_id, config = HUB_DATASETS["squad"]
+    loaded = load_hub_dataset(repo_id, config, what=f"SQuAD v1.1 ({repo_id})")
 
     def convert(split) -> list[SquadExample]:
         return [SquadExample(row["id"], row["title"], row["context"], row["question"], list(row["answers"]["text"]),

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from probeft.core.data_reads import read_data_text
-from probeft.core.hub import require_hub
+from probeft.data.hub_datasets import HUB_DATASETS, load_hub_dataset
 from probeft.data.locations import data_location, required_data_dir
 
 __all__ = ["WIKITEXT2_TEST_SHA256", "raw_from_hub_rows", "read_wikitext", "read_wikitext_test", "resolve_wikitext_file"]
@@ -39,10 +39,8 @@ def read_wikitext_test(data_dir: str | Path | None = None) -> tuple[str, str]:
     if root is not None:
         path = resolve_wikitext_file(root)
         return read_wikitext(path), str(path)
-    import datasets
-
-    require_hub("WikiText-2 (Salesforce/wikitext)", instead="pass a data dir (--data-dir or PROBEFT_DATA_DIR) in the layout of `probeft demo-data`")
-    rows = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split="test")["text"]
+    repo_id, config = HUB_DATASETS["wikitext"]
+    rows = load_hub_dataset(repo_id, config, what=f"WikiText-2 ({repo_id})", split="test")["text"]
     text = raw_from_hub_rows(rows)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if digest != WIKITEXT2_TEST_SHA256:

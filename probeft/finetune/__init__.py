@@ -33,7 +33,7 @@ from probeft.finetune.config import FinetuneConfig
 from probeft.finetune.heads import SequenceClassifier, SpanQuestionAnsweringModel, load_encoder_for_finetuning
 from probeft.finetune.squad import SquadFeatures, postprocess_squad, prepare_squad_features, squad_answer_positions
 from probeft.finetune.store import RESUME_DIR, run_signature
-from probeft.finetune.train import run_finetune, training_arguments
+from probeft.finetune.train import resolved_precision, run_finetune, training_arguments
 
 __all__ = [
     "CHECKPOINT_MARKER",
@@ -55,6 +55,7 @@ __all__ = [
     "postprocess_squad",
     "prepare_squad_features",
     "read_checkpoint_info",
+    "resolved_precision",
     "run_finetune",
     "run_signature",
     "squad_answer_positions",

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput
 
 from probeft import models
-from probeft.core import names
+from probeft.core import names, pins
 from probeft.core.pooling import masked_mean
 from probeft.finetune.config import FinetuneConfig
 
@@ -146,14 +146,16 @@ def load_encoder_for_finetuning(config: FinetuneConfig) -> PreTrainedModel:
         ValueError: the checkpoint lacks encoder weights (other than the pooler).
     """
     path = models.resolve_model(config.model)
-    encoder_config = AutoConfig.from_pretrained(path)
+    encoder_config = models.load_config(config.model)
     for key in _HIDDEN_DROPOUT_KEYS:
         if hasattr(encoder_config, key):
             setattr(encoder_config, key, config.hidden_dropout)
     for key in _ATTENTION_DROPOUT_KEYS:
         if hasattr(encoder_config, key):
             setattr(encoder_config, key, config.attention_dropout)
-    encoder, info = AutoModel.from_pretrained(path, config=encoder_config, output_loading_info=True)
+    encoder, info = AutoModel.from_pretrained(path, config=encoder_config, output_loading_info=True,
+                                              **models.revision_kwargs(path))
+    pins.note_read("models", config.model, models.model_fingerprint(config.model)["revision"])
     # A checkpoint saved from *ForMaskedLM has no pooler; that is fine (our heads do not use it). Any other
     # missing weight would be randomly initialised and silently change the experiment.
     missing = sorted(key for key in info["missing_keys"] if not key.startswith("pooler."))

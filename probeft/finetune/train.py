@@ -111,25 +111,32 @@ PAIR_TASKS = ("rte", "squad")  # tasks whose inputs are two segments
 
 def _segments_beyond_tokenizer(model: str) -> bool:
     """Whether the encoder takes segment ids its tokenizer does not list (see ``model_input_keys``)."""
-    from transformers import AutoConfig
-
     with quiet_transformers():
         tokenizer = models.load_tokenizer(model)
-        encoder_config = AutoConfig.from_pretrained(models.resolve_model(model))
+        encoder_config = models.load_config(model)
     return ("token_type_ids" not in tokenizer.model_input_names
             and "token_type_ids" in model_input_keys(tokenizer, encoder_config))
 
 
-def _mixed_precision(precision: str, cuda: bool) -> dict[str, bool]:
+def resolved_precision(precision: str, *, cuda: bool) -> str:
+    """The precision a run trains in: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+
+    ``"auto"``: fp32 on the CPU; on CUDA bf16 where the GPU has it natively (Ampere and newer), else fp16.
+
+    Raises:
+        ValueError: bf16 or fp16 asked for without CUDA.
+    """
     if precision == "auto":
-        if not cuda:
-            return {"bf16": False, "fp16": False}
-        # Native bf16 only (Ampere and newer): by default torch also counts the slow emulation of V100 / T4.
-        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-        return {"bf16": bf16, "fp16": not bf16}
+        # Native bf16 only: by default torch also counts the slow emulation of V100 / T4.
+        return ("bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16") if cuda else "fp32"
     if precision in ("bf16", "fp16") and not cuda:
         raise ValueError(f"precision={precision!r} needs CUDA; use 'fp32' or 'auto' on the CPU")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    return precision
+
+
+def _mixed_precision(precision: str, cuda: bool) -> dict[str, bool]:
+    chosen = resolved_precision(precision, cuda=cuda)
+    return {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
 
 
 def training_arguments(config: FinetuneConfig, output_dir: str | Path) -> TrainingArguments:

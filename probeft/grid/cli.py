@@ -1,7 +1,9 @@
-"""Command line: ``probeft grid``, ``probeft claims``, ``probeft export``, ``probeft demo-data``, ``probeft book``.
+"""Command line: ``probeft grid``, ``probeft check``, ``probeft claims``, ``probeft export``, ``probeft demo-data``,
+``probeft book``.
 
 Examples::
 
+    probeft check configs/paper.yaml  # before hours of GPU time: models, data, device, disk, a smoke run
     probeft grid configs/demo.yaml --dry-run
     probeft grid configs/minilm.yaml --data-dir /path/to/data --continue-on-error
     probeft claims runs/demo          # which of the paper's findings hold on a run, with intervals
@@ -69,6 +71,26 @@ def _grid_command(args: argparse.Namespace) -> int:
         return 0 if report.ok and not problems else 1
     print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
     return 0 if report.ok else 1
+
+
+def _check_command(args: argparse.Namespace) -> int:
+    from probeft.grid import cells, preflight  # preflight imports every stage: only for this command
+
+    config = schema.load_config(args.config)
+    paths = cells.resolve_paths(config, data_dir=args.data_dir, output_dir=args.output_dir)
+    if config.demo_data and paths.data_dir is not None:
+        from probeft.data.demo import write_demo_data
+
+        write_demo_data(paths.data_dir)  # as `probeft grid` does first; refuses a folder that is not demo data
+    rows = preflight.check_config(config, paths, smoke=not args.no_smoke,
+                                  log=lambda line: print(line, file=sys.stderr))
+    print(preflight.format_table(rows))
+    counts = preflight.check_table(rows)["status"].value_counts()
+    failed, unverified = int(counts.get(preflight.FAILED, 0)), int(counts.get(preflight.UNVERIFIED, 0))
+    print(f"{args.config}: {int(counts.get(preflight.OK, 0))} ok, {failed} failed, {unverified} not verifiable here")
+    for row in (r for r in rows if r.status == preflight.FAILED):
+        print(f"  failed: {row.area} {row.item}: {row.detail}")
+    return 1 if failed else 0
 
 
 def _claims_command(args: argparse.Namespace) -> int:
@@ -218,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     grid_parser.add_argument("--cells-per-gpu", type=int, default=1, metavar="K",
                              help="cells run at once on each GPU worker (default 1)")
     grid_parser.set_defaults(func=_grid_command)
+
+    check_parser = sub.add_parser("check", help="check a grid before running it: models, data, device, disk, and a "
+                                  "smoke run of every stage on tiny slices (exit 1 when anything fails)")
+    check_parser.add_argument("config", help="grid YAML file, e.g. configs/paper.yaml")
+    check_parser.add_argument("--data-dir", help="overrides PROBEFT_DATA_DIR and the config's data_dir")
+    check_parser.add_argument("--output-dir", help="overrides the config's output_dir (its pins and free disk)")
+    check_parser.add_argument("--no-smoke", action="store_true", help="skip the smoke run of the stages")
+    check_parser.set_defaults(func=_check_command)
 
     claims_parser = sub.add_parser("claims", help="evaluate the paper's findings F1-F9 on a grid run")
     claims_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/demo")

@@ -19,6 +19,8 @@ Output layout::
                                              probe_predictions.npz (probeft.verdicts.delta_intervals)
     <output_dir>/claims.csv                  the paper's findings checked on this run (probeft.verdicts.claims)
     <output_dir>/grid.json                   the resolved config and cell list
+    <output_dir>/hub-pins.json               commits of the hub models / data sets and SentEval downloads the
+                                             run is pinned to (probeft.grid.pinning), when it fetches any
     <output_dir>/grid.lock                   while a run holds the folder (pid, host, start time)
 """
 
@@ -39,7 +41,7 @@ from typing import Any
 from probeft import results
 from probeft.core import files, names, progress
 from probeft.data import locations
-from probeft.grid import cell_state
+from probeft.grid import cell_state, pinning
 from probeft.grid.cells import (
     NOTEBOOK_DIR,
     Cell,
@@ -346,19 +348,22 @@ def _run_cells(
     request = None if dry_run else _dask_request(config, workers, scheduler, cells_per_gpu, log)
     changed = set() if force else _handle_changed_cells(cells, paths, rerun=rerun_changed, dry_run=dry_run,
                                                          only_stages=only_stages, log=log)
+    pins_file = None
     if not dry_run:
         _prepare(config, paths, cells, log)
-    if request is None:
-        _run_sequentially(cells, paths, report, run_one, force=force, continue_on_error=continue_on_error,
-                          dry_run=dry_run, only_stages=only_stages, log=log, changed=changed)
-    else:
-        from probeft.grid import dask_backend  # only here: the sequential path never imports Dask
+        pins_file = pinning.pin_run(config, paths.data_dir, paths.output_dir, log)
+    with pinning.pins_active(pins_file):  # cells load hub models and data at the pinned commits
+        if request is None:
+            _run_sequentially(cells, paths, report, run_one, force=force, continue_on_error=continue_on_error,
+                              dry_run=dry_run, only_stages=only_stages, log=log, changed=changed)
+        else:
+            from probeft.grid import dask_backend  # only here: the sequential path never imports Dask
 
-        to_run = [(index, cell) for index, cell in enumerate(cells, 1)
-                  if not _skipped(cell, index, len(cells), paths, report, force=force, only_stages=only_stages,
-                                  log=log, changed=changed)]
-        dask_backend.run_cells(to_run, len(cells), paths, report, run_one, continue_on_error=continue_on_error,
-                            log=log, **request)
+            to_run = [(index, cell) for index, cell in enumerate(cells, 1)
+                      if not _skipped(cell, index, len(cells), paths, report, force=force,
+                                      only_stages=only_stages, log=log, changed=changed)]
+            dask_backend.run_cells(to_run, len(cells), paths, report, run_one,
+                                   continue_on_error=continue_on_error, log=log, **request)
     if not dry_run:
         gather_outputs(cells, paths, log)
     if report.failed:

