@@ -49,7 +49,7 @@ def split_sha256(sentences: Sequence[str], labels: Sequence[int] | np.ndarray) -
     """sha256 of test sentences and their labels, in order (what makes two cells' rows pairable)."""
     digest = hashlib.sha256()
     for sentence, label in zip(sentences, np.asarray(labels).tolist(), strict=True):
-        digest.update(f"{int(label)}\t{sentence}\n".encode())
+        digest.update(f"{int(label)}\t{sentence}\n".encode("utf-8"))
     return digest.hexdigest()
 
 
