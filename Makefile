@@ -15,7 +15,7 @@ RUN ?= runs/demo
 DATA_DIR ?=
 STAMP := $(VENV)/.probeft-installed
 
-.PHONY: setup demo test grid book lab clean-runs notebook-outputs
+.PHONY: setup demo test grid book screenshots lab clean-runs notebook-outputs
 
 setup: $(STAMP)
 
@@ -39,13 +39,20 @@ grid: setup
 book: setup
 	$(BIN)/probeft book $(RUN)
 
+# Every page of the built book as a PNG (headless Chromium, Debian package `chromium`), to look at before
+# a report ships: _build/screenshots/<page>.png at 1400 px wide.
+screenshots:
+	$(BIN)/python tests/render_pages.py _build/html _build/screenshots
+
 # Re-store the outputs nbval compares (cells starting with `# NBVAL_CHECK_OUTPUT`) after a deliberate change.
 notebook-outputs: setup
 	$(BIN)/python tests/store_checked_outputs.py notebooks/*.ipynb
 
+# ipywidgets: tqdm's progress bars render as widgets instead of red stderr blocks. --allow-root only
+# when run as root (containers), where JupyterLab refuses to start without it.
 lab: setup
-	$(BIN)/python -m pip install --quiet "jupyterlab>=4"
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m pip install --quiet -e ".[lab]"
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean-runs:
 	rm -rf runs/demo data/demo _build book/_generated

@@ -21,6 +21,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.pop("PROBEFT_DATA_DIR", None)  # notebooks under test use generated data
     os.environ.pop("PROBEFT_HUB_PINS", None)  # a grid sets it for its own cells only
+    # Notebooks run without an output_dir write under $PROBEFT_RUNS_DIR/hand: not the checkout's runs/.
+    if "PROBEFT_RUNS_DIR" not in os.environ:
+        os.environ["PROBEFT_RUNS_DIR"] = tempfile.mkdtemp(prefix="probeft-test-runs-")
 
 
 @pytest.fixture(autouse=True)

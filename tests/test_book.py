@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 
 from probeft import results
+from probeft.report import Banner, Note, TableView
 
 BOOK_DIR = Path(__file__).resolve().parent.parent / "book"
 PAGES = ("figure1", "table1", "delta", "selectivity", "similarity", "attention", "perplexity", "claims", "provenance")
@@ -68,7 +69,12 @@ def run_page(page: Path, workdir: Path) -> dict[str, Any]:
                 plt.close("all")
     finally:
         os.chdir(previous)
-    return {"printed": stdout.getvalue(), "displayed": displayed, "figures": figures}
+    # The banner opens every run page whatever the run holds; tables are compared as the frames they show.
+    banners = [d for d in displayed if isinstance(d, Banner)]
+    shown = [d.frame if isinstance(d, TableView) else d for d in displayed if not isinstance(d, (Banner, Note))]
+    notes = "\n".join(str(d) if isinstance(d, Note) else d.note or "" for d in displayed
+                      if isinstance(d, (Note, TableView)))
+    return {"printed": stdout.getvalue(), "displayed": shown, "figures": figures, "banners": banners, "notes": notes}
 
 
 def probing_rows() -> list[dict]:
@@ -274,11 +280,11 @@ def test_delta_page_marks_deltas_whose_interval_excludes_zero(tmp_path):
     assert upper.to_dict() == {("m", "cola", "cls"): "-5.00*", ("m", "cola", "mean"): "2.00*",
                                ("m", "sst2", "cls"): "-10.00*"}
     assert set(shown_mean[("odd_man_out", "layers 0-2")]) == {"0.00"}
-    assert "*: the paired 95% bootstrap interval" in out["printed"] and out["figures"] == 2
+    assert "*: the paired 95% bootstrap interval" in out["notes"] and out["figures"] == 2
     # without the file: the same numbers, no marker, and a note saying why
     plain = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path / "plain", table))
     assert plain["displayed"][0][("bigram_shift", "layers 3-4")].to_dict()[("m", "sst2", "cls")] == "-10.00"
-    assert "Not in this run: per-sentence probe predictions" in plain["printed"]
+    assert "Not in this run: per-sentence probe predictions" in plain["notes"]
 
 
 def test_figures_draw_intervals_as_bands():
@@ -331,18 +337,21 @@ def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
     table = full_table()
     out = run_page(BOOK_DIR / "selectivity.md", write_generated(tmp_path, table))
     assert out["figures"] == 1 and NOTE not in out["printed"]
-    (shown,) = out["displayed"]
+    best_shown, shown = out["displayed"]
     pd.testing.assert_frame_equal(shown, report.compression_table(table))
+    pd.testing.assert_frame_equal(best_shown, report.selectivity_table(table))
     # layer 4, mean pooling: 1 + 0.4 + 0.2
     assert shown.loc[("m", "pre-trained", "bigram_shift", "mean"), 4] == "1.60"
     assert shown.loc[("m", "cola (cls)", "odd_man_out", "cls"), 0] == "1.00"
-    assert report.selectivity_summary(table) in out["printed"]
+    assert "best selectivity" not in out["printed"]  # a table now, not a monospace block
     # pre-trained mean pooling: accuracy 0.65 + 0.02 * layer, control 0.5 + 0.01 * layer -> best at layer 4
     selectivity = analysis.selectivity_by_layer(table)
     best = selectivity[(selectivity["finetune_task"] == "none") & (selectivity["pooling"] == "mean")
                        & (selectivity["probe_task"] == "bigram_shift") & (selectivity["layer"] == 4)]
     assert best["selectivity"].item() == pytest.approx(0.73 - 0.54)
-    assert "m, pre-trained, bigram_shift (mean): best selectivity 19.0 points at layer 4" in out["printed"]
+    assert "m, pre-trained, bigram_shift (mean): best selectivity 19.0 points at layer 4" in report.selectivity_summary(table)
+    assert best_shown.loc[("m", "pre-trained", "bigram_shift", "mean")].to_dict() == {
+        "best layer": "4", "selectivity": "19.0", "accuracy": "73.0", "control accuracy": "54.0"}
 
 
 def test_similarity_page_shows_the_analysis_numbers(tmp_path):
@@ -369,7 +378,7 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
     out = run_page(BOOK_DIR / "claims.md", write_generated(tmp_path, table))
     summary, checks_shown = out["displayed"]
     expected = claims.evaluate_claims(table)  # no claims.csv in _generated: point estimates from the table
-    pd.testing.assert_frame_equal(summary, claims.summarise(expected).set_index("claim"))
+    pd.testing.assert_frame_equal(summary, report.findings_table(claims.summarise(expected)))
     pd.testing.assert_frame_equal(checks_shown, report.claims_checks_table(expected))
     # synthetic attention: the CLS head lowers first-token entropy (1.0 vs 2.0 pre-trained), so F8 fails
     assert summary.loc["F8", "verdict"] == "does not hold"
@@ -377,8 +386,8 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
     written = expected.assign(verdict="holds")
     written.to_csv(tmp_path / "_generated" / claims.CLAIMS_FILE, index=False)
     summary, _ = run_page(BOOK_DIR / "claims.md", tmp_path)["displayed"]
-    assert (summary["verdict"].drop(index=[c for c in summary.index if summary.loc[c, "checks"] == 0])
-            == "holds").all()
+    counts = claims.summarise(written).set_index("claim")["checks"]
+    assert (summary["verdict"].drop(index=[c for c in summary.index if counts[c] == 0]) == "holds").all()
 
 
 @pytest.mark.parametrize(("run", "figures"), [("minilm", 4), ("mpnet", 4)])
@@ -393,10 +402,11 @@ def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_pa
     out = run_page(BOOK_DIR / f"validation_{run}.md", tmp_path / "book")
     record = json.loads((generated / "grid.json").read_text())
     provenance = json.loads((generated / "provenance.json").read_text())
-    assert report.run_summary(record, provenance) in out["printed"] and NOTE not in out["printed"]
+    assert report.run_summary(record, provenance) in out["notes"] and NOTE not in out["printed"]
+    assert [str(b) for b in out["banners"]] == [str(report.run_banner(record, provenance))]
     checks = claims.evaluate_claims(table)
     # the summary of every finding first, then every check
-    pd.testing.assert_frame_equal(out["displayed"][0], claims.summarise(checks).set_index("claim"))
+    pd.testing.assert_frame_equal(out["displayed"][0], report.findings_table(claims.summarise(checks)))
     pd.testing.assert_frame_equal(out["displayed"][1], report.claims_checks_table(checks))
     assert out["figures"] == figures  # Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA
     (tmp_path / "elsewhere" / "book").mkdir(parents=True)

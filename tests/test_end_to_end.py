@@ -13,6 +13,7 @@ import yaml
 from probeft import grid, report, results
 from probeft.core import paper
 from probeft.grid import cell_state, cli
+from probeft.report import html_checks
 from probeft.results import predictions
 from probeft.verdicts import claims, delta_intervals
 
@@ -100,7 +101,8 @@ def test_each_cell_records_the_data_files_it_read_and_the_same_data_elsewhere_is
     capsys.readouterr()
     assert cli.main(["grid", str(path), "--data-dir", str(copy), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "changed" not in out and "would run" not in out  # same bytes under another path: every cell complete
+    # same bytes under another path: every cell complete, none would run
+    assert "changed" not in out and ": would run" not in out and "would run 0, skip " in out
 
 
 def test_book_builds_from_the_run(grid_run, tmp_path):
@@ -112,7 +114,10 @@ def test_book_builds_from_the_run(grid_run, tmp_path):
     site = tmp_path / "_build" / "html"
     assert (site / "index.html").is_file()
     figure_page = (site / "book" / "figure1.html").read_text()
-    assert "<img" in figure_page and "Test accuracy of the probes" in figure_page
+    assert "<img" in figure_page and "Figure 1: test accuracy of the probes" in figure_page
+    # what a reader sees: no cut table, every figure captioned, every number its heading's (issue 23)
+    assert html_checks.check_site(site) == {}
+    assert "Demo run: these numbers check the pipeline, not the paper" in figure_page  # the banner
     assert (site / "book" / "_generated" / "notebooks" / "probing__model-tiny-bert-L2__ft-none__seed-0.html").is_file()
     table = results.load_results(root / "run" / "results.csv")
     # Tables 2 and 5 show the Delta numbers the analysis computes from the run's results, in order.

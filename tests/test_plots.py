@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from probeft import results
@@ -27,13 +28,24 @@ def probing_table():
 def test_figure1_panels_and_lines():
     fig = plots.figure1(probing_table())
     axes = fig.get_axes()
-    assert [ax.get_title() for ax in axes] == ["bigram_shift", "odd_man_out"]
+    assert [ax.get_title() for ax in axes] == ["m / bigram_shift", "m / odd_man_out"]
     lines = axes[0].get_lines()
-    assert len(lines) == 2  # one model x two poolings
+    assert len(lines) == 2  # two poolings in each model's panel
     styles = {line.get_label(): line.get_linestyle() for line in lines}
-    assert styles == {"m (cls)": "--", "m (mean)": "-"}
-    mean_line = next(line for line in lines if line.get_label() == "m (mean)")
+    assert styles == {"cls pooling": "--", "mean pooling": "-"}
+    mean_line = next(line for line in lines if line.get_label() == "mean pooling")
     np.testing.assert_allclose(mean_line.get_ydata(), [70.0, 71.0, 72.0])
+    # the legend is the figure's, under the panels, not on the data
+    assert [ax.get_legend() for ax in axes] == [None, None] and len(fig.legends) == 1
+
+
+def test_figure1_one_panel_per_model_and_task():
+    two = pd.concat([probing_table(), probing_table().assign(model="n")], ignore_index=True)
+    fig = plots.figure1(two)
+    assert [ax.get_title() for ax in fig.get_axes()] == ["m / bigram_shift", "m / odd_man_out",
+                                                         "n / bigram_shift", "n / odd_man_out"]
+    assert all(len(ax.get_lines()) == 2 for ax in fig.get_axes())
+    assert fig.get_figwidth() == plots.PAGE_WIDTH  # drawn at the width the page shows it
 
 
 def test_figure_delta_values_and_baseline_axis():
@@ -41,9 +53,15 @@ def test_figure_delta_values_and_baseline_axis():
     main_axes = [ax for ax in fig.get_axes() if ax.get_title()]
     delta_line = main_axes[0].get_lines()[0]
     np.testing.assert_allclose(delta_line.get_ydata(), [-10.0, -10.0, -10.0])
-    twin = [ax for ax in fig.get_axes() if not ax.get_title()][0]
+    twin = next(ax for ax in fig.get_axes() if not ax.get_title())
     # fine-tuned CLS (0.4 + 0.01 l) minus pre-trained mean (0.7 + 0.01 l) = -30 points
     np.testing.assert_allclose(twin.get_lines()[0].get_ydata(), [-30.0, -30.0, -30.0])
+    # both axes put 0 at the same height, and the right axis label is legible
+    main, right = main_axes[0], twin
+    fraction = [(0 - ax.get_ylim()[0]) / (ax.get_ylim()[1] - ax.get_ylim()[0]) for ax in (main, right)]
+    assert fraction[0] == pytest.approx(fraction[1]) and 0 <= fraction[0] <= 1
+    last_twin = [ax for ax in fig.get_axes() if not ax.get_title()][-1]  # labelled once, at the right edge
+    assert last_twin.yaxis.label.get_fontsize() >= 8 and "vs pre-trained mean" in last_twin.get_ylabel()
 
 
 def test_missing_rows_are_named():
@@ -72,6 +90,17 @@ def test_figure3_mean_and_std_over_seeds():
     np.testing.assert_allclose(np.asarray(epoch_line.get_ydata(), dtype=float), [10.0, 14.0])
 
 
+def test_figure3_panels_carry_the_papers_letters_in_reading_order():
+    rows = [{"stage": "perplexity", "model": "m", "finetune_task": task, "finetune_head": "cls", "seed": 0,
+             "epoch": epoch, "split": "test", "metric": "perplexity", "value": 10.0 + epoch, "k_replaced": k}
+            for task in ("cola", "sst2") for epoch, k in ((0, -1), (1, -1), (1, 0), (1, 1))]
+    fig = plots.figure3(results.results_frame(rows))
+    titles = [ax.get_title(loc="left") for ax in fig.get_axes()]
+    # (a, b): per epoch, CoLA then SST-2; (c, d): top layers replaced, as the page's text says
+    assert titles == ["(a) m / cola", "(b) m / sst2", "(c) m / cola", "(d) m / sst2"]
+    assert [ax.get_xlabel().startswith("fine-tuning epoch") for ax in fig.get_axes()] == [True, True, False, False]
+
+
 def test_figure_delta_one_line_per_head():
     # Issue 7: cls- and mean-head fine-tunes of one task were averaged into one line.
     rows = []
@@ -84,3 +113,19 @@ def test_figure_delta_one_line_per_head():
     assert sorted(lines) == ["cola (cls head)", "cola (mean head)"]
     np.testing.assert_allclose(lines["cola (cls head)"], [-10.0, -10.0, -10.0])
     np.testing.assert_allclose(lines["cola (mean head)"], [5.0, 5.0, 5.0])
+
+
+def test_drawing_a_figure_leaves_the_notebook_backend_interactive():
+    # plots draw under rc_context, which restored "interactive" and hid every later figure of a book page
+    import matplotlib
+
+    before = matplotlib.is_interactive()
+    try:
+        matplotlib.interactive(True)
+        plots.figure1(probing_table())
+        assert matplotlib.is_interactive()
+        matplotlib.interactive(False)
+        plots.figure1(probing_table())
+        assert not matplotlib.is_interactive()
+    finally:
+        matplotlib.interactive(before)

@@ -10,7 +10,10 @@ This module imports nothing else from :mod:`probeft`.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["AUTO", "check_device", "resolve_device"]
 
@@ -30,6 +33,8 @@ def check_device(device: str | torch.device, *, parameter: str = "device") -> st
     Raises:
         ValueError: not a device string; the message names ``parameter``.
     """
+    import torch  # here, not at the top: validating a config (and ``probeft --help``) need not load torch first
+
     if isinstance(device, torch.device):
         return str(device)
     text = str(device).strip()
@@ -57,6 +62,8 @@ def resolve_device(device: str | torch.device = AUTO) -> torch.device:
         ValueError: the string is not a device, CUDA is asked for but absent, or the CUDA index
             is past the visible GPUs.
     """
+    import torch
+
     text = check_device(device)
     if text == AUTO:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

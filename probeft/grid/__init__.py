@@ -9,21 +9,25 @@ May import: everything else in probeft.
 
 from __future__ import annotations
 
-from probeft.grid.cells import (
-    NOTEBOOK_DIR,
-    REPO_ROOT,
-    Cell,
-    CellOutcome,
-    GridPaths,
-    GridReport,
-    attempt_cell,
-    execute_cell,
-    executed_notebook,
-    failure_reason,
-    resolve_paths,
-)
-from probeft.grid.runner import LOCK_FILE, expand, finetune_cell_name, gather_outputs, run_grid, visible_gpu_ids
-from probeft.grid.schema import STAGES, GridConfig, load_config
+import importlib
+from typing import Any
+
+# Name -> submodule. Loaded on first use (PEP 562), so ``probeft --help`` and config validation do not
+# import torch, transformers and papermill through the cell and runner modules.
+_EXPORTS = {
+    **dict.fromkeys(["NOTEBOOK_DIR", "REPO_ROOT", "Cell", "CellOutcome", "GridPaths", "GridReport", "attempt_cell",
+                     "execute_cell", "executed_notebook", "failure_reason", "resolve_paths"], "cells"),
+    **dict.fromkeys(["LOCK_FILE", "expand", "finetune_cell_name", "gather_outputs", "run_grid", "visible_gpu_ids"],
+                    "runner"),
+    **dict.fromkeys(["STAGES", "GridConfig", "load_config"], "schema"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'probeft.grid' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"probeft.grid.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "LOCK_FILE",

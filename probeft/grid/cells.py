@@ -101,6 +101,9 @@ class GridReport:
         return not self.failed
 
 
+KERNEL_QUIET = "--IPKernelApp.log_level=CRITICAL"
+
+
 def execute_cell(cell: Cell, executed_path: Path, *, kernel_name: str) -> None:
     """Run one cell's notebook with papermill (imported lazily: the grid validates without it)."""
     import papermill
@@ -113,6 +116,10 @@ def execute_cell(cell: Cell, executed_path: Path, *, kernel_name: str) -> None:
         kernel_name=kernel_name,
         cwd=str(REPO_ROOT),
         progress_bar=False,
+        # The kernel's own log only says "running over TCP without encryption" (a local kernel) and, when
+        # papermill stops an idle kernel, "KeyboardInterrupt caught in kernel": noise on every cell. A
+        # failing cell still fails: its error comes back in the execute reply, a dead kernel as an error.
+        extra_arguments=[KERNEL_QUIET],
     )
 
 

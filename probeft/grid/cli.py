@@ -20,17 +20,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from probeft import results
 from probeft.core import files
-from probeft.grid import cells, runner, schema
-from probeft.verdicts import claims, delta_intervals
+from probeft.grid import schema
 
-BOOK_INPUT_DIR = cells.REPO_ROOT / "book" / "_generated"
+# The heavy modules (pandas, torch through the cell and runner modules, the verdicts) are imported in
+# the commands that use them, so `probeft --help` and argument errors answer at once.
+REPO_ROOT = Path(__file__).resolve().parents[2]  # probeft.grid.cells.REPO_ROOT, without importing torch
+BOOK_INPUT_DIR = REPO_ROOT / "book" / "_generated"
 
 
 def _grid_command(args: argparse.Namespace) -> int:
+    from probeft.grid import cells, runner
+
     config = schema.load_config(args.config)
     paths = cells.resolve_paths(config, data_dir=args.data_dir, output_dir=args.output_dir)
     if config.demo_data and not args.dry_run:
@@ -58,18 +59,25 @@ def _grid_command(args: argparse.Namespace) -> int:
         print(f"\nprobeft grid: interrupted; {done} of {total} cells are complete and kept in {paths.output_dir}. "
               "Run the same command again to resume: complete cells are skipped.", file=sys.stderr)
         return 130
-    print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
-    if args.dry_run and config.probing is not None:
-        from probeft.grid import disk
+    if args.dry_run:
+        from probeft.grid import disk, model_check
 
+        problems = model_check.spec_problems({m.name: m.spec for m in config.models})
+        for name, problem in problems.items():
+            print(f"model {name!r} does not resolve offline: {problem}", file=sys.stderr)
+        print(f"would run {len(report.ran)}, skip {len(report.skipped)} (complete), "
+              f"{len(report.failed)} not runnable; {len(config.models) - len(problems)} of {len(config.models)} "
+              "model specs resolve offline")
         estimate = disk.estimate_grid_cache(config, paths)
         if estimate is not None:
             print(disk.format_estimate(estimate, paths.cache_dir / "features", config.probing.cache_dtype))
+        return 0 if report.ok and not problems else 1
+    print(f"ran {len(report.ran)}, skipped {len(report.skipped)}, failed {len(report.failed)}")
     return 0 if report.ok else 1
 
 
 def _check_command(args: argparse.Namespace) -> int:
-    from probeft.grid import preflight  # imports every stage: only for this command
+    from probeft.grid import cells, preflight  # preflight imports every stage: only for this command
 
     config = schema.load_config(args.config)
     paths = cells.resolve_paths(config, data_dir=args.data_dir, output_dir=args.output_dir)
@@ -89,6 +97,11 @@ def _check_command(args: argparse.Namespace) -> int:
 
 
 def _claims_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from probeft import results
+    from probeft.verdicts import claims, delta_intervals
+
     run_dir = Path(args.run_dir)
     table = results.load_results(run_dir / results.RESULTS_FILE)
     cells = delta_intervals.load_cell_predictions(sorted((run_dir / "cells").glob("*")))
@@ -129,6 +142,9 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR, *,
     Raises:
         FileNotFoundError: the run has no ``results.csv`` (run the grid first).
     """
+    from probeft import report, results
+    from probeft.verdicts import claims, delta_intervals
+
     results_csv = run_dir / results.RESULTS_FILE
     results.load_results(results_csv)  # validates, and names the file when missing or malformed
     # Built aside and swapped in whole: a failed copy never leaves the book a mixture of two runs.
@@ -144,7 +160,10 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR, *,
         (staging / "provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
         for notebook in sorted((run_dir / "notebooks").glob("*.ipynb")) if notebooks else []:
             if results.cell_complete(run_dir / "cells" / notebook.stem):
-                shutil.copy2(notebook, staging / "notebooks" / notebook.name)
+                # titled by the cell (stage, model, encoder, task, seed): the book's sidebar lists them by title
+                titled = report.retitle_notebook(json.loads(notebook.read_text(encoding="utf-8")),
+                                                 report.notebook_title(notebook.stem))
+                (staging / "notebooks" / notebook.name).write_text(json.dumps(titled, indent=1), encoding="utf-8")
 
 
 def _export_command(args: argparse.Namespace) -> int:
@@ -155,6 +174,20 @@ def _export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# What the book's page kernels log on every page (myst-nb gives no way to pass them a log level): the
+# transport notice of a local kernel, and the interrupt that stopping an idle kernel logs as an error.
+KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+
+
+def _run_without_kernel_noise(command: list[str]) -> int:
+    """Run ``command``, passing its output through except the page kernels' :data:`KERNEL_NOISE` lines."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
+        for line in process.stdout:
+            if not any(noise in line for noise in KERNEL_NOISE):
+                sys.stdout.write(line)
+    return process.returncode
+
+
 def _book_command(args: argparse.Namespace) -> int:
     book_root = Path(args.book_root).resolve()
     if not (book_root / "_toc.yml").is_file():
@@ -162,16 +195,26 @@ def _book_command(args: argparse.Namespace) -> int:
     prepare_book_inputs(Path(args.run_dir).resolve(), book_root / "book" / "_generated")
     if args.prepare_only:
         return 0
-    command = ["jupyter-book", "build", str(book_root), "-W", "-n", "--keep-going"]
+    # --all: Sphinx re-reads only pages whose source changed, but every page depends on the run just copied.
+    command = ["jupyter-book", "build", str(book_root), "-W", "-n", "--keep-going", "--all"]
     jb = Path(sys.executable).parent / "jupyter-book"
     if jb.exists():
         command[0] = str(jb)
-    code = subprocess.call(command)
+    code = _run_without_kernel_noise(command)
     index = book_root / "_build" / "html" / "index.html"
     if code == 0 and not index.is_file():
         print(f"jupyter-book reported success but {index} is missing", file=sys.stderr)
         return 1
     if code == 0:
+        from probeft.report import html_checks
+
+        # What a reader would see wrong (a cut table, a figure without caption, a clashing number) fails the build.
+        problems = html_checks.check_site(index.parent)
+        for page, found in problems.items():
+            print(f"{page}: " + "; ".join(found), file=sys.stderr)
+        if problems:
+            print(f"{len(problems)} page(s) of {index.parent} fail the HTML checks", file=sys.stderr)
+            return 1
         print(f"report: {index}")
     return code
 
@@ -214,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     claims_parser.add_argument("--checks", action="store_true", help="also print every check with its interval")
     claims_parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     claims_parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    claims_parser.add_argument("--no-write", action="store_true", help=f"don't (re)write RUN_DIR/{claims.CLAIMS_FILE}")
+    claims_parser.add_argument("--no-write", action="store_true", help="don't (re)write RUN_DIR/claims.csv")
     claims_parser.set_defaults(func=_claims_command)
 
     demo_parser = sub.add_parser("demo-data", help="write the generated offline demo data set")
@@ -230,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     book_parser = sub.add_parser("book", help="build the jupyter-book report from a grid run")
     book_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/demo")
     book_parser.add_argument("--prepare-only", action="store_true", help="copy inputs, don't build")
-    book_parser.add_argument("--book-root", default=str(cells.REPO_ROOT), help="folder with _config.yml and _toc.yml")
+    book_parser.add_argument("--book-root", default=str(REPO_ROOT), help="folder with _config.yml and _toc.yml")
     book_parser.set_defaults(func=_book_command)
     return parser
 

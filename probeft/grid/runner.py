@@ -26,18 +26,21 @@ Output layout::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.util
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from probeft import results
-from probeft.core import files, names
+from probeft.core import files, names, progress
 from probeft.data import locations
 from probeft.grid import cell_state, pinning
 from probeft.grid.cells import (
@@ -449,6 +452,47 @@ def _skipped(cell: Cell, index: int, total: int, paths: GridPaths, report: GridR
     return False
 
 
+HEARTBEAT_S = 30.0  # a running cell says how long it has run, and in which step, this often
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+@contextlib.contextmanager
+def heartbeat(prefix: str, cell_dir: Path, log: Callable[[str], None], *,
+              every: float = HEARTBEAT_S) -> Iterator[None]:
+    """While the block runs, log every ``every`` seconds the elapsed time and the step the notebook marked.
+
+    The step comes from the progress file the notebook writes (:func:`probeft.core.progress.mark`); one
+    left by an earlier attempt is removed first, so the step shown is always this attempt's.
+
+    Args:
+        prefix: the cell's log prefix (``"[3/33] probing__..."``).
+        cell_dir: the cell's output folder.
+        log: where the lines go.
+        every: seconds between lines.
+    """
+    (cell_dir / progress.PROGRESS_FILE).unlink(missing_ok=True)
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            marked = progress.current_step(cell_dir)
+            step = f", step: {marked[0]}" if marked else ""
+            log(f"{prefix}: running for {_duration(time.monotonic() - started)}{step}")
+
+    thread = threading.Thread(target=beat, name="probeft-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _run_sequentially(
     cells: list[Cell],
     paths: GridPaths,
@@ -478,7 +522,8 @@ def _run_sequentially(
             log(f"{prefix}: would run {cell.notebook.name}")
             continue
         log(f"{prefix}: running {cell.notebook.name}")
-        outcome = attempt_cell(cell, executed_notebook(cell, paths), run_one)
+        with heartbeat(prefix, Path(cell.parameters["output_dir"]), log):
+            outcome = attempt_cell(cell, executed_notebook(cell, paths), run_one)
         if outcome.status != "ok":
             report.failed[cell.name] = outcome.reason
             log(f"{prefix}: FAILED after {outcome.seconds:.0f}s: {outcome.reason}")

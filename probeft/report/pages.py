@@ -16,8 +16,25 @@ from probeft.core.names import NO_FINETUNE
 from probeft.results import analysis
 
 __all__ = [
-    "attention_summary", "cka_layer_table", "claims_checks_table", "compression_table", "delta_marker_legend", "delta_table", "encoder_label", "not_in_run",
-    "perplexity_summary", "run_summary", "selectivity_summary", "table1",
+    "attention_group_table",
+    "attention_summary",
+    "best_layers_table",
+    "cka_layer_table",
+    "claims_checks_table",
+    "compression_table",
+    "config_table",
+    "delta_marker_legend",
+    "delta_table",
+    "encoder_label",
+    "findings_table",
+    "finetune_epochs_table",
+    "not_in_run",
+    "perplexity_summary",
+    "perplexity_table",
+    "run_summary",
+    "selectivity_summary",
+    "selectivity_table",
+    "table1",
 ]
 
 
@@ -231,7 +248,7 @@ def _claim_value(value: float, unit: str) -> str:
 def claims_checks_table(checks: pd.DataFrame) -> pd.DataFrame:
     """Every computable check of :func:`probeft.verdicts.claims.evaluate_claims` as shown, one row each.
 
-    Columns ``claim, model, scope, quantity, claimed, estimate, 95% interval, verdict, reason``;
+    Columns ``claim, verdict, model, scope, quantity, claimed, estimate, 95% interval, reason``;
     accuracy statistics in points.
     """
     shown = checks[checks["verdict"] != "not computable"].copy()
@@ -241,5 +258,178 @@ def claims_checks_table(checks: pd.DataFrame) -> pd.DataFrame:
         for low, high, unit in zip(shown["ci_low"], shown["ci_high"], shown["unit"])
     ]
     shown["estimate"] = [_claim_value(v, u) for v, u in zip(shown["estimate"], shown["unit"])]
-    columns = ["claim", "model", "scope", "quantity", "claimed", "estimate", "95% interval", "verdict", "reason"]
+    # the verdict next to the claim: on a page of this width the last columns need scrolling
+    columns = ["claim", "verdict", "model", "scope", "quantity", "claimed", "estimate", "95% interval", "reason"]
     return shown[columns].reset_index(drop=True)
+
+
+def _number(value: float, digits: int) -> str:
+    """A number as a table cell shows it: fixed decimals, ``-`` where there is none (never ``NaN``)."""
+    return "-" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def finetune_epochs_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`probeft.results.analysis.finetune_by_epoch` as shown: one decimal, ``-`` for an epoch a run lacks."""
+    return analysis.finetune_by_epoch(table).map(lambda v: _number(v, 1))
+
+
+def best_layers_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+    """:func:`probeft.results.analysis.best_layers` as shown: whole layer numbers, accuracy to one decimal.
+
+    Returns:
+        Rows ``(model, probe_task)``, columns ``(pooling, "best layer" | "accuracy (%)")``.
+    """
+    best = analysis.best_layers(table, split=split)
+    shown = pd.DataFrame(index=best.index)
+    for pooling in best.columns.get_level_values("pooling").unique():
+        # The pivot's mean turns the integer layer into a float (2.0); a layer is a whole number.
+        shown[(pooling, "best layer")] = best[("layer", pooling)].map(lambda v: "-" if pd.isna(v) else str(int(v)))
+        shown[(pooling, "accuracy (%)")] = best[("accuracy", pooling)].map(lambda v: _number(v, 1))
+    shown.columns = pd.MultiIndex.from_tuples(shown.columns, names=["pooling", ""])
+    return shown
+
+
+def attention_group_table(table: pd.DataFrame, *, position: str = "first") -> pd.DataFrame:
+    """The numbers of :func:`attention_summary` as a table: mean entropy / EMD per layer group.
+
+    Returns:
+        Rows ``(model, encoder, metric)``, one column per layer group (``"layers 1-2"``), three decimals.
+
+    Raises:
+        ValueError: no attention rows for ``position``.
+    """
+    rows = table[(table["stage"] == "attention") & (table["position"].astype(str) == position)]
+    if rows.empty:
+        raise ValueError(f"no attention rows for position={position!r}")
+    records = []
+    for model, part in rows.groupby("model"):
+        first = int(part["layer"].min())  # attention starts at layer 1 (no attention in the embeddings)
+        groups = {f"layers {max(low, first)}-{high}": (low, high)
+                  for low, high in analysis.layer_groups(int(part["layer"].max())).values()}
+        for (ft_task, head, metric), curve in part.groupby(["finetune_task", "finetune_head", "metric"]):
+            record = {"model": model, "encoder": encoder_label(ft_task, head), "metric": metric}
+            for name, (low, high) in groups.items():
+                record[name] = _number(curve[(curve["layer"] >= low) & (curve["layer"] <= high)]["value"].mean(), 3)
+            records.append(record)
+    return pd.DataFrame(records).set_index(["model", "encoder", "metric"]).fillna("-")
+
+
+def perplexity_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The numbers of :func:`perplexity_summary` as a table, two decimals.
+
+    Returns:
+        Rows ``(model, finetune_task)``; columns ``pre-trained``, ``after epoch E`` and ``k=K replaced``.
+
+    Raises:
+        ValueError: no perplexity rows.
+    """
+    rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")]
+    if rows.empty:
+        raise ValueError("no perplexity rows in the results table")
+    records = []
+    for (model, task), part in rows[rows["finetune_task"] != NO_FINETUNE].groupby(["model", "finetune_task"]):
+        epochs = part[part["k_replaced"] == -1].groupby("epoch")["value"].mean()
+        record = {"model": model, "finetune_task": task, "pre-trained": _number(epochs.get(0, float("nan")), 2)}
+        if len(epochs) > 1:
+            record[f"after epoch {int(epochs.index.max())}"] = _number(epochs.iloc[-1], 2)
+        replaced = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].mean()
+        for k, value in replaced.items():
+            record[f"top {int(k)} replaced"] = _number(value, 2)
+        records.append(record)
+    return pd.DataFrame(records).set_index(["model", "finetune_task"]).fillna("-")
+
+
+def selectivity_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+    """The numbers of :func:`selectivity_summary` as a table: selectivity at its best layer, in points.
+
+    Returns:
+        Rows ``(model, encoder, probe_task, pooling)``; columns ``best layer`` (whole number),
+        ``selectivity``, ``accuracy``, ``control accuracy`` (points, one decimal).
+    """
+    frame = analysis.selectivity_by_layer(table, split=split)
+    records = []
+    keys = ["model", "finetune_task", "finetune_head", "probe_task", "pooling"]
+    for (model, ft, head, task, pooling), part in frame.groupby(keys):
+        best = part.loc[part["selectivity"].idxmax()]
+        records.append({"model": model, "encoder": encoder_label(ft, head), "probe_task": task, "pooling": pooling,
+                        "best layer": str(int(best["layer"])),
+                        "selectivity": _number(100 * best["selectivity"], 1),
+                        "accuracy": _number(100 * best["accuracy"], 1),
+                        "control accuracy": _number(100 * best["control_accuracy"], 1)})
+    return pd.DataFrame(records).set_index(["model", "encoder", "probe_task", "pooling"])
+
+
+def config_table(record: Mapping) -> pd.DataFrame:
+    """A run's resolved config (``grid.json``'s ``config``) as ``setting -> value`` rows, nested keys dotted."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, Mapping) and value:
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            flat[prefix] = ", ".join(str(v.get("name", v)) if v.get("name") == v.get("spec") or "spec" not in v
+                                     else f"{v['name']} ({v['spec']})" for v in value)
+        else:
+            flat[prefix] = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    walk("", dict(record.get("config", {})))
+    return pd.DataFrame({"value": flat}).rename_axis("setting")
+
+
+def findings_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`probeft.verdicts.claims.summarise` as shown: the verdict next to the claim, the finding's wording last.
+
+    Args:
+        summary: one row per finding (``claim, finding, checks, holding, verdict, reason``).
+
+    Returns:
+        The same rows indexed by ``claim``, columns ``verdict, reason, finding``.
+    """
+    return summary.set_index("claim")[["verdict", "reason", "finding"]]
+
+
+_STAGE_TITLES = {"finetune": "Fine-tuning", "probing": "Probing", "attention": "Attention", "perplexity": "Perplexity"}
+
+
+def notebook_title(cell_name: str) -> str:
+    """The sidebar title of an executed grid notebook: stage, model, encoder state, task and seed.
+
+    Args:
+        cell_name: the grid cell's name, e.g. ``"probing__model-tiny-bert__ft-cola-cls__seed-0"``.
+
+    Returns:
+        E.g. ``"Probing: tiny-bert fine-tuned on cola (cls), seed 0"``; the name itself when it is not a
+        grid cell's.
+    """
+    stage, *parts = cell_name.split("__")
+    fields = dict(part.split("-", 1) for part in parts if "-" in part)
+    if stage not in _STAGE_TITLES or "model" not in fields:
+        return cell_name
+    words = [fields["model"]]
+    if "ft" in fields:
+        words.append("pre-trained" if fields["ft"] == NO_FINETUNE else f"fine-tuned on {fields['ft'].replace('-', ' (', 1)}"
+                     + (")" if "-" in fields["ft"] else ""))
+    if "task" in fields:
+        words.append(f"({fields['task']} sentences)" if stage == "attention" else f"on {fields['task']}")
+    if "head" in fields:
+        words.append(f"({fields['head']} head)")
+    text = " ".join(words)
+    return f"{_STAGE_TITLES[stage]}: {text}" + (f", seed {fields['seed']}" if "seed" in fields else "")
+
+
+def retitle_notebook(notebook: dict, title: str) -> dict:
+    """``notebook`` (nbformat JSON) with ``title`` as its first heading; the notebook's own heading follows in italics.
+
+    Jupyter-book names a page after its first heading, so 33 executed notebooks would otherwise show 4 titles.
+    """
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if source.startswith("# "):
+            first, _, rest = source.partition("\n")
+            cell["source"] = f"# {title}\n\n*{first[2:].strip()}*\n{rest}"
+            return notebook
+    notebook.setdefault("cells", []).insert(0, {"cell_type": "markdown", "metadata": {}, "source": f"# {title}\n"})
+    return notebook

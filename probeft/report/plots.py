@@ -6,8 +6,10 @@ Each function takes the long results table (see :mod:`probeft.results`; aggregat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -18,6 +20,13 @@ from matplotlib.ticker import MaxNLocator
 from probeft.results import analysis
 
 POOLING_STYLE = {"mean": "-", "cls": "--"}
+# One colour per pooling in Figure 1 (the paper's: mean and CLS side by side in each panel).
+POOLING_COLOUR = {"mean": "C0", "cls": "C1"}
+# Figures are drawn at the width the book's text column shows them (about 800 px at 100 dpi), so a
+# 9-point font reads as 9 points on the page; the height grows with the number of panel rows.
+PAGE_WIDTH = 8.0
+PANEL_HEIGHT = 2.3
+FONT_SIZE = 9
 
 
 def _rows(table: pd.DataFrame, what: str, **equal: object) -> pd.DataFrame:
@@ -30,56 +39,123 @@ def _rows(table: pd.DataFrame, what: str, **equal: object) -> pd.DataFrame:
     return selected
 
 
-def _grid(n_rows: int, n_cols: int, *, width: float = 3.6, height: float = 2.8) -> tuple[Figure, np.ndarray]:
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False)
+PAGE_STYLE = {"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE, "axes.labelsize": FONT_SIZE,
+              "legend.fontsize": FONT_SIZE - 1, "xtick.labelsize": FONT_SIZE - 1, "ytick.labelsize": FONT_SIZE - 1}
+
+
+def _page_style(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw a figure under :data:`PAGE_STYLE` (titles and labels read the font sizes when they are set)."""
+    @functools.wraps(draw)
+    def styled(*args: object, **kwargs: object) -> Figure:
+        with plt.rc_context(PAGE_STYLE):
+            fig = draw(*args, **kwargs)
+            interactive = matplotlib.is_interactive()
+        # rc_context restores "interactive" too, undoing the notebook backend switching it on when pyplot
+        # is first used: later figures of the kernel would then never be shown.
+        matplotlib.interactive(interactive)
+        return fig
+    return styled
+
+
+def _grid(n_rows: int, n_cols: int, *, height: float = PANEL_HEIGHT) -> tuple[Figure, np.ndarray]:
+    """Small multiples at page width; constrained layout keeps a legend placed ``outside`` off the data."""
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(PAGE_WIDTH, height * n_rows + 0.6), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers, epochs and k are whole numbers
+        ax.tick_params(labelsize=FONT_SIZE - 1)
     return fig, axes
 
 
-def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "none") -> Figure:
-    """Figure 1: layer-wise probing accuracy, mean pooling solid, CLS dashed.
+def _legend_below(fig: Figure, axes: np.ndarray, *, title: str | None = None, ncol: int = 4) -> None:
+    """One legend for the whole figure, under the panels (never on the data); entries deduplicated by label."""
+    entries: dict[str, object] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=min(ncol, len(entries)),
+                   fontsize=FONT_SIZE - 1, title=title, title_fontsize=FONT_SIZE - 1, frameon=False)
 
-    One panel per probing task, one colour per model; ``finetune_task="none"`` (the paper's Figure 1)
-    selects the pre-trained encoders, another task the encoders fine-tuned on it. Where the rows
-    carry ``ci_low`` / ``ci_high`` (the test accuracies' bootstrap intervals), they are drawn as
-    bands (means over seeds, like the curves).
+
+def _panel_letters(axes: Sequence[Axes]) -> None:
+    """The paper's panel letters, (a), (b), ... in reading order, at each panel's top left outside the data."""
+    for i, ax in enumerate(axes):
+        ax.set_title(f"({chr(ord('a') + i)}) {ax.get_title()}", loc="left", fontsize=FONT_SIZE)
+        ax.set_title("", loc="center")
+
+
+@_page_style
+def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "none") -> Figure:
+    """Figure 1: layer-wise probing accuracy, one panel per model (rows) and probing task (columns).
+
+    In each panel mean pooling is solid and CLS pooling dashed, as in the paper; ``finetune_task="none"``
+    (the paper's Figure 1) selects the pre-trained encoders, another task the encoders fine-tuned on it.
+    Where the rows carry ``ci_low`` / ``ci_high`` (the test accuracies' bootstrap intervals), they are
+    drawn as bands (means over seeds, like the curves).
     """
     rows = _rows(table, "Figure 1", stage="probing", finetune_task=finetune_task, split=split, metric="accuracy")
     bands = [c for c in ("ci_low", "ci_high") if c in rows.columns]
     curves = rows.groupby(["probe_task", "model", "pooling", "layer"], as_index=False)[["value", *bands]].mean()
     tasks, models = sorted(curves["probe_task"].unique()), sorted(curves["model"].unique())
-    fig, axes = _grid(1, len(tasks))
-    colours = dict(zip(models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
-    for ax, task in zip(axes[0], tasks):
-        for (model, pooling), curve in curves[curves["probe_task"] == task].groupby(["model", "pooling"]):
-            ax.plot(curve["layer"], 100 * curve["value"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
-                    color=colours[model], label=f"{model} ({pooling})")
-            if len(bands) == 2 and curve[bands].notna().all(axis=None):
-                ax.fill_between(curve["layer"], 100 * curve["ci_low"], 100 * curve["ci_high"],
-                                color=colours[model], alpha=0.15, lw=0)
-        ax.set(title=task, xlabel="layer", ylabel=f"{split} accuracy (%)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    fig, axes = _grid(len(models), len(tasks))
+    for r, model in enumerate(models):
+        for c, task in enumerate(tasks):
+            ax = axes[r][c]
+            here = curves[(curves["probe_task"] == task) & (curves["model"] == model)]
+            for pooling, curve in here.groupby("pooling"):
+                colour = POOLING_COLOUR.get(pooling, "C2")
+                ax.plot(curve["layer"], 100 * curve["value"], POOLING_STYLE.get(pooling, ":"), marker="o", ms=3,
+                        color=colour, label=f"{pooling} pooling")
+                if len(bands) == 2 and curve[bands].notna().all(axis=None):
+                    ax.fill_between(curve["layer"], 100 * curve["ci_low"], 100 * curve["ci_high"],
+                                    color=colour, alpha=0.15, lw=0)
+            ax.set_title(f"{model} / {task}")
+            ax.set_xlabel("layer")
+            ax.set_ylabel(f"{split} accuracy (%)" if c == 0 else "")
+            ax.grid(alpha=0.3)
+    _legend_below(fig, axes)
     return fig
 
 
+def _align_zero(ax: Axes, twin: Axes) -> None:
+    """Both y-axes' 0 at the same height, so the dotted and the solid lines share their zero line.
+
+    Each axis keeps its own scale: its range becomes ``(-below * span, above * span)`` with ``span`` its
+    current extent and ``below`` / ``above`` the largest share either axis has under / over 0, so both
+    axes still hold all their data and 0 sits at ``below / (below + above)`` of each.
+    """
+    spans = []
+    for axis in (ax, twin):
+        low, high = axis.get_ylim()
+        low, high = min(low, 0.0), max(high, 0.0)
+        spans.append((low, high, high - low))
+    if any(span <= 0 for _, _, span in spans):
+        return
+    below = max(-low / span for low, _, span in spans)
+    above = max(high / span for _, high, span in spans)
+    for axis, (_, _, span) in zip((ax, twin), spans):
+        axis.set_ylim(-below * span, above * span)
+
+
+@_page_style
 def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", baseline_pooling: str | None = None,
                  intervals: pd.DataFrame | None = None) -> Figure:
     """Figures 4 and 5: Delta (fine-tuned minus pre-trained probing accuracy) per layer.
 
     Rows = models, columns = probing tasks, one line per fine-tuned encoder (task and head; seeds
-    averaged). With ``baseline_pooling`` (Figure 4 uses ``"mean"``), a second y-axis shows the
-    fine-tuned accuracy minus the pre-trained model's accuracy under that pooling (dotted lines).
-    With ``intervals`` (a run's ``delta_intervals.csv``), each line gets its per-layer paired 95%
-    bootstrap interval (seeds pooled) as a band.
+    averaged). With ``baseline_pooling`` (Figure 4 uses ``"mean"``), a second y-axis, its 0 level with
+    the first's, shows the fine-tuned accuracy minus the pre-trained model's accuracy under that
+    pooling (dotted lines). With ``intervals`` (a run's ``delta_intervals.csv``), each line gets its
+    per-layer paired 95% bootstrap interval (seeds pooled) as a band. The legend is under the panels.
     """
     delta = analysis.probing_delta(table, split=split)
     delta = _rows(delta, f"Delta with {pooling} pooling", pooling=pooling)
     keys = ["model", "probe_task", "finetune_task", "finetune_head", "layer"]
     per_layer = delta.groupby(keys, as_index=False)[["delta", "finetuned"]].mean()
     models, tasks = sorted(per_layer["model"].unique()), sorted(per_layer["probe_task"].unique())
+    states = sorted({(t, h) for t, h in zip(per_layer["finetune_task"], per_layer["finetune_head"])})
+    colours = {state: f"C{i}" for i, state in enumerate(states)}
     baseline = None
     if baseline_pooling:
         pre = _rows(table, "pre-trained baseline", stage="probing", finetune_task="none", split=split,
@@ -91,8 +167,8 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
             ax = axes[r][c]
             here = per_layer[(per_layer["model"] == model) & (per_layer["probe_task"] == task)]
             twin = ax.twinx() if baseline is not None else None
-            for i, ((ft_task, head), curve) in enumerate(here.groupby(["finetune_task", "finetune_head"])):
-                colour = f"C{i}"
+            for (ft_task, head), curve in here.groupby(["finetune_task", "finetune_head"]):
+                colour = colours[(ft_task, head)]
                 ax.plot(curve["layer"], 100 * curve["delta"], "-", marker="o", ms=3, color=colour,
                         label=f"{ft_task} ({head} head)")
                 if intervals is not None:
@@ -107,12 +183,17 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
                     joined = curve.merge(ref, on=["model", "probe_task", "layer"])
                     twin.plot(joined["layer"], 100 * (joined["finetuned"] - joined["value"]), ":", color=colour)
             ax.axhline(0, color="grey", lw=0.8)
-            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel=f"Delta {pooling} (points)")
+            ax.set_title(f"{model} / {task}")
+            ax.set_xlabel("layer")
+            ax.set_ylabel(f"Delta, {pooling} (points)" if c == 0 else "")
             if twin is not None:
-                twin.set_ylabel(f"vs pre-trained {baseline_pooling} (points, dotted)", fontsize=7)
+                twin.tick_params(labelsize=FONT_SIZE - 1)
+                if c == len(tasks) - 1:
+                    twin.set_ylabel(f"vs pre-trained {baseline_pooling} (dotted)", fontsize=FONT_SIZE)
+                _align_zero(ax, twin)
             ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, title="fine-tuned on", title_fontsize=7)
-    fig.tight_layout()
+    _legend_below(fig, axes, title="fine-tuned on (solid: Delta" + (
+        f"; dotted, right axis: vs pre-trained {baseline_pooling} pooling)" if baseline is not None else ")"))
     return fig
 
 
@@ -124,34 +205,42 @@ def _encoder_state_panels(
     zero_line: bool = False,
     ylim: tuple[float, float] | None = None,
 ) -> Figure:
-    """Rows = models, columns = probing tasks; one curve per encoder state (task, head) and pooling.
+    """Rows = (model, pooling), columns = probing tasks; one curve per encoder state (task, head).
 
-    Pre-trained encoders are black, each fine-tuned (task, head) gets its own colour; ``draw(ax, curve,
-    colour, label, pooling)`` draws one curve (rows of one state and pooling, layers ascending).
+    One pooling per row keeps a panel to one line per encoder state (five, not ten). Pre-trained
+    encoders are black, each fine-tuned (task, head) gets its own colour, named in one legend under the
+    panels; ``draw(ax, curve, colour, label, pooling)`` draws one curve (layers ascending).
     """
     models, tasks = sorted(frame["model"].unique()), sorted(frame["probe_task"].unique())
+    poolings = sorted(frame["pooling"].unique(), key=lambda p: (p != "mean", p))  # the paper's preferred first
     states = sorted({(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])},
                     key=lambda state: (state[0] != "none", state))
     colours = {state: ("black" if state[0] == "none" else f"C{i}") for i, state in enumerate(states)}
-    fig, axes = _grid(len(models), len(tasks))
-    for r, model in enumerate(models):
+    rows = [(model, pooling) for model in models for pooling in poolings]
+    fig, axes = _grid(len(rows), len(tasks), height=2.0)
+    for r, (model, pooling) in enumerate(rows):
         for c, task in enumerate(tasks):
             ax = axes[r][c]
-            here = frame[(frame["model"] == model) & (frame["probe_task"] == task)]
-            for (ft_task, head, pooling), curve in here.groupby(["finetune_task", "finetune_head", "pooling"]):
-                label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
-                draw(ax, curve, colours[(ft_task, head)], f"{label}, {pooling}", pooling)
+            here = frame[(frame["model"] == model) & (frame["probe_task"] == task) & (frame["pooling"] == pooling)]
+            for ft_task, head in states:  # pre-trained first, so the legend starts with it
+                curve = here[(here["finetune_task"] == ft_task) & (here["finetune_head"] == head)]
+                if not curve.empty:
+                    label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
+                    draw(ax, curve.sort_values("layer"), colours[(ft_task, head)], label, pooling)
             if zero_line:
                 ax.axhline(0, color="grey", lw=0.8)
-            ax.set(title=f"{model} / {task}", xlabel="layer", ylabel=ylabel)
+            # the task once above each column, the model and pooling once left of each row: short titles
+            ax.set_title(task if r == 0 else "")
+            ax.set_xlabel("layer" if r == len(rows) - 1 else "")
+            ax.set_ylabel(f"{model}, {pooling}\n{ylabel}" if c == 0 else "")
             if ylim is not None:
                 ax.set_ylim(*ylim)
             ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, loc="best")
-    fig.tight_layout()
+    _legend_below(fig, axes, title="encoder", ncol=5)
     return fig
 
 
+@_page_style
 def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
     """Selectivity (probing accuracy minus control-task accuracy, points) per layer.
 
@@ -167,6 +256,7 @@ def figure_selectivity(table: pd.DataFrame, *, split: str = "test") -> Figure:
     return _encoder_state_panels(frame, draw, ylabel=f"{split} selectivity (points)", zero_line=True)
 
 
+@_page_style
 def figure_cka(table: pd.DataFrame) -> Figure:
     """Linear CKA of fine-tuned to pre-trained test features per layer (1 = the same up to rotation and scale).
 
@@ -184,56 +274,63 @@ def figure_cka(table: pd.DataFrame) -> Figure:
     return _encoder_state_panels(analysis.cka_by_layer(table), draw, ylabel="CKA to pre-trained", ylim=(-0.02, 1.02))
 
 
+@_page_style
 def figure2(table: pd.DataFrame, *, position: str = "first") -> Figure:
     """Figure 2: (a) entropy of a token's attention per layer; (b) EMD to the pre-trained attention.
 
-    One line per model state (pre-trained, and fine-tuned with each head); ``position`` selects the
-    query token (``"first"`` as in the paper).
+    One row per model, one line per model state (pre-trained, and fine-tuned with each head), the
+    legend under the panels; ``position`` selects the query token (``"first"`` as in the paper).
     """
     rows = _rows(table, "Figure 2", stage="attention")
     rows = rows[rows["position"].astype(str) == str(position)]
     if rows.empty:
         raise ValueError(f"no attention rows for position={position!r}")
     models = sorted(rows["model"].unique())
-    fig, axes = _grid(len(models), 2, width=5.0)
+    fig, axes = _grid(len(models), 2, height=2.8)
     for r, model in enumerate(models):
         for c, metric in enumerate(("entropy", "emd")):
             ax = axes[r][c]
             part = rows[(rows["model"] == model) & (rows["metric"] == metric)]
-            for (ft_task, head), curve in part.groupby(["finetune_task", "finetune_head"]):
+            states = sorted(part.groupby(["finetune_task", "finetune_head"]), key=lambda g: (g[0][0] != "none", g[0]))
+            for (ft_task, head), curve in states:  # pre-trained first, as in the legend of the other figures
                 curve = curve.groupby("layer", as_index=False)["value"].mean()
                 label = "pre-trained" if ft_task == "none" else f"{ft_task} ({head} head)"
-                ax.plot(curve["layer"], curve["value"], marker="o", ms=3, label=label)
-            panel = "(a) entropy (nats)" if metric == "entropy" else "(b) EMD to pre-trained (positions)"
-            ax.set(title=f"{model}: {panel}", xlabel="layer")
+                colour = "black" if ft_task == "none" else ("C0" if head == "cls" else "C1")
+                ax.plot(curve["layer"], curve["value"], marker="o", ms=3, label=label, color=colour)
+            ax.set_title(f"{model}: " + ("entropy (nats)" if metric == "entropy" else "EMD to pre-trained (positions)"))
+            ax.set_xlabel("layer")
             ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(fontsize=7)
-    fig.tight_layout()
+    _panel_letters(list(axes.flat))
+    _legend_below(fig, axes)
     return fig
 
 
+@_page_style
 def figure3(table: pd.DataFrame) -> Figure:
-    """Figure 3: MLM perplexity (a/b) per fine-tuning epoch, mean +- std over seeds; (c/d) vs layers replaced.
+    """Figure 3: MLM perplexity per fine-tuning epoch, mean +- std over seeds, and with the top layers replaced.
 
-    Rows = models; columns = for each fine-tuning task, the epoch curve then the replacement curve.
+    Per model two rows, as in the paper: (a, b) perplexity after each epoch (0 = pre-trained), one
+    panel per fine-tuning task; (c, d) perplexity when the top k layers are replaced by the
+    pre-trained ones. Panels are lettered in reading order.
     """
     rows = _rows(table, "Figure 3", stage="perplexity", metric="perplexity")
     models, tasks = sorted(rows["model"].unique()), sorted(t for t in rows["finetune_task"].unique() if t != "none")
     if not tasks:
         raise ValueError("Figure 3 needs perplexity rows of fine-tuned models")
-    fig, axes = _grid(len(models), 2 * len(tasks))
+    fig, axes = _grid(2 * len(models), len(tasks), height=2.4)
     for r, model in enumerate(models):
         for t, task in enumerate(tasks):
             part = rows[(rows["model"] == model) & (rows["finetune_task"] == task)]
             by_epoch = part[part["k_replaced"] == -1].groupby("epoch")["value"].agg(["mean", "std"]).fillna(0.0)
             by_k = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].agg(["mean", "std"]).fillna(0.0)
-            for ax, curve, xlabel in ((axes[r][2 * t], by_epoch, "fine-tuning epoch (0 = pre-trained)"),
-                                      (axes[r][2 * t + 1], by_k, "top layers replaced by pre-trained")):
+            for ax, curve, xlabel in ((axes[2 * r][t], by_epoch, "fine-tuning epoch (0 = pre-trained)"),
+                                      (axes[2 * r + 1][t], by_k, "top k layers replaced by pre-trained")):
                 ax.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", ms=3, capsize=3)
-                ax.set(title=f"{model} / {task}", xlabel=xlabel, ylabel="MLM perplexity")
+                ax.set_title(f"{model} / {task}")
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel("MLM perplexity" if t == 0 else "")
                 ax.grid(alpha=0.3)
-    fig.tight_layout()
+    _panel_letters(list(axes.flat))
     return fig
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from probeft import results
-from probeft.report import pages
+from probeft.report import display, pages
 from probeft.verdicts import claims, delta_intervals
 
 
@@ -56,3 +56,24 @@ def load_committed(run_dir: str | Path) -> CommittedRun | None:
     return CommittedRun(table=table,
                         intervals=delta_intervals.load_delta_intervals(run_dir / delta_intervals.DELTA_INTERVALS_FILE),
                         checks=checks, summary=summary)
+
+
+def load_run_record(folder: str | Path) -> tuple[dict, dict]:
+    """A run's ``grid.json`` and per-cell ``provenance.json`` from ``folder`` (``{}`` for a file that is absent).
+
+    Args:
+        folder: ``book/_generated`` (written by ``probeft book``) or an exported run under ``validation/``.
+
+    Returns:
+        ``(record, provenance)`` as :func:`probeft.report.display.run_banner` takes them.
+    """
+    folder = Path(folder)
+    loaded = [json.loads((folder / name).read_text(encoding="utf-8")) if (folder / name).is_file() else {}
+              for name in ("grid.json", "provenance.json")]
+    return loaded[0], loaded[1]
+
+
+def page_banner(folder: str | Path) -> display.Banner:
+    """The banner a run page opens with (:func:`probeft.report.display.run_banner`) for the run in ``folder``."""
+    record, provenance = load_run_record(folder)
+    return display.run_banner(record, provenance)

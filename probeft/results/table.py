@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
@@ -293,8 +293,59 @@ def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+RUNS_ENV = "PROBEFT_RUNS_DIR"  # where notebooks run by hand write (default: the checkout's runs/)
+
+
+def hand_runs_dir() -> Path:
+    """The folder under which a notebook run by hand (no ``output_dir``) writes: ``$PROBEFT_RUNS_DIR/hand``.
+
+    Without the variable: ``runs/hand`` of the source checkout probeft is imported from (an editable
+    install), else of the current folder; never the system temp folder, where runs were never cleaned up.
+    """
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]) / "hand"
+    checkout = Path(__file__).resolve().parents[2]
+    root = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+    return root / "runs" / "hand"
+
+
 def scratch_dir(output_dir: str | Path | None, name: str) -> Path:
-    """``output_dir`` as a Path, or a fresh temporary folder when it is None (interactive runs)."""
+    """``output_dir`` as a Path, or a new folder ``<hand runs>/<name>-<time>-<pid>`` when it is None (hand runs).
+
+    Args:
+        output_dir: the folder the grid (or the user) named.
+        name: the notebook's stage, e.g. ``"probing"``.
+    """
     if output_dir is None or str(output_dir) == "":
-        return Path(tempfile.mkdtemp(prefix=f"probeft-{name}-"))
+        folder = hand_runs_dir() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=False)
+        return folder
     return Path(output_dir)
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str]:
+    """A list parameter as given, or a one-item list for a plain string (``-p poolings max`` is ``["max"]``).
+
+    papermill's ``-p`` passes a string; iterating it would run one task per character.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def model_label(model: str | Path, model_name: str | None = None) -> str:
+    """The label a notebook's results carry: ``model_name`` when given, else the model spec's own name.
+
+    A spec is labelled as written (``tiny-roberta``, ``roberta-base``, ``org/name``); a folder by its
+    last component, or for a fine-tuning checkpoint (``.../epoch-3``) by the run folder above it.
+    """
+    if model_name:
+        return str(model_name)
+    text = str(model).rstrip("/\\")
+    path = Path(text).expanduser()
+    if path.exists():
+        name = path.name if not path.name.startswith("epoch-") else path.parent.name
+        return name or text
+    return text
