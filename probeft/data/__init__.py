@@ -37,6 +37,8 @@ from probeft.data.glue import (
 from probeft.data.senteval import (
     PROBING_LABELS,
     PROBING_TASKS,
+    SENTEVAL_LABELS,
+    SENTEVAL_TASKS,
     ProbingData,
     ProbingSplit,
     read_senteval,
@@ -48,6 +50,8 @@ from probeft.data.wikitext import read_wikitext, read_wikitext_test, resolve_wik
 __all__ = [
     "PROBING_TASKS",
     "PROBING_LABELS",
+    "SENTEVAL_TASKS",
+    "SENTEVAL_LABELS",
     "GLUE_TASKS",
     "GLUE_LABEL_NAMES",
     "ProbingSplit",
