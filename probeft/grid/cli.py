@@ -120,7 +120,7 @@ def _make_probing_data_command(args: argparse.Namespace) -> int:
                                 word_content_rank_start=args.word_content_rank_start)
     manifest = pb.build_probing_data(args.corpus, args.out_dir, args.tasks, settings,
                                      log=lambda line: print(line, file=sys.stderr))
-    for task, entry in manifest["tasks"].items():
+    for entry in manifest["tasks"].values():
         counts = {code: sum(labels.values()) for code, labels in entry["lines"].items()}
         print(f"{Path(args.out_dir) / entry['file']}: {counts['tr']:,} / {counts['va']:,} / {counts['te']:,} "
               f"tr / va / te lines, {len(entry['labels'])} classes")

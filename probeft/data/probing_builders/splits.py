@@ -19,8 +19,8 @@ __all__ = [
     "build_pairs",
     "parse_sizes",
     "random_pairs",
-    "sidecar_record",
     "senteval_line",
+    "sidecar_record",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")

@@ -9,6 +9,7 @@ splits. Where SentEval used a constituency parse, spaCy gives a dependency parse
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
@@ -417,7 +418,7 @@ def _odd_man_out_vocabulary(corpus: Corpus, settings: BuildSettings, rng: random
     for s in every:
         lowered = [token.lower() for token in s.tokens]
         counts.update(lowered)
-        bigrams.update(zip(lowered, lowered[1:]))
+        bigrams.update(itertools.pairwise(lowered))
         tagged.update(zip(lowered, s.tags or ()))
     main_tag: dict[str, str] = {}
     for (word, tag), _ in sorted(tagged.items(), key=lambda kv: (-kv[1], kv[0])):
