@@ -81,7 +81,7 @@ def allocate_balanced(
 
     A group is what must not cross splits: the sentence itself, or a target word form (SentEval puts each verb form
     of past_present and each noun form of subj_number / obj_number in one partition only). Groups are taken in a
-    seeded order and each goes to the split furthest from its quota.
+    seeded order and each goes to the split that still needs the most sentences of its class.
 
     Args:
         task: the task, for errors.
@@ -116,7 +116,7 @@ def allocate_balanced(
                 open_splits = [s for s in SPLITS if have[s] < quota[s]]
                 if not open_splits:
                     break
-                split = max(open_splits, key=lambda s: (quota[s] - have[s]) / quota[s])
+                split = max(open_splits, key=lambda s: quota[s] - have[s])  # a big group wastes least there
                 group_split[key] = split
             items = groups[key][: quota[split] - have[split]]
             chosen[split] += [(label, item) for item in items]
