@@ -302,6 +302,10 @@ def test_bad_arguments(corpus, tmp_path, capsys):
         pb.build_probing_data(corpus, tmp_path / "out", ["bigram_shfit"], SETTINGS)
     with pytest.raises(ValueError, match="--sizes '100,10': expected three integers"):
         pb.parse_sizes("100,10")
+    assert pb.parse_band("40-400", option="--odd-man-out-band") == (40, 400)
+    for bad in ("400-40", "0-10", "40", "a-b"):
+        with pytest.raises(ValueError, match=f"--odd-man-out-band '{bad}': expected LOW-HIGH"):
+            pb.parse_band(bad, option="--odd-man-out-band")
     with pytest.raises(FileNotFoundError, match="corpus .*missing.txt does not exist"):
         pb.build_probing_data(tmp_path / "missing.txt", tmp_path / "out", ["bigram_shift"], SETTINGS)
     assert main(["make-probing-data", str(corpus), str(tmp_path / "out"), "--tasks", "bigram_shift",

@@ -117,7 +117,10 @@ def _make_probing_data_command(args: argparse.Namespace) -> int:
 
     settings = pb.BuildSettings(sizes=pb.parse_sizes(args.sizes), seed=args.seed, spacy_model=args.spacy_model,
                                 word_content_words=args.word_content_words,
-                                word_content_rank_start=args.word_content_rank_start)
+                                word_content_rank_start=args.word_content_rank_start,
+                                target_band=pb.parse_band(args.target_band, option="--target-band"),
+                                odd_man_out_band=pb.parse_band(args.odd_man_out_band, option="--odd-man-out-band"),
+                                top_constituents_classes=args.top_constituents_classes)
     manifest = pb.build_probing_data(args.corpus, args.out_dir, args.tasks, settings,
                                      log=lambda line: print(line, file=sys.stderr))
     for entry in manifest["tasks"].values():
@@ -250,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     make_parser.add_argument("--word-content-words", type=int, default=1000, help="word_content's classes")
     make_parser.add_argument("--word-content-rank-start", type=int, default=2000,
                              help="word_content's targets follow this many most frequent words")
+    make_parser.add_argument("--target-band", default="100-5000", metavar="LOW-HIGH",
+                             help="corpus frequency of the target words of past_present, subj_number, obj_number "
+                                  "(default SentEval's 100-5000; lower it for a small corpus)")
+    make_parser.add_argument("--odd-man-out-band", default="40-400", metavar="LOW-HIGH",
+                             help="corpus frequency of odd_man_out's target and replacement words (default 40-400)")
+    make_parser.add_argument("--top-constituents-classes", type=int, default=19, metavar="K",
+                             help="top_constituents: the K most frequent sequences plus OTHER (default 19)")
     make_parser.set_defaults(func=_make_probing_data_command)
 
     export_parser = sub.add_parser("export", help="copy a run's small tables (no notebooks, checkpoints, features)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from probeft.data.probing_builders.build import MANIFEST_FILE, SIDECAR_SUFFIX, build_probing_data, normalise_build_tasks
 from probeft.data.probing_builders.corpus import DEFAULT_SPACY_MODEL, MAX_TOKENS, MIN_TOKENS, Sentence
-from probeft.data.probing_builders.splits import Line, ProbingBuildError, parse_sizes
+from probeft.data.probing_builders.splits import Line, ProbingBuildError, parse_band, parse_sizes
 from probeft.data.probing_builders.tasks import BUILDERS, PARSER_FREE_TASKS, BuildSettings, Corpus
 
 __all__ = [
@@ -32,5 +32,6 @@ __all__ = [
     "Sentence",
     "build_probing_data",
     "normalise_build_tasks",
+    "parse_band",
     "parse_sizes",
 ]

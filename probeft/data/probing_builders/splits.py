@@ -17,6 +17,7 @@ __all__ = [
     "ProbingBuildError",
     "allocate_balanced",
     "build_pairs",
+    "parse_band",
     "parse_sizes",
     "random_pairs",
     "senteval_line",
@@ -64,6 +65,18 @@ def parse_sizes(text: str) -> tuple[int, int, int]:
     if len(sizes) != 3 or min(sizes) < 2:
         raise ValueError(f"--sizes {text!r}: expected three integers >= 2, lines of train,dev,test (e.g. 1000,100,100)")
     return sizes  # type: ignore[return-value]
+
+
+def parse_band(text: str, *, option: str) -> tuple[int, int]:
+    """``"40-400"`` -> ``(40, 400)``, a corpus frequency range; ValueError naming ``option`` otherwise."""
+    low, _, high = str(text).partition("-")
+    try:
+        band = int(low), int(high)
+    except ValueError:
+        band = (0, -1)
+    if not 1 <= band[0] <= band[1]:
+        raise ValueError(f"{option} {text!r}: expected LOW-HIGH corpus counts with 1 <= LOW <= HIGH (e.g. 40-400)")
+    return band
 
 
 def _sizes_text(sizes: Sequence[int]) -> str:
