@@ -123,6 +123,8 @@ def plain_sentences(lines: Sequence[str]) -> tuple[list[Sentence], list[Sentence
 def load_spacy(name: str, task: str) -> Any:
     """The spaCy pipeline ``name`` (tagger and parser), for ``task``.
 
+    The builders read Penn Treebank tags and ClearNLP dependency labels, as spaCy's English pipelines give them.
+
     ``en_core_web_sm`` falls back to :data:`PINNED_SPACY_PACKAGE` (the same pipeline under the re-upload's name).
 
     Raises:
