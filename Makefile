@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # This machine's torch: a CPU build pinned exactly so pip never pulls a multi-GB CUDA build.
 # GPU users: use environment.yml, or `make setup TORCH_SPEC="torch==2.13.0"` where PyPI serves CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= test,minilm
+EXTRAS ?= test,minilm,probing-data
 CONFIG ?= configs/demo.yaml
 RUN ?= runs/demo
 DATA_DIR ?=

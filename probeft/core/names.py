@@ -17,6 +17,9 @@ __all__ = [
     "POOLINGS",
     "PROBING_LABELS",
     "PROBING_TASKS",
+    "SENTEVAL_CORPUS_LABEL_TASKS",
+    "SENTEVAL_LABELS",
+    "SENTEVAL_TASKS",
     "SQUAD_HEAD",
     "TASK_METRICS",
     "default_epochs",
@@ -40,6 +43,30 @@ PROBING_LABELS: dict[str, tuple[str, ...]] = {
     "coordination_inversion": ("O", "I"),
     "odd_man_out": ("O", "C"),
 }
+# All ten probing tasks of SentEval (Conneau et al. 2018, Table 1 order), each readable and downloadable by name.
+# PROBING_TASKS above stays the paper's three: it is the grid's default task list.
+SENTEVAL_TASKS: tuple[str, ...] = (
+    "sentence_length", "word_content", "tree_depth", "top_constituents", "bigram_shift",
+    "past_present", "subj_number", "obj_number", "odd_man_out", "coordination_inversion",
+)
+# Label sets from SentEval's data/probing/README.md. word_content has 1000 word labels, not listed: a file's own
+# labels are taken.
+SENTEVAL_LABELS: dict[str, tuple[str, ...]] = {
+    **PROBING_LABELS,
+    "sentence_length": ("0", "1", "2", "3", "4", "5"),  # bins 5-8, 9-12, 13-16, 17-20, 21-25, 26-28 tokens
+    "tree_depth": tuple(str(depth) for depth in range(5, 13)),
+    "top_constituents": (
+        "ADVP_NP_VP_.", "CC_ADVP_NP_VP_.", "CC_NP_VP_.", "IN_NP_VP_.", "NP_ADVP_VP_.", "NP_NP_VP_.", "NP_PP_.",
+        "NP_VP_.", "OTHER", "PP_NP_VP_.", "RB_NP_VP_.", "SBAR_NP_VP_.", "SBAR_VP_.", "S_CC_S_.", "S_NP_VP_.",
+        "S_VP_.", "VBD_NP_VP_.", "VP_.", "WHADVP_SQ_.", "WHNP_SQ_.",
+    ),
+    "past_present": ("PRES", "PAST"),
+    "subj_number": ("NN", "NNS"),
+    "obj_number": ("NN", "NNS"),
+}
+# Tasks whose classes come from the corpus (SentEval's word list, depth range, most common constituent sequences):
+# a file built from another corpus (probeft make-probing-data) may have other labels, so readers accept any.
+SENTEVAL_CORPUS_LABEL_TASKS: frozenset[str] = frozenset({"word_content", "tree_depth", "top_constituents"})
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "cola": ("mcc", "accuracy"),
     "sst2": ("accuracy",),

@@ -10,6 +10,8 @@
   (:mod:`probeft.data.wikitext`).
 * Caps: :func:`seeded_subset` (:mod:`probeft.data.caps`).
 * Where the data lie: :mod:`probeft.data.locations`; generated offline demo data: :mod:`probeft.data.demo`.
+* The ten SentEval probing tasks built from any plain-text corpus (``probeft make-probing-data``):
+  :mod:`probeft.data.probing_builders` (imported on demand; spaCy only for the tasks that need a parse).
 
 Where the data lie is decided by :func:`probeft.data.locations.data_location` (argument, else
 ``$PROBEFT_DATA_DIR``, else the hub). The expected layout is the one of
@@ -37,6 +39,8 @@ from probeft.data.glue import (
 from probeft.data.senteval import (
     PROBING_LABELS,
     PROBING_TASKS,
+    SENTEVAL_LABELS,
+    SENTEVAL_TASKS,
     ProbingData,
     ProbingSplit,
     read_senteval,
@@ -48,6 +52,8 @@ from probeft.data.wikitext import read_wikitext, read_wikitext_test, resolve_wik
 __all__ = [
     "PROBING_TASKS",
     "PROBING_LABELS",
+    "SENTEVAL_TASKS",
+    "SENTEVAL_LABELS",
     "GLUE_TASKS",
     "GLUE_LABEL_NAMES",
     "ProbingSplit",

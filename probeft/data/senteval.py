@@ -16,11 +16,18 @@ from probeft.core import pins
 from probeft.core.data_reads import decode_data, read_data_bytes
 from probeft.core.files import atomic_write_bytes, cache_root
 from probeft.core.hub import env_flag
-from probeft.core.names import PROBING_LABELS, PROBING_TASKS
+from probeft.core.names import (
+    PROBING_LABELS,
+    PROBING_TASKS,
+    SENTEVAL_CORPUS_LABEL_TASKS,
+    SENTEVAL_LABELS,
+    SENTEVAL_TASKS,
+)
 from probeft.data.caps import cap_text
 from probeft.data.locations import data_location
 
-__all__ = ["PROBING_TASKS", "PROBING_LABELS", "ProbingSplit", "ProbingData", "SentEvalBytesError", "downloads_disabled",
+__all__ = ["PROBING_TASKS", "PROBING_LABELS", "SENTEVAL_TASKS", "SENTEVAL_LABELS", "ProbingSplit", "ProbingData",
+           "SentEvalBytesError", "downloads_disabled",
            "git_blob_sha1",
            "read_senteval", "resolve_probing_file", "senteval_blob_sha1s"]
 
@@ -40,6 +47,17 @@ def _lines(text: str) -> list[str]:
     ``\\x1c``-``\\x1e``, ``\\x85``, U+2028 and U+2029, which may occur inside a sentence)."""
     lines = _LINE_BREAK.split(text)
     return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def _label_order(task: str, labels: set[str]) -> list[str]:
+    """Class ids of a file's labels: SentEval's order for a task whose file has exactly its label set, else sorted
+    (numerically when every label is an integer, so tree_depth's ``"10"`` follows ``"9"``)."""
+    known = SENTEVAL_LABELS.get(task)
+    if known is not None and set(known) == labels:
+        return list(known)
+    if all(label.lstrip("-").isdigit() for label in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
 
 
 def downloads_disabled() -> bool:
@@ -177,7 +195,9 @@ def read_senteval(
 
     Args:
         path: the file.
-        task: task name (default: the file name without ``.txt``); fixes the label order for known tasks.
+        task: task name (default: the file name without ``.txt``). For the SentEval tasks with a fixed label set
+            (:data:`~probeft.core.names.SENTEVAL_LABELS`, except the corpus-derived sets of word_content, tree_depth
+            and top_constituents) other labels are an error, and the label order is SentEval's.
         max_train: cap on training sentences.
         max_eval: cap on dev and on test sentences.
 
@@ -196,7 +216,8 @@ def read_senteval(
     task = task or path.stem
     raw = read_data_bytes(path)
     columns: dict[str, tuple[list[str], list[str]]] = {split: ([], []) for split in _SPLIT_CODES.values()}
-    known = PROBING_LABELS.get(task)
+    # Corpus-derived label sets (a built tree_depth file has dependency depths, say) are taken as the file has them.
+    known = None if task in SENTEVAL_CORPUS_LABEL_TASKS else SENTEVAL_LABELS.get(task)
     for number, line in enumerate(_lines(decode_data(raw, path, "utf-8-sig")), start=1):
         if not line.strip():
             continue
@@ -228,7 +249,7 @@ def read_senteval(
     unseen = all_labels - set(columns["train"][1])
     if unseen:
         raise ValueError(f"{path}: labels {sorted(unseen)} occur in va/te but never in tr")
-    label_names = list(known) if known is not None and set(known) == all_labels else sorted(all_labels)
+    label_names = _label_order(task, all_labels)
     label_ids = {name: index for index, name in enumerate(label_names)}
 
     def make_split(split: str, cap: int | None) -> ProbingSplit:
@@ -253,7 +274,7 @@ def resolve_probing_file(task: str | Path, data_dir: str | Path | None = None, *
     """Find the file of a probing task.
 
     Looks at ``task`` itself (if it is a file), ``<data_dir>/senteval/<task>.txt``, ``<data_dir>/<task>.txt`` and
-    the download cache. If none exists, ``task`` is one of :data:`PROBING_TASKS`, ``download`` is true and we are
+    the download cache. If none exists, ``task`` is one of the ten :data:`SENTEVAL_TASKS`, ``download`` is true and we are
     not offline (``PROBEFT_OFFLINE``/``HF_HUB_OFFLINE``), the file is downloaded from the SentEval repository at
     :data:`SENTEVAL_COMMIT` into the cache, once its git blob sha1 matches the run's pin or GitHub's listing of
     that commit. A file already in the download cache is checked against the run's pin.
@@ -283,8 +304,8 @@ def resolve_probing_file(task: str | Path, data_dir: str | Path | None = None, *
         if candidate.is_file():
             return _check_cached_download(name, candidate) if candidate == cached else candidate
     looked = ", ".join(str(c) for c in candidates)
-    if name not in PROBING_TASKS:
-        raise FileNotFoundError(f"probing task {name!r} not found (known tasks: {PROBING_TASKS}); looked at {looked}")
+    if name not in SENTEVAL_TASKS:
+        raise FileNotFoundError(f"probing task {name!r} not found (known tasks: {SENTEVAL_TASKS}); looked at {looked}")
     if not download or downloads_disabled():
         raise FileNotFoundError(f"probing file for {name!r} not found (downloads disabled); looked at {looked}")
     url = _SENTEVAL_URL.format(task=name)

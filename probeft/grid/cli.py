@@ -1,5 +1,5 @@
 """Command line: ``probeft grid``, ``probeft check``, ``probeft claims``, ``probeft export``, ``probeft demo-data``,
-``probeft book``.
+``probeft make-probing-data``, ``probeft book``.
 
 Examples::
 
@@ -9,6 +9,7 @@ Examples::
     probeft claims runs/demo          # which of the paper's findings hold on a run, with intervals
     probeft export runs/minilm validation/minilm   # a run's small tables, for the "Real weights" pages
     probeft book runs/demo            # copy a run's results into the book and build it
+    probeft make-probing-data corpus.txt data/mine --tasks bigram_shift odd_man_out --sizes 2000,500,500
 """
 
 from __future__ import annotations
@@ -127,6 +128,26 @@ def _demo_data_command(args: argparse.Namespace) -> int:
     from probeft.data.demo import write_demo_data
 
     print(write_demo_data(Path(args.out_dir), seed=args.seed))
+    return 0
+
+
+def _make_probing_data_command(args: argparse.Namespace) -> int:
+    from probeft.data import probing_builders as pb  # spaCy is imported only by the tasks that need it
+
+    settings = pb.BuildSettings(sizes=pb.parse_sizes(args.sizes), seed=args.seed, spacy_model=args.spacy_model,
+                                word_content_words=args.word_content_words,
+                                word_content_rank_start=args.word_content_rank_start,
+                                target_band=pb.parse_band(args.target_band, option="--target-band"),
+                                odd_man_out_band=pb.parse_band(args.odd_man_out_band, option="--odd-man-out-band"),
+                                top_constituents_classes=args.top_constituents_classes)
+    manifest = pb.build_probing_data(args.corpus, args.out_dir, args.tasks, settings,
+                                     log=lambda line: print(line, file=sys.stderr))
+    for entry in manifest["tasks"].values():
+        counts = {code: sum(labels.values()) for code, labels in entry["lines"].items()}
+        print(f"{Path(args.out_dir) / entry['file']}: {counts['tr']:,} / {counts['va']:,} / {counts['te']:,} "
+              f"tr / va / te lines, {len(entry['labels'])} classes")
+    print(f"{manifest['sentences_read']:,} corpus sentences in {manifest['seconds']:.1f} s "
+          f"({manifest['sentences_per_second']:,} sentences/s); probe them with --data-dir {args.out_dir}")
     return 0
 
 
@@ -264,6 +285,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("out_dir")
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.set_defaults(func=_demo_data_command)
+
+    make_parser = sub.add_parser("make-probing-data", help="build SentEval-format probing tasks from a plain-text "
+                                 "corpus (one document or sentence per line), with a record of every change")
+    make_parser.add_argument("corpus", help="text file, one document or sentence per line")
+    make_parser.add_argument("out_dir", help="new folder (or one this command wrote: replaced whole)")
+    make_parser.add_argument("--tasks", nargs="+", required=True, metavar="TASK",
+                             help="any of the ten SentEval tasks, e.g. bigram_shift odd_man_out; bigram_shift, "
+                                  "sentence_length and word_content need no spaCy")
+    make_parser.add_argument("--spacy-model", default="en_core_web_sm",
+                             help="installed spaCy pipeline for the tasks that need tags or a parse "
+                                  "(default en_core_web_sm, from the extra probing-data)")
+    make_parser.add_argument("--seed", type=int, default=0)
+    make_parser.add_argument("--sizes", default="100000,10000,10000",
+                             help="lines of train,dev,test, shared equally among the classes (default SentEval's)")
+    make_parser.add_argument("--word-content-words", type=int, default=1000, help="word_content's classes")
+    make_parser.add_argument("--word-content-rank-start", type=int, default=2000,
+                             help="word_content's targets follow this many most frequent words")
+    make_parser.add_argument("--target-band", default="100-5000", metavar="LOW-HIGH",
+                             help="corpus frequency of the target words of past_present, subj_number, obj_number "
+                                  "(default SentEval's 100-5000; lower it for a small corpus)")
+    make_parser.add_argument("--odd-man-out-band", default="40-400", metavar="LOW-HIGH",
+                             help="corpus frequency of odd_man_out's target and replacement words (default 40-400)")
+    make_parser.add_argument("--top-constituents-classes", type=int, default=19, metavar="K",
+                             help="top_constituents: the K most frequent sequences plus OTHER (default 19)")
+    make_parser.set_defaults(func=_make_probing_data_command)
 
     export_parser = sub.add_parser("export", help="copy a run's small tables (no notebooks, checkpoints, features)")
     export_parser.add_argument("run_dir", help="a grid output_dir, e.g. runs/minilm")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from probeft import models
 from probeft.core import hub, pins
-from probeft.core.names import PROBING_TASKS
+from probeft.core.names import SENTEVAL_TASKS
 from probeft.data.hub_datasets import HUB_DATASETS
 from probeft.data.senteval import downloads_disabled, resolve_probing_file, senteval_blob_sha1s
 from probeft.grid.schema import GridConfig
@@ -51,7 +51,7 @@ def hub_sources(config: GridConfig, data_dir: Path | None) -> dict[str, list[str
     if config.attention:
         probe_tasks.add(config.attention.probe_task)
     senteval = []
-    for task in sorted(t for t in probe_tasks if t in PROBING_TASKS):
+    for task in sorted(t for t in probe_tasks if t in SENTEVAL_TASKS):
         try:
             resolve_probing_file(task, data_dir if data_dir is not None else "hub", download=False)
         except FileNotFoundError:

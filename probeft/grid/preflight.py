@@ -28,7 +28,7 @@ import pandas as pd
 
 from probeft import data, finetune, models, probing
 from probeft.core import devices, hub, pins
-from probeft.core.names import NO_FINETUNE, PROBING_TASKS, default_epochs
+from probeft.core.names import NO_FINETUNE, SENTEVAL_TASKS, default_epochs
 from probeft.data import locations
 from probeft.data.hub_datasets import HUB_DATASETS
 from probeft.data.senteval import downloads_disabled, senteval_blob_sha1s
@@ -203,7 +203,7 @@ def _check_data(config: GridConfig, data_dir: Path | None, pinned: dict[str, dic
             rows.append(CheckRow("data", f"probing {task}", OK, f"{path}: {tr:,} / {va:,} / {te:,} tr / va / te",
                                  time.monotonic() - started))
         except FileNotFoundError as error:
-            if task not in PROBING_TASKS:
+            if task not in SENTEVAL_TASKS:
                 unusable.add(task)
                 rows.append(CheckRow("data", f"probing {task}", FAILED, _reason(error)))
                 continue
