@@ -435,3 +435,22 @@ def test_run_summary_counts_cells_and_hours():
     text = report.run_summary({"config": {"name": "minilm"}}, {"finetune__a": cell, "probing__b": cell, "probing__c": cell})
     assert text == ("Config 'minilm': 3 cells (1 finetune, 2 probing), 1.50 h of cell wall time on cpu; probeft commit "
                     "0123456789; torch 2.13.0, transformers ?.")
+
+
+def test_the_sources_table_lists_what_each_cell_read_by_version():
+    from probeft import report
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    provenance = {
+        "probing-cell": {"sources": {"models:bert-base-cased": commit, "senteval:bigram_shift": "b" * 40},
+                         "data_files": {"senteval/odd_man_out.txt": "f" * 64}},
+        "old-cell": {"data_files": {"glue/CoLA/train.tsv": "a" * 64}},  # ran before sources were recorded
+    }
+    table = report.sources_table(provenance)
+    assert table.values.tolist() == [
+        ["probing-cell", "model", "bert-base-cased", commit],
+        ["probing-cell", "SentEval download", "bigram_shift", "b" * 40],
+        ["probing-cell", "data file", "senteval/odd_man_out.txt", "sha256 " + "f" * 16],
+        ["old-cell", "data file", "glue/CoLA/train.tsv", "sha256 " + "a" * 16],
+    ]
+    assert report.sources_table({}).columns.tolist() == ["cell", "kind", "source", "version"]

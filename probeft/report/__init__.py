@@ -30,6 +30,7 @@ from probeft.report.pages import (
     run_summary,
     selectivity_summary,
     selectivity_table,
+    sources_table,
     table1,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "run_summary",
     "selectivity_summary",
     "selectivity_table",
+    "sources_table",
     "show_table",
     "table1",
 ]

@@ -377,6 +377,32 @@ def config_table(record: Mapping) -> pd.DataFrame:
     return pd.DataFrame({"value": flat}).rename_axis("setting")
 
 
+SOURCE_KINDS = {"models": "model", "datasets": "hub data set", "senteval": "SentEval download"}
+
+
+def sources_table(provenance: Mapping[str, Mapping]) -> pd.DataFrame:
+    """What each cell read, by version: one row per cell and source.
+
+    Models carry their hub commit or their weight files' sha256 (first 16 hex), hub data sets their commit,
+    SentEval downloads their git blob sha1 (a provenance's ``sources``); data files their sha256 (``data_files``).
+    Cells that ran before ``sources`` was recorded show their data files only.
+
+    Args:
+        provenance: cell name -> its ``provenance.json``.
+
+    Returns:
+        Columns ``cell, kind, source, version``.
+    """
+    rows = []
+    for cell, record in provenance.items():
+        for key, version in dict(record.get("sources") or {}).items():
+            kind, _, name = key.partition(":")
+            rows.append({"cell": cell, "kind": SOURCE_KINDS.get(kind, kind), "source": name, "version": version})
+        for path, digest in dict(record.get("data_files") or {}).items():
+            rows.append({"cell": cell, "kind": "data file", "source": path, "version": f"sha256 {digest[:16]}"})
+    return pd.DataFrame(rows, columns=["cell", "kind", "source", "version"])
+
+
 def findings_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`probeft.verdicts.claims.summarise` as shown: the verdict next to the claim, the finding's wording last.
 
