@@ -243,7 +243,7 @@ def test_claims_csv_round_trips(tmp_path):
 
 
 def test_claims_command_keeps_the_intervals_of_an_exported_run(tmp_path, capsys):
-    """An exported run (no cells/) re-checked from the CLI: its interval claims.csv is not replaced by point estimates."""
+    """An exported run (no cells/) re-checked from the CLI shows its stored interval verdicts, unchanged."""
     table, cells = synthetic_run(paper_like)
     run = tmp_path / "exported"
     run.mkdir()
@@ -252,8 +252,50 @@ def test_claims_command_keeps_the_intervals_of_an_exported_run(tmp_path, capsys)
     assert (with_intervals["interval"] != "none").any()
     before = (run / claims.CLAIMS_FILE).read_text()
     assert cli.main(["claims", str(run)]) == 0
-    assert "kept" in capsys.readouterr().err and (run / claims.CLAIMS_FILE).read_text() == before
-    # a point-estimate claims.csv has nothing to lose: it is rewritten
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{run / claims.CLAIMS_FILE}: the verdicts computed with intervals")
+    assert (run / claims.CLAIMS_FILE).read_text() == before
+    # asked for point estimates: labelled as such, and they never replace the intervals
+    assert cli.main(["claims", str(run), "--point-estimates", "--checks"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("POINT ESTIMATES ONLY (asked for)") and "holds bootstrap intervals" in printed
+    assert "nan" not in printed.lower() and (run / claims.CLAIMS_FILE).read_text() == before
+    # a point-estimate claims.csv has nothing to lose: --point-estimates rewrites it
     claims.write_claims(table, [], run / claims.CLAIMS_FILE).assign(verdict="x").to_csv(run / claims.CLAIMS_FILE, index=False)
-    assert cli.main(["claims", str(run)]) == 0
+    assert cli.main(["claims", str(run), "--point-estimates"]) == 0
     assert (claims.load_claims(run / claims.CLAIMS_FILE)["verdict"] != "x").all()
+
+
+def test_the_cli_only_counts_complete_cells_like_the_grid(tmp_path, capsys):
+    """``probeft claims`` on a run dir gives the verdicts the grid wrote: same function, same (complete) cells."""
+    table, cells = synthetic_run(paper_like)
+    run = tmp_path / "run"
+    (run / "cells").mkdir(parents=True)
+    table.to_csv(run / results.RESULTS_FILE, index=False)
+    found = claims.claims_of_run(run)
+    assert found.source == "point estimates" and found.note.startswith("POINT ESTIMATES ONLY (no cells'")
+
+
+@pytest.mark.parametrize("name", ["minilm", "mpnet"])
+def test_cli_claims_csv_and_book_agree_on_the_committed_runs(name, capsys):
+    run = Path(__file__).resolve().parents[1] / "validation" / name
+    stored = claims.load_claims(run / claims.CLAIMS_FILE)
+    book = claims.summarise(stored).set_index("claim")["verdict"]  # what the real-weight page shows
+    assert cli.main(["claims", str(run), "--no-write"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].endswith("an exported run); the book shows the same")
+    cli_verdicts = {}
+    for line in printed[2:]:
+        claim, rest = line.strip().split(maxsplit=1)
+        cli_verdicts[claim] = next(v for v in (claims.HOLDS, claims.FAILS, claims.NOT_COMPUTABLE) if rest.startswith(v))
+    assert cli_verdicts == book.to_dict()
+
+
+@pytest.mark.parametrize(("estimate", "direction", "verdict"), [
+    (2.78e-17, ">", "does not hold"),  # an exact tie computed in another order is no gain
+    (-2.78e-17, ">=", "holds"),
+    (-2.78e-17, "<", "does not hold"),
+])
+def test_float_noise_is_a_tie(estimate, direction, verdict):
+    assert claims.judge(estimate, np.nan, np.nan, direction)[0] == verdict
+    assert claims.judge(0.01, 2.78e-17, 0.02, ">")[0] == "does not hold"  # the interval touches 0

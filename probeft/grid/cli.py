@@ -100,27 +100,31 @@ def _check_command(args: argparse.Namespace) -> int:
 def _claims_command(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from probeft import results
-    from probeft.verdicts import claims, delta_intervals
+    from probeft.verdicts import claims
 
     run_dir = Path(args.run_dir)
-    table = results.load_results(run_dir / results.RESULTS_FILE)
-    cells = delta_intervals.load_cell_predictions(sorted((run_dir / "cells").glob("*")))
-    checks = claims.evaluate_claims(table, cells, resamples=args.resamples, seed=args.seed)
-    existing = claims.load_claims(run_dir / claims.CLAIMS_FILE)
-    # An exported run has no cells' predictions: its point estimates must not replace the intervals.
-    keeps_intervals = not cells and existing is not None and (existing["interval"] != "none").any()
-    if keeps_intervals and not args.no_write:
-        print(f"{run_dir / claims.CLAIMS_FILE} kept: it holds bootstrap intervals and {run_dir} has no cells' "
-              "predictions (an exported run?); printed below are point estimates only", file=sys.stderr)
-    elif not args.no_write:
-        files.atomic_write_text(run_dir / claims.CLAIMS_FILE, checks.to_csv(index=False))
+    found = claims.claims_of_run(run_dir, resamples=args.resamples, seed=args.seed,
+                                 point_estimates=args.point_estimates)
+    print(found.note)
+    if found.source != "stored":
+        target = run_dir / claims.CLAIMS_FILE
+        existing = claims.load_claims(target)
+        if args.no_write:
+            print(f"(not written: --no-write; {target} is unchanged)")
+        elif found.source == "point estimates" and existing is not None and (existing["interval"] != "none").any():
+            # Point estimates never replace verdicts that have intervals.
+            print(f"(not written: {target} holds bootstrap intervals)")
+        else:
+            files.atomic_write_text(target, found.checks.to_csv(index=False))
+    checks = found.checks
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
         print(claims.summarise(checks)[["claim", "verdict", "reason", "finding"]].to_string(index=False))
         if args.checks:
-            shown = checks[["claim", "model", "scope", "quantity", "estimate", "ci_low", "ci_high", "verdict"]]
+            shown = checks[["claim", "model", "scope", "quantity", "estimate", "ci_low", "ci_high", "verdict"]].copy()
+            for column in ("estimate", "ci_low", "ci_high"):  # no interval: "-", not NaN
+                shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
             print()
-            print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            print(shown.to_string(index=False))
     return 0
 
 
@@ -279,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     claims_parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     claims_parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     claims_parser.add_argument("--no-write", action="store_true", help="don't (re)write RUN_DIR/claims.csv")
+    claims_parser.add_argument("--point-estimates", action="store_true",
+                               help="recompute from the results table's point estimates only (no intervals; never "
+                                    "replaces a claims.csv with intervals)")
     claims_parser.set_defaults(func=_claims_command)
 
     demo_parser = sub.add_parser("demo-data", help="write the generated offline demo data set")

@@ -28,6 +28,7 @@ the reason (what the run lacks).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from probeft import results
 from probeft.core import files
 from probeft.core.names import NO_FINETUNE
 from probeft.results import analysis, predictions
-from probeft.verdicts import uncertainty
+from probeft.verdicts import delta_intervals, uncertainty
 
-__all__ = ["CHECK_COLUMNS", "CLAIMS", "CLAIMS_FILE", "SUMMARY_COLUMNS", "Accuracies", "evaluate_claims", "judge",
-           "load_claims", "summarise", "write_claims"]
+__all__ = ["CHECK_COLUMNS", "CLAIMS", "CLAIMS_FILE", "SUMMARY_COLUMNS", "TIE", "Accuracies", "RunClaims",
+           "claims_of_run", "evaluate_claims", "judge", "load_claims", "summarise", "write_claims"]
 
 CLAIMS_FILE = "claims.csv"
 HOLDS, FAILS, NOT_COMPUTABLE = "holds", "does not hold", "not computable"
@@ -64,6 +66,9 @@ BOOTSTRAP = "95% bootstrap over test sentences"
 ACCURACY = "accuracy"
 _CONFIDENCE = 0.95
 _STRICT = {">": True, "<": True, ">=": False, "<=": False}
+# Statistics within this of 0 are 0: a difference of equal accuracies computed in two orders can come out as
+# 2.8e-17, which would otherwise decide a strict claim. Accuracy statistics are multiples of 1/N_test >= 1e-6.
+TIE = 1e-9
 
 
 def judge(estimate: float, low: float, high: float, direction: str) -> tuple[str, str]:
@@ -80,6 +85,7 @@ def judge(estimate: float, low: float, high: float, direction: str) -> tuple[str
     strict = _STRICT[direction]
     if not np.isfinite(estimate):
         return NOT_COMPUTABLE, "the estimate is not finite"
+    estimate, low, high = (0.0 if abs(value) <= TIE else value for value in (estimate, low, high))
     if not (np.isfinite(low) and np.isfinite(high)):
         holds = sign * estimate > 0 if strict else sign * estimate >= 0
         return (HOLDS if holds else FAILS), "point estimate only, no interval"
@@ -469,6 +475,50 @@ def write_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPrediction
     checks = evaluate_claims(table, cells, **options)
     files.atomic_write_text(Path(out_path), checks.to_csv(index=False))
     return checks
+
+
+@dataclass(frozen=True)
+class RunClaims:
+    """A run's checks and where they come from: what ``probeft claims``, ``claims.csv`` and the book all show.
+
+    Attributes:
+        checks: one row per check (:data:`CHECK_COLUMNS`).
+        source: ``"computed"`` (from the complete cells' per-sentence predictions: bootstrap intervals, the
+            same numbers the grid wrote), ``"stored"`` (the run's ``claims.csv``: an exported run, whose
+            cells are gone) or ``"point estimates"`` (neither: verdicts from point estimates only).
+        note: one sentence saying so, for the reader.
+    """
+
+    checks: pd.DataFrame
+    source: str
+    note: str
+
+
+def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
+                  point_estimates: bool = False) -> RunClaims:
+    """The paper's findings on a run, from the same function and inputs as the grid's ``claims.csv``.
+
+    The complete cells' ``probe_predictions.npz`` give intervals (as the grid's gather step computes them);
+    an exported run without cells keeps its stored ``claims.csv``; only without both, or when asked
+    (``point_estimates``), are the verdicts recomputed from the results table's point estimates.
+
+    Raises:
+        FileNotFoundError: the run has no ``results.csv``.
+    """
+    run_dir = Path(run_dir)
+    table = results.load_results(run_dir / results.RESULTS_FILE)
+    complete = [d for d in sorted((run_dir / "cells").glob("*")) if results.cell_complete(d)]
+    cells = delta_intervals.load_cell_predictions(complete)
+    stored = load_claims(run_dir / CLAIMS_FILE)
+    if cells and not point_estimates:
+        return RunClaims(evaluate_claims(table, cells, resamples=resamples, seed=seed), "computed",
+                         f"95% bootstrap intervals from the per-sentence predictions of {len(cells)} complete cells")
+    if stored is not None and not point_estimates:
+        return RunClaims(stored, "stored", f"{run_dir / CLAIMS_FILE}: the verdicts computed with intervals when the "
+                         "run's cells existed (an exported run); the book shows the same")
+    why = "asked for" if point_estimates else "no cells' per-sentence predictions and no stored claims.csv"
+    return RunClaims(evaluate_claims(table, [], resamples=resamples, seed=seed), "point estimates",
+                     f"POINT ESTIMATES ONLY ({why}): no intervals, so noise can decide a verdict")
 
 
 def load_claims(path: str | Path) -> pd.DataFrame | None:
