@@ -8,7 +8,7 @@ This module imports only :mod:`probeft.results.analysis` and :mod:`probeft.core.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pandas as pd
 
@@ -124,8 +124,9 @@ def delta_marker_legend(intervals: pd.DataFrame | None) -> str:
             "excludes 0.")
 
 
-def attention_summary(table: pd.DataFrame, *, position: str = "first") -> str:
-    """One line per model state on the attention entropy / EMD means in the lower vs upper layers.
+def _attention_group_means(table: pd.DataFrame, position: str
+                           ) -> Iterator[tuple[str, str, str, str, dict[str, float]]]:
+    """``(model, finetune_task, finetune_head, metric, {"layers a-b": mean})`` per attention curve.
 
     Raises:
         ValueError: no attention rows for ``position``.
@@ -133,20 +134,27 @@ def attention_summary(table: pd.DataFrame, *, position: str = "first") -> str:
     rows = table[(table["stage"] == "attention") & (table["position"].astype(str) == position)]
     if rows.empty:
         raise ValueError(f"no attention rows for position={position!r}")
-    lines = []
     for model, part in rows.groupby("model"):
         first = int(part["layer"].min())  # attention starts at layer 1 (no attention in the embeddings)
-        groups = {
-            f"layers {max(low, first)}-{high}": (low, high)
-            for low, high in analysis.layer_groups(int(part["layer"].max())).values()
-        }
+        groups = {f"layers {max(low, first)}-{high}": (low, high)
+                  for low, high in analysis.layer_groups(int(part["layer"].max())).values()}
         for (ft_task, head, metric), curve in part.groupby(["finetune_task", "finetune_head", "metric"]):
-            label = "pre-trained" if ft_task == NO_FINETUNE else f"fine-tuned on {ft_task} ({head} head)"
-            means = [
-                f"{name}: {curve[(curve['layer'] >= low) & (curve['layer'] <= high)]['value'].mean():.3f}"
-                for name, (low, high) in groups.items()
-            ]
-            lines.append(f"{model}, {label}, mean {metric}: " + "; ".join(means))
+            yield model, ft_task, head, metric, {
+                name: curve[(curve["layer"] >= low) & (curve["layer"] <= high)]["value"].mean()
+                for name, (low, high) in groups.items()}
+
+
+def attention_summary(table: pd.DataFrame, *, position: str = "first") -> str:
+    """One line per model state on the attention entropy / EMD means in the lower vs upper layers.
+
+    Raises:
+        ValueError: no attention rows for ``position``.
+    """
+    lines = []
+    for model, ft_task, head, metric, means in _attention_group_means(table, position):
+        label = "pre-trained" if ft_task == NO_FINETUNE else f"fine-tuned on {ft_task} ({head} head)"
+        lines.append(f"{model}, {label}, mean {metric}: "
+                     + "; ".join(f"{name}: {value:.3f}" for name, value in means.items()))
     return "\n".join(lines)
 
 
@@ -298,19 +306,9 @@ def attention_group_table(table: pd.DataFrame, *, position: str = "first") -> pd
     Raises:
         ValueError: no attention rows for ``position``.
     """
-    rows = table[(table["stage"] == "attention") & (table["position"].astype(str) == position)]
-    if rows.empty:
-        raise ValueError(f"no attention rows for position={position!r}")
-    records = []
-    for model, part in rows.groupby("model"):
-        first = int(part["layer"].min())  # attention starts at layer 1 (no attention in the embeddings)
-        groups = {f"layers {max(low, first)}-{high}": (low, high)
-                  for low, high in analysis.layer_groups(int(part["layer"].max())).values()}
-        for (ft_task, head, metric), curve in part.groupby(["finetune_task", "finetune_head", "metric"]):
-            record = {"model": model, "encoder": encoder_label(ft_task, head), "metric": metric}
-            for name, (low, high) in groups.items():
-                record[name] = _number(curve[(curve["layer"] >= low) & (curve["layer"] <= high)]["value"].mean(), 3)
-            records.append(record)
+    records = [{"model": model, "encoder": encoder_label(ft_task, head), "metric": metric,
+                **{name: _number(value, 3) for name, value in means.items()}}
+               for model, ft_task, head, metric, means in _attention_group_means(table, position)]
     return pd.DataFrame(records).set_index(["model", "encoder", "metric"]).fillna("-")
 
 
