@@ -249,9 +249,10 @@ def test_delta_page_shows_each_head_and_the_analysis_numbers(tmp_path):
 
     table = full_table()
     out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table))
-    shown_cls, shown_mean = out["displayed"]
+    shown_cls, shown_mean, beside_paper = out["displayed"]
     pd.testing.assert_frame_equal(shown_cls, report.delta_table(table, pooling="cls"))
     pd.testing.assert_frame_equal(shown_mean, report.delta_table(table, pooling="mean"))
+    assert beside_paper["ours"].to_dict()[("m", "cola", "cls", "bigram_shift", "cls", "layers 3-4")] == "-5.00"
     # layers 3-4 carry each fine-tuning's offset: -5 points (cola, cls head), +2 (cola, mean head), -10 (sst2)
     upper = shown_cls[("bigram_shift", "layers 3-4")]
     assert upper.to_dict() == {("m", "cola", "cls"): "-5.00", ("m", "cola", "mean"): "2.00", ("m", "sst2", "cls"): "-10.00"}
@@ -262,7 +263,7 @@ def test_delta_page_shows_each_head_and_the_analysis_numbers(tmp_path):
 def test_cls_only_run_draws_figure4_without_the_mean_baseline(tmp_path):
     table = subset(full_table(), {"probing"}, poolings={"cls"})
     out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table))
-    assert len(out["displayed"]) == 1 and out["figures"] == 1
+    assert len(out["displayed"]) == 2 and out["figures"] == 1
     assert "fine-tuned encoders probed with mean pooling" in out["printed"]
 
 
@@ -272,7 +273,7 @@ def test_delta_page_marks_deltas_whose_interval_excludes_zero(tmp_path):
 
     table = full_table()
     out = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path, table, intervals=True))
-    shown_cls, shown_mean = out["displayed"]
+    shown_cls, shown_mean, _ = out["displayed"]  # the third: beside the paper
     intervals = delta_intervals.load_delta_intervals(tmp_path / "_generated" / "delta_intervals.csv")
     pd.testing.assert_frame_equal(shown_cls, report.delta_table(table, pooling="cls", intervals=intervals))
     # +-1 point intervals: the upper layers' offsets exclude 0, the unchanged lower layers do not

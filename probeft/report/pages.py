@@ -29,6 +29,8 @@ __all__ = [
     "findings_table",
     "finetune_epochs_table",
     "not_in_run",
+    "paper_delta_note",
+    "paper_delta_table",
     "perplexity_summary",
     "perplexity_table",
     "run_summary",
@@ -114,6 +116,38 @@ def delta_table(
                 text += MARKER
             shown.loc[row, column] = text
     return shown
+
+
+def paper_delta_table(table: pd.DataFrame, paper_cells: Mapping[tuple[str, str, str, str, str], float],
+                      paper_models: Sequence[str], *, split: str = "test") -> pd.DataFrame:
+    """The run's layer-group Deltas beside the paper's Tables 2 and 5, as shown.
+
+    Numbers from :func:`probeft.results.analysis.delta_vs_paper`, as ``"%.2f"`` points; ``"-"`` for a
+    paper cell not transcribed. ``signs agree`` reads e.g. ``"2/3"`` (paper models whose Delta has the
+    run's sign, of those transcribed), ``"-"`` when none is.
+
+    Returns:
+        Rows ``(model, finetune_task, finetune_head, probe_task, pooling, layer_group)``; columns ``ours``,
+        one per paper model, ``signs agree``.
+    """
+    compared = analysis.delta_vs_paper(table, paper_cells, paper_models, split=split)
+    keys = [*analysis.FINETUNED_KEYS, "probe_task", "pooling", "layer_group"]
+    shown = pd.DataFrame({"ours": [f"{v:.2f}" for v in compared["delta"]]}, index=pd.MultiIndex.from_frame(compared[keys]))
+    for model in paper_models:
+        shown[model] = ["-" if pd.isna(v) else f"{v:.2f}" for v in compared[model]]
+    shown["signs agree"] = ["-" if n == 0 else f"{a}/{n}"
+                            for a, n in zip(compared["signs_agree"], compared["paper_cells"], strict=True)]
+    return shown
+
+
+def paper_delta_note(paper_cells: Mapping[tuple[str, str, str, str, str], float], total_cells: int,
+                     unreadable: str) -> str:
+    """The sentence under the paper comparison: how many of the paper's cells it holds, and why not all."""
+    if not paper_cells:
+        return unreadable
+    text = (f"{len(paper_cells)} of the paper's {total_cells} cells are transcribed; '-' marks one that is "
+            "not (unreadable). The run's lower / upper layer group is set against the paper's layers 0-6 / 7-12.")
+    return text if len(paper_cells) == total_cells else f"{text} {unreadable}"
 
 
 def delta_marker_legend(intervals: pd.DataFrame | None) -> str:

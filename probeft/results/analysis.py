@@ -14,6 +14,8 @@ This module imports only :mod:`probeft.core.names` from probeft (it reads tables
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,7 @@ __all__ = [
     "compression_by_layer",
     "delta_by_layer_group",
     "delta_group_table",
+    "delta_vs_paper",
     "finetune_by_epoch",
     "finetune_summary",
     "has_cka",
@@ -173,6 +176,52 @@ def delta_group_table(table: pd.DataFrame, *, pooling: str, split: str = "test")
     grouped = delta_by_layer_group(delta)
     grouped["delta"] = (100 * grouped["delta"]).round(2)
     return grouped.pivot_table(index=FINETUNED_KEYS, columns=["probe_task", "layer_group"], values="delta")
+
+
+def delta_vs_paper(table: pd.DataFrame, paper_cells: Mapping[tuple[str, str, str, str, str], float],
+                   paper_models: Sequence[str], *, split: str = "test") -> pd.DataFrame:
+    """The run's layer-group Deltas beside the paper's (Tables 2 and 5), with sign agreement per cell.
+
+    The run's lower / upper layer group (:func:`layer_groups`, e.g. layers 0-3 / 4-6 of a 6-layer
+    encoder) is compared with the paper's layers 0-6 / 7-12 of the same fine-tuning task, probing task
+    and pooling, for each of the paper's models.
+
+    Args:
+        table: a results table with fine-tuned and pre-trained probing rows.
+        paper_cells: ``{(paper_model, finetune_task, probe_task, pooling, "lower" | "upper"): points}``;
+            a cell left out is unreadable and shows as NaN.
+        paper_models: the paper's models, in column order.
+        split: the split compared.
+
+    Returns:
+        One row per run cell: ``model, finetune_task, finetune_head, probe_task, pooling, layer_group``,
+        ``delta`` (the run's, points), one column per paper model (points, NaN where not transcribed),
+        ``signs_agree`` (paper models whose Delta has the run's sign), ``paper_cells`` (how many were
+        transcribed). Empty when the run has no Deltas.
+    """
+    delta = probing_delta(table, split=split)
+    columns = [*FINETUNED_KEYS, "probe_task", "pooling", "layer_group", "delta", *paper_models,
+               "signs_agree", "paper_cells"]
+    if delta.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = delta_by_layer_group(delta)
+    position = {}
+    for model, rows in grouped.groupby("model"):
+        names = list(layer_groups(int(delta.loc[delta["model"] == model, "layer"].max())))
+        position.update({(model, name): side for name, side in zip(names, ("lower", "upper"), strict=True)})
+    grouped["delta"] = 100 * grouped["delta"]
+    sides = [position[(m, g)] for m, g in zip(grouped["model"], grouped["layer_group"], strict=True)]
+    for paper_model in paper_models:
+        grouped[paper_model] = [
+            paper_cells.get((paper_model, task, probe_task, pooling, side), np.nan)
+            for task, probe_task, pooling, side in zip(grouped["finetune_task"], grouped["probe_task"],
+                                                       grouped["pooling"], sides, strict=True)]
+    paper = grouped[list(paper_models)].to_numpy(dtype=float)
+    known = ~np.isnan(paper)
+    ours = np.sign(grouped["delta"].round(2).to_numpy())[:, None]  # the paper prints 2 decimals
+    grouped["signs_agree"] = ((np.sign(paper) == ours) & known).sum(axis=1)
+    grouped["paper_cells"] = known.sum(axis=1)
+    return grouped[columns].reset_index(drop=True)
 
 
 def finetune_summary(table: pd.DataFrame) -> pd.DataFrame:
