@@ -167,6 +167,38 @@ def test_first_token_entropy_matches_direct_computation(tokenizer, encoders):
     assert set(table["metric"]) == {"entropy"} and len(table) == 4
 
 
+def test_per_sentence_first_token_values_are_in_sentence_order_and_average_to_the_rows(tmp_path, tokenizer, encoders):
+    """The per-sentence arrays (what F8's interval resamples) come back in input order, batching aside."""
+    pretrained, finetuned = encoders
+    kept: dict[str, torch.Tensor] = {}
+    table = attention_statistics(pretrained, {"cls": finetuned}, tokenizer, SENTENCES, batch_size=2,
+                                 max_length=64, per_sentence=kept)
+    assert sorted(kept) == ["emd/cls", "entropy/cls", "entropy/pretrained"]
+    assert all(v.shape == (len(SENTENCES), 4) for v in kept.values())
+    for key, metric, label in [("entropy/pretrained", "entropy", "pretrained"), ("emd/cls", "emd", "cls")]:
+        rows = table[(table["metric"] == metric) & (table["label"] == label) & (table["position"] == "first")]
+        np.testing.assert_allclose(kept[key].mean(0).numpy(), rows.sort_values("layer")["value"].to_numpy(), rtol=1e-6)
+    with torch.no_grad():  # sentence 3 alone, computed directly: its row, whatever batch it sat in
+        enc = tokenizer(SENTENCES[3], return_tensors="pt")
+        attns = pretrained(**enc, output_attentions=True).attentions
+        p = torch.stack([a[0, :, 0, :] for a in attns])
+        direct = (-(p * p.log()).sum(-1)).mean(-1)
+    np.testing.assert_allclose(kept["entropy/pretrained"][3].numpy(), direct.numpy(), rtol=1e-5)
+    attention.save_per_sentence(tmp_path, kept, {"cls": {"finetune_head": "cls", "seed": 2}})
+    arrays, info = attention.load_per_sentence(tmp_path)
+    assert info == {"cls": {"finetune_head": "cls", "seed": 2}} and sorted(arrays) == sorted(kept)
+    np.testing.assert_array_equal(arrays["emd/cls"], kept["emd/cls"].numpy())
+    assert attention.load_per_sentence(tmp_path / "elsewhere") is None
+    (tmp_path / attention.PER_SENTENCE_FILE).write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="attention_per_sentence.npz: not a per-sentence attention file"):
+        attention.load_per_sentence(tmp_path)
+    alone: dict[str, torch.Tensor] = {}
+    attention_statistics(pretrained, {"cls": finetuned}, tokenizer, SENTENCES, batch_size=5, max_length=64,
+                         per_sentence=alone)
+    for key in kept:
+        np.testing.assert_allclose(alone[key].numpy(), kept[key].numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_identical_models_have_zero_emd(tokenizer, encoders):
     pretrained, _ = encoders
     table = attention_statistics(pretrained, {"same": pretrained}, tokenizer, SENTENCES, batch_size=3)

@@ -83,6 +83,23 @@ def test_expand_orders_dependencies_and_names_cells(tmp_path):
     assert sorted(perplexity.parameters["finetune_runs"]) == [0, 1]
 
 
+def test_attention_over_several_seeds_compares_every_head_and_seed_in_one_cell(tmp_path):
+    config = grid.load_config(write_config(tmp_path, {**CONFIG, "attention": {**CONFIG["attention"], "seeds": [0, 1]}}))
+    cells = grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "out")))
+    attention_cell = next(c for c in cells if c.stage == "attention")
+    assert sorted(attention_cell.parameters["finetuned"]) == [
+        "cola-cls-seed-0", "cola-cls-seed-1", "cola-mean-seed-0", "cola-mean-seed-1"]
+    assert set(attention_cell.depends_on) == {f"finetune__model-rob__task-cola__head-{h}__seed-{s}"
+                                              for h in ("cls", "mean") for s in (0, 1)}
+    # one seed (the default) keeps the labels of cells that ran before `seeds` existed
+    plain = grid.load_config(write_config(tmp_path, CONFIG))
+    before = next(c for c in grid.expand(plain, grid.resolve_paths(plain, output_dir=str(tmp_path / "out")))
+                  if c.stage == "attention")
+    assert sorted(before.parameters["finetuned"]) == ["cola-cls", "cola-mean"]
+    with pytest.raises(ValueError, match="either seed or seeds"):
+        grid.load_config(write_config(tmp_path, {**CONFIG, "attention": {**CONFIG["attention"], "seed": 1, "seeds": [0]}}))
+
+
 def probing_cells(tmp_path: Path, probing: dict) -> dict[str, grid.Cell]:
     config = grid.load_config(write_config(tmp_path, {**CONFIG, "probing": {**CONFIG["probing"], **probing}}))
     cells = grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "out")))

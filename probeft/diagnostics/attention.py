@@ -26,17 +26,21 @@ folders meaning their final epoch, via :mod:`probeft.finetune.checkpoints`) with
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from probeft import models
+from probeft.core import files
 from probeft.core.devices import resolve_device
 from probeft.finetune.checkpoints import checkpoint_fields, load_point
 
@@ -48,12 +52,15 @@ __all__ = [
     "AttentionModels",
     "attention_statistics",
     "load_models",
+    "load_per_sentence",
+    "save_per_sentence",
 ]
 
 ENTROPY_UNIT = "nats"
 EMD_UNIT = "token positions (ground distance |i-j|)"
 PRETRAINED_LABEL = "pretrained"
 POSITION_MODES = ("first", "all")
+PER_SENTENCE_FILE = "attention_per_sentence.npz"
 
 
 def _key_weights(attn: Tensor, key_mask: Tensor) -> Tensor:
@@ -260,6 +267,7 @@ def attention_statistics(
     split: str = "test",
     finetuned_info: Mapping[str, Mapping[str, Any]] | None = None,
     finetuned_tokenizers: Mapping[str, PreTrainedTokenizerBase] | None = None,
+    per_sentence: dict[str, Tensor] | None = None,
 ) -> pd.DataFrame:
     """Per-layer attention entropy (every model) and EMD (each fine-tuned vs pre-trained).
 
@@ -287,6 +295,11 @@ def attention_statistics(
             ``finetune_head`` is the label and epoch is -1.
         finetuned_tokenizers: label -> the tokenizer saved with that checkpoint; if given, every
             sentence must encode to the same ids as with ``tokenizer`` (else ValueError).
+        per_sentence: if given, a dict this call fills with the first token's statistics per
+            sentence, in the order of ``sentences`` (float64, head-averaged; what an interval over
+            sentences, seeds pooled, needs): ``"entropy/<label>"`` (N, L) for ``"pretrained"`` and
+            each fine-tuned label, ``"emd/<label>"`` (N, L) for each fine-tuned label; column ``l``
+            is layer ``l + 1``. The same forward passes as the averages.
 
     Returns:
         Result rows (``stage="attention"``, ``metric`` in {"entropy", "emd"}, ``layer`` 1..L,
@@ -319,6 +332,12 @@ def attention_statistics(
     entropy = {name: _Accumulator(num_layers, longest) for name in [PRETRAINED_LABEL, *finetuned]}
     emd = {name: _Accumulator(num_layers, longest) for name in finetuned}
     counts = torch.zeros(longest, dtype=torch.float64)
+    if per_sentence is not None:
+        per_sentence.clear()
+        for name in [PRETRAINED_LABEL, *finetuned]:
+            per_sentence[f"entropy/{name}"] = torch.zeros(len(ids), num_layers, dtype=torch.float64)
+        for name in finetuned:
+            per_sentence[f"emd/{name}"] = torch.zeros(len(ids), num_layers, dtype=torch.float64)
     for model in [pretrained, *finetuned.values()]:
         model.eval()
 
@@ -331,14 +350,27 @@ def attention_statistics(
         mask = batch["attention_mask"]  # (B, T): 1 real, 0 padding
         query_pos = (mask.cumsum(-1) - 1).clamp_min(0)  # position among real tokens, (B, T)
         counts.index_add_(0, query_pos[mask.bool()], torch.ones(int(mask.sum()), dtype=torch.float64))
+        rows_of_batch = torch.tensor(order[start : start + batch_size])  # indices into sentences
+
+        def record(key: str, layer: int, per_query: Tensor) -> None:
+            # Query 0 is the first token of every sentence: right padding keeps it in column 0.
+            if per_sentence is not None:
+                per_sentence[key][rows_of_batch, layer] = per_query[:, 0].double().cpu()
+
         reference = _forward_attentions(pretrained, batch, PRETRAINED_LABEL)
         for layer, attn in enumerate(reference):
-            entropy[PRETRAINED_LABEL].add(layer, attention_entropy(attn, mask).mean(1), query_pos, mask)
+            values = attention_entropy(attn, mask).mean(1)
+            entropy[PRETRAINED_LABEL].add(layer, values, query_pos, mask)
+            record(f"entropy/{PRETRAINED_LABEL}", layer, values)
         for label, model in finetuned.items():
             attentions = _forward_attentions(model, batch, label)
             for layer, (attn, ref) in enumerate(zip(attentions, reference, strict=True)):
-                entropy[label].add(layer, attention_entropy(attn, mask).mean(1), query_pos, mask)
-                emd[label].add(layer, attention_emd(ref, attn, mask).mean(1), query_pos, mask)
+                values = attention_entropy(attn, mask).mean(1)
+                entropy[label].add(layer, values, query_pos, mask)
+                record(f"entropy/{label}", layer, values)
+                distances = attention_emd(ref, attn, mask).mean(1)
+                emd[label].add(layer, distances, query_pos, mask)
+                record(f"emd/{label}", layer, distances)
 
     stats = _position_rows(PRETRAINED_LABEL, "entropy", entropy[PRETRAINED_LABEL].sums, counts, positions)
     for label in finetuned:
@@ -361,3 +393,45 @@ def attention_statistics(
              "unit": ENTROPY_UNIT if stat["metric"] == "entropy" else EMD_UNIT}
         )
     return pd.DataFrame.from_records(rows)
+
+
+def save_per_sentence(cell_dir: str | Path, per_sentence: Mapping[str, Tensor],
+                      info: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Write the first token's per-sentence statistics of an attention cell, atomically.
+
+    Args:
+        cell_dir: the cell's output folder.
+        per_sentence: what :func:`attention_statistics` filled (``"entropy/<label>"``, ``"emd/<label>"``,
+            each (N, L)).
+        info: label -> the fine-tuned checkpoint's fields (``finetune_head``, ``seed``, ...), kept so a
+            reader can pool seeds of one head.
+
+    Returns:
+        The written ``<cell_dir>/attention_per_sentence.npz``.
+    """
+    arrays = {key.replace("/", "__"): value.numpy() for key, value in per_sentence.items()}
+    metadata = {"keys": sorted(per_sentence), "info": {k: dict(v) for k, v in info.items()}}
+    buffer = io.BytesIO()
+    np.savez(buffer, metadata=np.array(json.dumps(metadata, default=str)), **arrays)
+    return files.atomic_write_bytes(Path(cell_dir) / PER_SENTENCE_FILE, buffer.getvalue())
+
+
+def load_per_sentence(cell_dir: str | Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]] | None:
+    """Read :func:`save_per_sentence`'s file: ``({"entropy/<label>": (N, L), ...}, {label: fields})``.
+
+    Returns:
+        None when the cell has no such file (cells from before it was written).
+
+    Raises:
+        ValueError: the file is not one this function wrote (the message names it).
+    """
+    path = Path(cell_dir) / PER_SENTENCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            metadata = json.loads(str(stored["metadata"]))
+            arrays = {key: stored[key.replace("/", "__")] for key in metadata["keys"]}
+    except (KeyError, ValueError, OSError) as error:
+        raise ValueError(f"{path}: not a per-sentence attention file ({error})") from None
+    return arrays, metadata["info"]

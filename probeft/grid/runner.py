@@ -95,7 +95,8 @@ def _finetune_runs(config: GridConfig) -> list[tuple[ModelEntry, str, str, int]]
                 runs += [(model, task, config.probing.finetune_head, seed) for seed in seeds]
     if config.attention:
         for model in _section_models(config, config.attention):
-            runs += [(model, config.attention.finetune_task, h, config.attention.seed) for h in config.attention.heads]
+            runs += [(model, config.attention.finetune_task, h, seed)
+                     for h in config.attention.heads for seed in config.attention.finetune_seeds()]
     if config.perplexity:
         for model in _section_models(config, config.perplexity):
             for task in config.perplexity.finetune_tasks:
@@ -168,7 +169,12 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
     if config.attention:
         at = config.attention
         for model in _section_models(config, at):
-            finetuned = {f"{at.finetune_task}-{h}": finetuned_dir(model, at.finetune_task, h, at.seed) for h in at.heads}
+            finetuned = {}
+            for h in at.heads:
+                for s in at.finetune_seeds():
+                    # `seed` keeps the labels of cells from before `seeds` existed, so those stay complete.
+                    label = f"{at.finetune_task}-{h}" if at.seeds is None else f"{at.finetune_task}-{h}-seed-{s}"
+                    finetuned[label] = finetuned_dir(model, at.finetune_task, h, s)
             params = {
                 "model": model.spec, "model_name": model.name, "finetuned": finetuned, "finetune_task": at.finetune_task,
                 "probe_task": at.probe_task, "max_sentences": at.max_sentences, "batch_size": at.batch_size,

@@ -166,16 +166,27 @@ class ProbingSection(_Strict):
 
 
 class AttentionSection(_Strict):
-    """Attention cells: pre-trained vs models fine-tuned on ``finetune_task`` with each head."""
+    """Attention cells: pre-trained vs models fine-tuned on ``finetune_task`` with each head (and seed)."""
 
     models: list[str] | None = None
     finetune_task: FinetuneTask = "cola"
     heads: Annotated[list[Head], Unique, NonEmpty] = Field(default_factory=lambda: list(names.HEADS))
     seed: int = 0
+    seeds: Annotated[list[int], Unique, NonEmpty] | None = None  # several fine-tuning seeds (replaces seed)
     probe_task: str = "bigram_shift"
     max_sentences: int | None = Field(default=1000, ge=1)
     batch_size: int = Field(default=32, ge=1)
     max_length: int = Field(default=128, ge=8)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_seeds(self) -> AttentionSection:
+        if self.seeds is not None and "seed" in self.model_fields_set:
+            raise ValueError("attention: give either seed or seeds, not both")
+        return self
+
+    def finetune_seeds(self) -> list[int]:
+        """The fine-tuning seeds compared: ``seeds``, else ``[seed]``."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
 
 
