@@ -228,6 +228,20 @@ def test_each_check_has_its_known_answer(claim, quantity, scenario):
     assert (own["interval"] != "none").all()
 
 
+def test_a_paper_effect_per_check_can_replace_the_margin():
+    table, cells = synthetic_run(paper_like)
+    checks = claims.evaluate_claims(table, cells, resamples=300)
+    f4 = by_claim(checks, "F4").iloc[0]  # CLS gain 0.1, interval about [0.05, 0.15]
+    key = (f4["claim"], f4["model"], f4["scope"], f4["quantity"])
+    larger = claims.with_effects(checks, {key: 0.3}).loc[f4.name]  # a paper effect of 30 points is ruled out
+    assert f4["verdict"] == SUPPORTED and larger["verdict"] == SUPPORTED and "below the claimed 30.0" in larger["reason"]
+    checks.loc[f4.name, ["ci_low", "ci_high"]] = [-0.01, 0.2]  # an interval that includes 0, and below 0.3
+    rejudged = claims.with_effects(checks, {key: 0.3}).loc[f4.name]
+    assert rejudged["verdict"] == CONTRADICTED and rejudged["effect"] == 0.3
+    assert rejudged["reason"] == "interval excludes the claimed effect of 30.0 points"
+    assert claims.with_effects(checks, {}).equals(checks)
+
+
 def test_f3_trend_is_calibrated_without_any_change():
     """|Delta| of noise is positive: without the noise floor a null run would look like a depth trend."""
     verdicts = []

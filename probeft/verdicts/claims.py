@@ -30,7 +30,7 @@ lacks what the finding needs; the reason names it). Each check carries its minim
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,8 @@ from probeft.results import analysis, predictions
 from probeft.verdicts import delta_intervals, margins, power, uncertainty
 
 __all__ = ["CHECK_COLUMNS", "CLAIMS", "CLAIMS_FILE", "CONTRADICTED", "INCONCLUSIVE", "NOT_COMPUTABLE",
-           "SUMMARY_COLUMNS", "SUPPORTED", "TIE", "VERDICTS", "Accuracies", "RunClaims", "claims_of_run",
-           "evaluate_claims", "judge", "load_claims", "summarise", "write_claims"]
+           "SUMMARY_COLUMNS", "SUPPORTED", "TIE", "VERDICTS", "Accuracies", "RunClaims", "claims_of_run", "depth_trend",
+           "evaluate_claims", "judge", "load_claims", "summarise", "with_effects", "write_claims"]
 
 CLAIMS_FILE = "claims.csv"
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_COMPUTABLE = "supported", "contradicted", "inconclusive", "not computable"
@@ -701,6 +701,30 @@ _NEEDS = {
     "F8": "first-token attention entropy of the pre-trained and a CLS-head fine-tuned encoder",
     "F9": "fine-tuning with a significant upper-layer CLS-pooling gain, and pre-trained mean-pooling probes",
 }
+
+
+def with_effects(checks: pd.DataFrame, effects: Mapping[tuple[str, str, str, str], float]) -> pd.DataFrame:
+    """The checks re-judged with other effect sizes or margins, e.g. the paper's own per-cell effects.
+
+    Args:
+        checks: rows of :data:`CHECK_COLUMNS`.
+        effects: ``(claim, model, scope, quantity)`` -> effect (>= 0, as :func:`judge` takes it); other
+            checks keep theirs.
+
+    Returns:
+        A copy with ``effect``, ``verdict`` and ``reason`` replaced where ``effects`` has the check.
+    """
+    out = checks.copy()
+    for index, row in out.iterrows():
+        effect = effects.get((row["claim"], row["model"], row["scope"], row["quantity"]))
+        if effect is None or row["verdict"] == NOT_COMPUTABLE:
+            continue
+        verdict, reason = judge(row["estimate"], row["ci_low"], row["ci_high"], row["direction"], float(effect),
+                                mde=row["mde"], unit=row["unit"])
+        # the notes after the verdict's own words stay (e.g. a noise floor); "underpowered" is re-derived
+        notes = [part for part in row["reason"].split("; ")[1:] if not part.startswith("underpowered")]
+        out.loc[index, ["effect", "verdict", "reason"]] = [float(effect), verdict, "; ".join([reason, *notes])]
+    return out
 
 
 def evaluate_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPredictions] = (), *,
