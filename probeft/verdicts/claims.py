@@ -846,8 +846,8 @@ def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
                          f"95% bootstrap intervals from the per-sentence predictions of {len(cells)} complete cells")
     stored, stale = _stored(run_dir / CLAIMS_FILE)
     if stored is not None:
-        return RunClaims(stored, "stored", f"{run_dir / CLAIMS_FILE}: the verdicts computed with intervals when the "
-                         "run's cells existed (an exported run); the book shows the same")
+        return RunClaims(stored, "stored", f"{run_dir / CLAIMS_FILE}: the verdicts computed with intervals and stored "
+                         "with the run (an exported run); the book shows the same")
     intervals = delta_intervals.load_delta_intervals(run_dir / delta_intervals.DELTA_INTERVALS_FILE)
     if intervals is not None:
         return RunClaims(evaluate_claims(table, [], intervals=intervals, **options), "exported",
