@@ -377,24 +377,27 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
 
     table = full_table()
     out = run_page(BOOK_DIR / "claims.md", write_generated(tmp_path, table))
-    summary, checks_shown = out["displayed"]
+    summary, checks_shown, margins_shown = out["displayed"]
     expected = claims.evaluate_claims(table)  # no claims.csv in _generated: point estimates from the table
     pd.testing.assert_frame_equal(summary, report.findings_table(claims.summarise(expected)))
     pd.testing.assert_frame_equal(checks_shown, report.claims_checks_table(expected))
-    # synthetic attention: the CLS head lowers first-token entropy (1.0 vs 2.0 pre-trained), so F8 fails
-    assert summary.loc["F8", "verdict"] == "does not hold"
+    # synthetic attention: the CLS head lowers first-token entropy (1.0 vs 2.0 pre-trained): contradicted
+    assert summary.loc["F8", "verdict"] == "contradicted"
+    # every margin with its justification, from the one module that states them
+    from probeft.verdicts import margins
+    pd.testing.assert_frame_equal(margins_shown, margins.margins_table())
     # with a claims.csv the page shows that file, not a re-evaluation
-    written = expected.assign(verdict="holds")
+    written = expected.assign(verdict="supported")
     written.to_csv(tmp_path / "_generated" / claims.CLAIMS_FILE, index=False)
-    summary, _ = run_page(BOOK_DIR / "claims.md", tmp_path)["displayed"]
+    summary, *_ = run_page(BOOK_DIR / "claims.md", tmp_path)["displayed"]
     counts = claims.summarise(written).set_index("claim")["checks"]
-    assert (summary["verdict"].drop(index=[c for c in summary.index if counts[c] == 0]) == "holds").all()
+    assert (summary["verdict"].drop(index=[c for c in summary.index if counts[c] == 0]) == "supported").all()
 
 
 @pytest.mark.parametrize(("run", "figures"), [("minilm", 4), ("mpnet", 4)])
 def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_path, run, figures):
     from probeft import report
-    from probeft.verdicts import claims
+    from probeft.verdicts import claims, delta_intervals
 
     table = full_table()
     generated = write_generated(tmp_path / "made", table, intervals=True) / "_generated"
@@ -405,7 +408,9 @@ def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_pa
     provenance = json.loads((generated / "provenance.json").read_text())
     assert report.run_summary(record, provenance) in out["notes"] and NOTE not in out["printed"]
     assert [str(b) for b in out["banners"]] == [str(report.run_banner(record, provenance))]
-    checks = claims.evaluate_claims(table)
+    # no claims.csv: recomputed from the exported Delta intervals, as `probeft claims` does
+    checks = claims.evaluate_claims(results.load_results(generated / results.RESULTS_FILE),
+                                    intervals=delta_intervals.load_delta_intervals(generated / "delta_intervals.csv"))
     # the summary of every finding first, then every check
     pd.testing.assert_frame_equal(out["displayed"][0], report.findings_table(claims.summarise(checks)))
     pd.testing.assert_frame_equal(out["displayed"][1], report.claims_checks_table(checks))
@@ -425,8 +430,11 @@ def test_the_committed_validation_tables_load_and_hold_their_claims():
         assert checks is not None and set(checks["claim"]) == set(claims.CLAIMS), run
         computable = checks[checks["verdict"] != "not computable"]
         point = claims.evaluate_claims(table)  # point estimates from the table: the same estimates
-        merged = computable.merge(point, on=["claim", "model", "scope", "quantity"], suffixes=("", "_point"))
-        assert len(merged) == len(computable) and np.allclose(merged["estimate"], merged["estimate_point"]), run
+        # (except F3's |Delta| slope, which subtracts a noise floor, and F3's share of significant layers,
+        # which needs the intervals of delta_intervals.csv)
+        comparable = computable[~computable["quantity"].str.contains("noise floor|significant Delta")]
+        merged = comparable.merge(point, on=["claim", "model", "scope", "quantity"], suffixes=("", "_point"))
+        assert len(merged) == len(comparable) and np.allclose(merged["estimate"], merged["estimate_point"]), run
 
 
 def test_run_summary_counts_cells_and_hours():

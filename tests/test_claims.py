@@ -1,4 +1,4 @@
-"""The paper's findings as checks: verdict rules, known synthetic runs, and the claims command."""
+"""The paper's findings as checks: three-valued verdicts, MDEs, known simulated runs, and the claims command."""
 
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ from probeft import results
 from probeft.core.names import NO_FINETUNE
 from probeft.grid import cli
 from probeft.results import predictions
-from probeft.verdicts import claims, uncertainty
+from probeft.verdicts import claims, delta_intervals, margins, power, uncertainty
 
 N_TEST = 400
 LAYERS = range(5)  # 4-layer encoder: groups 0-2 and 3-4
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = claims.SUPPORTED, claims.CONTRADICTED, claims.INCONCLUSIVE
 
 
-def _correct(accuracy: float, rng: np.random.Generator) -> np.ndarray:
-    """``N_TEST`` booleans with exactly ``round(accuracy * N_TEST)`` True, at random places."""
-    correct = np.zeros(N_TEST, dtype=bool)
-    correct[rng.choice(N_TEST, int(round(accuracy * N_TEST)), replace=False)] = True
+def _correct(accuracy: float, rng: np.random.Generator, n_test: int = N_TEST) -> np.ndarray:
+    """``n_test`` booleans with exactly ``round(accuracy * n_test)`` True, at random places."""
+    correct = np.zeros(n_test, dtype=bool)
+    correct[rng.choice(n_test, int(round(accuracy * n_test)), replace=False)] = True
     return correct
 
 
-def synthetic_run(accuracy, *, tasks=("bigram_shift", "odd_man_out"), finetunes=(("cola", "cls"),), seed=0):
+def synthetic_run(accuracy, *, tasks=("bigram_shift", "odd_man_out"), finetunes=(("cola", "cls"),), seed=0,
+                  n_test=N_TEST):
     """Results rows and predictions of one model: ``accuracy(ft, task, pooling, layer)`` -> fraction.
 
     Dev accuracy equals test accuracy, so the dev-best layer is the test-best layer.
@@ -38,7 +40,7 @@ def synthetic_run(accuracy, *, tasks=("bigram_shift", "odd_man_out"), finetunes=
             probes, correct = [], []
             for pooling in ("cls", "mean"):
                 for layer in LAYERS:
-                    c = _correct(accuracy(ft, task, pooling, layer), rng)
+                    c = _correct(accuracy(ft, task, pooling, layer), rng, n_test)
                     probes.append((pooling, layer))
                     correct.append(c)
                     for split in ("dev", "test"):
@@ -54,7 +56,7 @@ def synthetic_run(accuracy, *, tasks=("bigram_shift", "odd_man_out"), finetunes=
 def paper_like(ft: str, task: str, pooling: str, layer: int) -> float:
     """Mean pooling better, bigram shift easiest, CoLA raises upper-layer CLS bigram shift."""
     base = 0.7 if task == "bigram_shift" else 0.6
-    base += 0.1 if pooling == "mean" else 0.0
+    base += 0.15 if pooling == "mean" else 0.0
     if ft == "cola" and task == "bigram_shift" and pooling == "cls" and layer >= 3:
         base += 0.1
     return base
@@ -65,47 +67,85 @@ def by_claim(checks: pd.DataFrame, claim: str) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("estimate", "low", "high", "direction", "verdict"),
+    ("estimate", "low", "high", "direction", "effect", "verdict"),
     [
-        (0.1, 0.05, 0.15, ">", "holds"),
-        (0.1, -0.01, 0.2, ">", "does not hold"),
-        (-0.1, -0.2, -0.05, ">", "does not hold"),
-        (-0.1, -0.2, -0.05, "<", "holds"),
-        (0.0, -0.01, 0.01, ">=", "holds"),  # non-strict: no significant violation
-        (-0.1, -0.2, -0.05, ">=", "does not hold"),
-        (0.1, 0.05, 0.15, "<=", "does not hold"),
-        (0.3, np.nan, np.nan, ">", "holds"),  # no interval: the point estimate decides
-        (-0.3, np.nan, np.nan, ">", "does not hold"),
-        (np.nan, np.nan, np.nan, ">", "not computable"),
+        (0.1, 0.05, 0.15, ">", 0.02, SUPPORTED),
+        (0.01, 0.005, 0.015, ">", 0.02, SUPPORTED),  # the direction holds, smaller than claimed (said in the reason)
+        (0.1, -0.01, 0.2, ">", 0.02, INCONCLUSIVE),
+        (0.0, -0.01, 0.015, ">", 0.02, CONTRADICTED),  # rules out the claimed 2 points
+        (0.0, -0.01, 0.015, ">", 0.0, INCONCLUSIVE),  # a direction-only claim: includes 0
+        (-0.1, -0.2, -0.05, ">", 0.0, CONTRADICTED),
+        (-0.1, -0.2, -0.05, "<", 0.02, SUPPORTED),
+        (0.0, -0.01, 0.01, "<", 0.02, CONTRADICTED),
+        (0.0, -0.01, 0.01, "<=", 0.02, SUPPORTED),  # non-superiority: below the margin
+        (0.03, 0.01, 0.05, "<=", 0.02, INCONCLUSIVE),
+        (0.1, 0.05, 0.15, "<=", 0.02, CONTRADICTED),
+        (0.0, -0.01, 0.01, ">=", 0.02, SUPPORTED),  # non-inferiority: above -margin
+        (-0.1, -0.15, -0.05, ">=", 0.02, CONTRADICTED),
+        (0.3, np.nan, np.nan, ">", 0.02, SUPPORTED),  # no interval: the point estimate decides
+        (-0.3, np.nan, np.nan, ">", 0.02, CONTRADICTED),
+        (np.nan, np.nan, np.nan, ">", 0.02, "not computable"),
     ],
 )
-def test_judge(estimate, low, high, direction, verdict):
-    assert claims.judge(estimate, low, high, direction)[0] == verdict
+def test_judge(estimate, low, high, direction, effect, verdict):
+    assert claims.judge(estimate, low, high, direction, effect)[0] == verdict
 
 
-def test_judge_rejects_unknown_direction():
+def test_judge_says_underpowered_and_smaller_than_claimed():
+    verdict, reason = claims.judge(0.01, -0.05, 0.07, ">", 0.02, mde=0.084)
+    assert verdict == INCONCLUSIVE and reason.endswith("underpowered: MDE 8.4 points > 2.0 points")
+    assert "below the claimed 2.0 points" in claims.judge(0.01, 0.005, 0.015, ">", 0.02)[1]
+
+
+def test_judge_rejects_unknown_direction_and_negative_effect():
     with pytest.raises(ValueError, match="direction"):
         claims.judge(0.1, 0.0, 0.2, "=>")
+    with pytest.raises(ValueError, match="effect"):
+        claims.judge(0.1, 0.0, 0.2, ">", -0.02)
 
 
-def test_paper_like_run_holds_where_built_in():
+def test_mde_matches_the_closed_form():
+    factor = 1.959963984540054 + 0.8416212335729143  # z_0.975 + z_0.8
+    assert power.minimum_detectable_effect(1.0) == pytest.approx(factor)
+    assert power.paired_accuracy_mde(0.1, 300) == pytest.approx(factor * np.sqrt(0.1 / 300))  # 5.1 points
+    assert power.paired_accuracy_mde(0.1, 300) == pytest.approx(0.05115, abs=1e-5)
+    assert power.se_from_interval(-1.959963984540054, 1.959963984540054) == pytest.approx(1.0)
+    assert np.isnan(power.se_from_interval(np.nan, 1.0))
+    # 4x the sentences halve the MDE; 90% power needs more
+    assert power.paired_accuracy_mde(0.1, 1200) == pytest.approx(power.paired_accuracy_mde(0.1, 300) / 2)
+    assert power.minimum_detectable_effect(1.0, power=0.9) > factor
+    with pytest.raises(ValueError, match="alpha"):
+        power.minimum_detectable_effect(1.0, alpha=0)
+    with pytest.raises(ValueError, match="discordant"):
+        power.paired_accuracy_mde(1.5, 300)
+
+
+def test_a_check_carries_the_mde_of_its_interval():
+    table, cells = synthetic_run(paper_like)
+    f1 = by_claim(claims.evaluate_claims(table, cells, resamples=300), "F1").iloc[0]
+    se = power.se_from_interval(f1["ci_low"], f1["ci_high"])
+    assert f1["mde"] == pytest.approx(power.minimum_detectable_effect(se)) and f1["effect"] == margins.EFFECT
+
+
+def test_every_margin_is_justified_once():
+    table = margins.margins_table()
+    assert {"EFFECT", "F4_RATIO", "F9_MARGIN", "F3_TREND", "F7_RECOVERY", "F8_LAST_LAYERS"} <= set(table["name"])
+    assert table["name"].is_unique and (table["justification"].str.len() > 40).all()
+    assert table.set_index("name").loc["F4_RATIO", "value"] == margins.F4_RATIO == 0.5
+
+
+def test_paper_like_run_is_supported_where_built_in():
     table, cells = synthetic_run(paper_like)
     checks = claims.evaluate_claims(table, cells)
     f1 = by_claim(checks, "F1")
-    assert len(f1) == 2 and (f1["verdict"] == "holds").all()
-    # Best mean 0.8 vs best CLS 0.75 (CoLA raise is only fine-tuned), on bigram shift: +0.1 exactly.
+    assert len(f1) == 2 and (f1["verdict"] == SUPPORTED).all()
+    # Best mean 0.85 vs best CLS 0.7 (CoLA raise is only fine-tuned), on bigram shift: +0.15 exactly.
     bigram = f1[f1["scope"] == "probe_task=bigram_shift"].iloc[0]
-    assert bigram["estimate"] == pytest.approx(0.1) and bigram["ci_low"] > 0
-    f2 = by_claim(checks, "F2")
-    assert list(f2["verdict"]) == ["holds", "holds"]
-    assert f2["estimate"].to_numpy() == pytest.approx([0.1, 0.1])
+    assert bigram["estimate"] == pytest.approx(0.15) and bigram["ci_low"] > 0
     f4 = by_claim(checks, "F4")
-    assert list(f4["verdict"]) == ["holds", "holds"]
+    assert list(f4["verdict"]) == [SUPPORTED, SUPPORTED]
     assert f4.iloc[0]["estimate"] == pytest.approx(0.1)  # upper-layer Delta, CLS pooling
-    # Nothing else changed: mean-pooling Deltas are 0, and F9 (fine-tuned CLS 0.8 <= mean 0.8) holds.
-    f9 = by_claim(checks, "F9")
-    assert (f9["verdict"] == "holds").all()
-    assert f9[f9["scope"].str.contains("bigram")]["estimate"].iloc[0] == pytest.approx(0.0)
+    assert f4.iloc[1]["estimate"] == pytest.approx(-0.05)  # mean-pooling gain 0 - 0.5 x 0.1
     # No perplexity / attention / SST-2 rows: not computable, with the reason.
     for claim in ("F5", "F6", "F7", "F8"):
         row = by_claim(checks, claim)
@@ -125,43 +165,144 @@ def test_interval_is_the_paired_bootstrap_of_the_statistic():
     assert (f4["ci_low"], f4["ci_high"]) == pytest.approx(expected)
 
 
-def test_violations_are_found():
-    def cls_better(ft, task, pooling, layer):
-        return 0.8 if pooling == "cls" else 0.6
-
-    checks = claims.evaluate_claims(*synthetic_run(cls_better))
-    f1 = by_claim(checks, "F1")
-    assert (f1["verdict"] == "does not hold").all()
-    assert f1["estimate"].to_numpy() == pytest.approx([-0.2, -0.2])
-    assert (f1["ci_high"] < 0).all()
-    summary = claims.summarise(checks).set_index("claim")
-    assert summary.loc["F1", "verdict"] == "does not hold" and summary.loc["F1", "reason"] == "0 of 2 checks hold"
-    # Equal task accuracies: F2 is strict, so an interval around 0 does not hold.
-    assert (by_claim(checks, "F2")["reason"] == "interval includes 0").all()
+def _flat(value):
+    return lambda ft, task, pooling, layer: value
 
 
-def test_lower_layer_change_fails_f3_upper_change_holds():
-    def change(where):
-        def accuracy(ft, task, pooling, layer):
-            moved = ft != NO_FINETUNE and (layer <= 2 if where == "lower" else layer >= 3)
-            return 0.6 - (0.1 if moved else 0.0)
-        return accuracy
+def _pooling(mean, cls):
+    return lambda ft, task, pooling, layer: mean if pooling == "mean" else cls
 
-    lower = by_claim(claims.evaluate_claims(*synthetic_run(change("lower"))), "F3")
-    upper = by_claim(claims.evaluate_claims(*synthetic_run(change("upper"))), "F3")
-    assert len(lower) == 4 and (lower["verdict"] == "does not hold").all()  # 2 tasks x 2 poolings
-    assert (upper["verdict"] == "holds").all()
-    assert upper["estimate"].to_numpy() == pytest.approx(0.1)
+
+def _tuned(pre, post, *, where=lambda task, pooling, layer: True):
+    return lambda ft, task, pooling, layer: post if ft != NO_FINETUNE and where(task, pooling, layer) else pre
+
+
+def _cola_bigram(cls_gain, mean_gain, base=0.6):
+    def accuracy(ft, task, pooling, layer):
+        if ft == "cola" and task == "bigram_shift" and layer >= 3:
+            return base + (cls_gain if pooling == "cls" else mean_gain)
+        return base
+    return accuracy
+
+
+def _gain_vs_mean(tuned_cls, pre_mean, pre_cls=0.5):
+    def accuracy(ft, task, pooling, layer):
+        if pooling == "mean":
+            return pre_mean
+        return tuned_cls if ft != NO_FINETUNE and layer >= 3 else pre_cls
+    return accuracy
+
+
+# claim, quantity (a substring), scenario -> (accuracy function, n_test, expected verdict, underpowered)
+KNOWN = {
+    ("F1", "mean - CLS", "true"): (_pooling(0.85, 0.65), 400, SUPPORTED, False),
+    ("F1", "mean - CLS", "false"): (_pooling(0.6, 0.8), 400, CONTRADICTED, False),
+    ("F1", "mean - CLS", "underpowered"): (_pooling(0.72, 0.7), 40, INCONCLUSIVE, True),
+    ("F3", "depth slope", "true"): (_tuned(0.7, 0.5, where=lambda t, p, layer: layer >= 3), 400, SUPPORTED, False),
+    ("F3", "depth slope", "false"): (_tuned(0.7, 0.5, where=lambda t, p, layer: layer <= 2), 400, CONTRADICTED, False),
+    ("F3", "depth slope", "underpowered"): (_tuned(0.7, 0.66, where=lambda t, p, layer: layer >= 3), 40,
+                                            INCONCLUSIVE, True),
+    ("F3", "share", "true"): (_tuned(0.7, 0.5, where=lambda t, p, layer: layer >= 3), 400, SUPPORTED, False),
+    ("F3", "share", "false"): (_tuned(0.7, 0.5, where=lambda t, p, layer: layer <= 2), 400, CONTRADICTED, False),
+    ("F4", ", CLS pooling", "true"): (_cola_bigram(0.2, 0.0), 400, SUPPORTED, False),
+    ("F4", ", CLS pooling", "false"): (_cola_bigram(-0.2, 0.0), 400, CONTRADICTED, False),
+    ("F4", ", CLS pooling", "underpowered"): (_cola_bigram(0.04, 0.0), 40, INCONCLUSIVE, True),
+    ("F4", "mean pooling - 0.5", "true"): (_cola_bigram(0.2, 0.0), 400, SUPPORTED, False),
+    ("F4", "mean pooling - 0.5", "false"): (_cola_bigram(0.2, 0.2), 400, CONTRADICTED, False),
+    ("F4", "mean pooling - 0.5", "underpowered"): (_cola_bigram(0.1, 0.05), 40, INCONCLUSIVE, False),
+    ("F9", "max over layers", "true"): (_gain_vs_mean(0.75, 0.9), 400, SUPPORTED, False),
+    ("F9", "max over layers", "false"): (_gain_vs_mean(0.95, 0.7), 400, CONTRADICTED, False),
+    ("F9", "max over layers", "underpowered"): (_gain_vs_mean(0.9, 0.9), 40, INCONCLUSIVE, True),
+}
+
+
+@pytest.mark.parametrize(("claim", "quantity", "scenario"), list(KNOWN))
+def test_each_check_has_its_known_answer(claim, quantity, scenario):
+    """A simulated run where the claim is true, one where it is false, and one too small to tell."""
+    accuracy, n_test, verdict, underpowered = KNOWN[(claim, quantity, scenario)]
+    table, cells = synthetic_run(accuracy, n_test=n_test, seed=1)
+    checks = by_claim(claims.evaluate_claims(table, cells, resamples=400), claim)
+    own = checks[checks["quantity"].str.contains(quantity, regex=False)]
+    assert len(own) and (own["verdict"] == verdict).all(), own[["scope", "estimate", "ci_low", "ci_high", "reason"]]
+    assert own["reason"].str.contains("underpowered").all() == underpowered
+    assert (own["interval"] != "none").all()
+
+
+def test_a_paper_effect_per_check_can_replace_the_margin():
+    table, cells = synthetic_run(paper_like)
+    checks = claims.evaluate_claims(table, cells, resamples=300)
+    f4 = by_claim(checks, "F4").iloc[0]  # CLS gain 0.1, interval about [0.05, 0.15]
+    key = (f4["claim"], f4["model"], f4["scope"], f4["quantity"])
+    larger = claims.with_effects(checks, {key: 0.3}).loc[f4.name]  # a paper effect of 30 points is ruled out
+    assert f4["verdict"] == SUPPORTED and larger["verdict"] == SUPPORTED and "below the claimed 30.0" in larger["reason"]
+    checks.loc[f4.name, ["ci_low", "ci_high"]] = [-0.01, 0.2]  # an interval that includes 0, and below 0.3
+    rejudged = claims.with_effects(checks, {key: 0.3}).loc[f4.name]
+    assert rejudged["verdict"] == CONTRADICTED and rejudged["effect"] == 0.3
+    assert rejudged["reason"] == "interval excludes the claimed effect of 30.0 points"
+    assert claims.with_effects(checks, {}).equals(checks)
+
+
+def test_f3_trend_is_calibrated_without_any_change():
+    """|Delta| of noise is positive: without the noise floor a null run would look like a depth trend."""
+    verdicts = []
+    for seed in range(8):
+        table, cells = synthetic_run(_flat(0.7), n_test=200, seed=seed)
+        trend = by_claim(claims.evaluate_claims(table, cells, resamples=200), "F3").iloc[0]
+        verdicts.append(trend["verdict"])
+    assert verdicts.count(SUPPORTED) <= 1
+
+
+def test_f9_is_checked_only_where_fine_tuning_gave_a_gain():
+    table, cells = synthetic_run(_flat(0.7))
+    f9 = by_claim(claims.evaluate_claims(table, cells, resamples=200), "F9")
+    assert list(f9["verdict"]) == ["not computable"]
+
+
+def test_an_exported_run_is_judged_from_its_delta_intervals():
+    """No cells: Deltas take the stored paired intervals; contrasts of two probes are wider (unpaired)."""
+    table, cells = synthetic_run(paper_like)
+    intervals = delta_intervals.delta_intervals(cells, resamples=1000)
+    test = table["split"] == "test"
+    cis = [uncertainty.bootstrap_accuracy_ci(c) for cell in cells for t in cell.tasks.values() for c in t.correct]
+    assert len(cis) == test.sum()  # rows and probes in the same order (ft, task, pooling, layer)
+    table.loc[test, "ci_low"] = [c.low for c in cis]
+    table.loc[test, "ci_high"] = [c.high for c in cis]
+    exported = claims.evaluate_claims(table, [], intervals=intervals)
+    computed = claims.evaluate_claims(table, cells)
+    same = ~exported["quantity"].str.contains("noise floor")  # the floor comes from the replicates
+    pd.testing.assert_series_equal(exported["estimate"][same], computed["estimate"][same])
+    assert (exported["verdict"] == computed["verdict"]).mean() > 0.8
+    stored = intervals[(intervals["seed"] == -1) & (intervals["level"] == "layer_group")
+                       & (intervals["probe_task"] == "bigram_shift") & (intervals["pooling"] == "cls")].iloc[1]
+    f4 = by_claim(exported, "F4").iloc[0]
+    assert (f4["ci_low"], f4["ci_high"]) == pytest.approx((stored["ci_low"], stored["ci_high"]), abs=2e-3)
+    assert f4["interval"] == claims.EXPORTED_PAIRED
+    f1_exported, f1_computed = (by_claim(c, "F1").iloc[0] for c in (exported, computed))
+    assert f1_exported["interval"] == claims.EXPORTED_UNPAIRED
+    assert f1_exported["ci_high"] - f1_exported["ci_low"] > f1_computed["ci_high"] - f1_computed["ci_low"]
 
 
 def test_without_predictions_the_point_estimate_decides():
     table, _ = synthetic_run(paper_like)
     f1 = by_claim(claims.evaluate_claims(table, []), "F1")
-    assert (f1["interval"] == "none").all() and f1["ci_low"].isna().all()
-    assert (f1["verdict"] == "holds").all() and f1["reason"].str.contains("no probe_predictions.npz").all()
+    assert (f1["interval"] == "none").all() and f1["ci_low"].isna().all() and f1["mde"].isna().all()
+    assert (f1["verdict"] == SUPPORTED).all() and f1["reason"].str.contains("no probe_predictions.npz").all()
 
 
-def _perplexity_rows(rises: dict[str, list[float]], k_max: int = 2) -> pd.DataFrame:
+def test_summary_counts_the_verdicts():
+    checks = pd.DataFrame([claims._check("F1", "m", "s", "q", ">", estimate=e, low=lo, high=hi, effect=0.02)
+                           for e, lo, hi in ((0.1, 0.05, 0.15), (0.0, -0.05, 0.05), (0.0, -0.05, 0.05))])
+    row = claims.summarise(checks).set_index("claim").loc["F1"]
+    assert (row["supported"], row["contradicted"], row["inconclusive"]) == (1, 0, 2)
+    assert row["verdict"] == INCONCLUSIVE and row["reason"] == "1 supported, 2 inconclusive (2 underpowered)"
+    assert row["mde"] == "7.1 points"
+    contradicted = pd.concat([checks, pd.DataFrame([claims._check("F1", "m", "s", "q", ">", estimate=-0.1,
+                                                                  low=-0.2, high=-0.05)])])
+    assert claims.summarise(contradicted).set_index("claim").loc["F1", "verdict"] == CONTRADICTED
+
+
+def _perplexity_rows(rises: dict[str, list[float]], recovered_by_last: float = 1.0, depth: int = 4) -> pd.DataFrame:
+    """Perplexity 10 pre-trained; per seed a rise; restoring the last layer recovers ``recovered_by_last`` of it."""
     rows = [{"stage": "perplexity", "model": "m", "metric": "perplexity", "split": "test", "value": 10.0,
              "k_replaced": -1}]
     for task, values in rises.items():
@@ -170,10 +311,11 @@ def _perplexity_rows(rises: dict[str, list[float]], k_max: int = 2) -> pd.DataFr
                 rows.append({"stage": "perplexity", "model": "m", "finetune_task": task, "finetune_head": "cls",
                              "seed": seed, "epoch": epoch, "metric": "perplexity", "split": "test",
                              "value": 10.0 + rise * epoch / 2, "k_replaced": -1})
-            for k in range(k_max + 1):  # replacing layers brings it back to 10
+            for k in range(depth + 1):  # the last layer brings back ``recovered_by_last``, the rest evenly
+                left = 1.0 if k == 0 else (1 - recovered_by_last) * (1 - (k - 1) / (depth - 1))
                 rows.append({"stage": "perplexity", "model": "m", "finetune_task": task, "finetune_head": "cls",
                              "seed": seed, "epoch": 2, "metric": "perplexity", "split": "test",
-                             "value": 10.0 + rise * (1 - k / k_max), "k_replaced": k})
+                             "value": 10.0 + rise * left, "k_replaced": k})
     return results.results_frame(rows)
 
 
@@ -184,29 +326,52 @@ def test_perplexity_claims_with_seed_intervals():
     half = 4.302652729911275 / np.sqrt(3)  # t(0.975, 2) * std 1 / sqrt(3)
     assert cola["estimate"] == pytest.approx(2.0)
     assert (cola["ci_low"], cola["ci_high"]) == pytest.approx((2 - half, 2 + half))
-    assert cola["verdict"] == "does not hold" and cola["reason"] == "interval includes 0"  # 2 - 2.48 < 0
+    assert cola["verdict"] == INCONCLUSIVE and cola["reason"].startswith("interval includes 0")  # 2 - 2.48 < 0
     difference = f6.loc["head=cls"]
-    assert difference["estimate"] == pytest.approx(4.0) and difference["verdict"] == "holds"
-    f7 = by_claim(checks, "F7").set_index("scope")
-    assert f7.loc["ft=sst2-cls", "estimate"] == pytest.approx(-6.0) and f7.loc["ft=sst2-cls", "verdict"] == "holds"
+    assert difference["estimate"] == pytest.approx(4.0) and difference["verdict"] == SUPPORTED
+
+
+@pytest.mark.parametrize(("recovered", "rises", "verdict"), [
+    (0.9, [5.0, 6.0, 7.0], SUPPORTED),  # the last layer (k = 1 of 4) carries 90% of the rise
+    (0.1, [5.0, 6.0, 7.0], CONTRADICTED),  # the rise is spread over the depth
+    (0.6, [-1.0, 0.5, 3.0], INCONCLUSIVE),  # seeds disagree
+])
+def test_f7_small_k_recovers_most_of_the_rise(recovered, rises, verdict):
+    f7 = by_claim(claims.evaluate_claims(_perplexity_rows({"sst2": rises}, recovered)), "F7").iloc[0]
+    assert f7["scope"] == "ft=sst2-cls, k=1 of L=4" and f7["verdict"] == verdict
+    assert f7["estimate"] == pytest.approx((recovered - 0.5) * np.mean(rises))
 
 
 def test_one_seed_perplexity_has_no_interval():
     f6 = by_claim(claims.evaluate_claims(_perplexity_rows({"cola": [-1.0]})), "F6")
-    assert f6["interval"].tolist() == ["none"] and f6["verdict"].tolist() == ["does not hold"]
+    assert f6["interval"].tolist() == ["none"] and f6["verdict"].tolist() == [CONTRADICTED]
     assert "one seed" in f6["reason"].iloc[0]
 
 
-def test_attention_entropy_claim():
+def _attention_rows(cls_raise: list[float], mean_raise: list[float], top: int = 6) -> pd.DataFrame:
+    """Entropy 1.0 everywhere; fine-tuning adds ``*_raise[seed]`` in the last three of ``top`` layers."""
     rows = []
-    for ft, head, raise_by in ((NO_FINETUNE, NO_FINETUNE, 0.0), ("cola", "cls", 0.5), ("cola", "mean", 0.1)):
-        for layer in range(1, 5):
-            rows.append({"stage": "attention", "model": "m", "finetune_task": ft, "finetune_head": head,
+    runs = [(NO_FINETUNE, NO_FINETUNE, 0, 0.0)] + [("cola", "cls", s, r) for s, r in enumerate(cls_raise)] + [
+        ("cola", "mean", s, r) for s, r in enumerate(mean_raise)]
+    for ft, head, seed, raise_by in runs:
+        for layer in range(1, top + 1):
+            rows.append({"stage": "attention", "model": "m", "finetune_task": ft, "finetune_head": head, "seed": seed,
                          "layer": layer, "metric": "entropy", "position": "first",
-                         "value": 1.0 + (raise_by if layer >= 3 else 0.0)})
-    f8 = by_claim(claims.evaluate_claims(results.results_frame(rows)), "F8")
-    assert f8["estimate"].to_numpy() == pytest.approx([0.5, 0.4])
-    assert (f8["verdict"] == "holds").all() and (f8["interval"] == "none").all()
+                         "value": 1.0 + (raise_by if layer > top - 3 else 0.0)})
+    return results.results_frame(rows)
+
+
+@pytest.mark.parametrize(("cls_raise", "mean_raise", "verdicts"), [
+    ([0.5, 0.6, 0.55], [0.1, 0.12, 0.08], [SUPPORTED, SUPPORTED]),
+    ([-0.5, -0.6, -0.55], [0.1, 0.12, 0.08], [CONTRADICTED, CONTRADICTED]),
+    ([0.5, -0.4, 0.1], [0.1, -0.3, 0.4], [INCONCLUSIVE, INCONCLUSIVE]),
+])
+def test_attention_entropy_claim_over_the_last_three_layers(cls_raise, mean_raise, verdicts):
+    f8 = by_claim(claims.evaluate_claims(_attention_rows(cls_raise, mean_raise)), "F8")
+    assert f8["scope"].tolist() == ["ft=cola, layers 4-6"] * 2 and f8["verdict"].tolist() == verdicts
+    assert f8["estimate"].to_numpy() == pytest.approx([np.mean(cls_raise), np.mean(cls_raise) - np.mean(mean_raise)])
+    one_seed = by_claim(claims.evaluate_claims(_attention_rows([0.5], [0.1])), "F8")
+    assert (one_seed["interval"] == "none").all() and (one_seed["verdict"] == SUPPORTED).all()
 
 
 def test_claims_command_prints_and_writes(tmp_path, capsys):
@@ -216,7 +381,7 @@ def test_claims_command_prints_and_writes(tmp_path, capsys):
     table.to_csv(run / results.RESULTS_FILE, index=False)
     assert cli.main(["claims", str(run), "--checks", "--resamples", "200"]) == 0
     printed = capsys.readouterr().out
-    assert "F1" in printed and "holds" in printed and "not computable" in printed
+    assert "F1" in printed and "supported" in printed and "not computable" in printed
     written = claims.load_claims(run / claims.CLAIMS_FILE)
     assert set(written["claim"]) == set(claims.CLAIMS)
     # Without cells' predictions the CLI falls back to point estimates.
@@ -287,15 +452,35 @@ def test_cli_claims_csv_and_book_agree_on_the_committed_runs(name, capsys):
     cli_verdicts = {}
     for line in printed[2:]:
         claim, rest = line.strip().split(maxsplit=1)
-        cli_verdicts[claim] = next(v for v in (claims.HOLDS, claims.FAILS, claims.NOT_COMPUTABLE) if rest.startswith(v))
+        cli_verdicts[claim] = next(v for v in claims.VERDICTS if rest.startswith(v))
     assert cli_verdicts == book.to_dict()
+    # the stored file is what the exported tables give today (delta_intervals.csv + results.csv)
+    table = results.load_results(run / results.RESULTS_FILE)
+    intervals = delta_intervals.load_delta_intervals(run / delta_intervals.DELTA_INTERVALS_FILE)
+    recomputed = claims.evaluate_claims(table, intervals=intervals)
+    pd.testing.assert_frame_equal(recomputed, stored, check_dtype=False)
+
+
+def test_a_stale_claims_csv_is_recomputed_from_the_exported_intervals(tmp_path, capsys):
+    """An exported run whose claims.csv predates the three-valued verdicts: recomputed, and rewritten."""
+    table, cells = synthetic_run(paper_like)
+    run = tmp_path / "exported"
+    run.mkdir()
+    table.to_csv(run / results.RESULTS_FILE, index=False)
+    delta_intervals.delta_intervals(cells, resamples=200).to_csv(run / delta_intervals.DELTA_INTERVALS_FILE,
+                                                                 index=False)
+    (run / claims.CLAIMS_FILE).write_text("claim,model,verdict\nF1,m,holds\n")
+    found = claims.claims_of_run(run)
+    assert found.source == "exported" and "had older columns" in found.note
+    assert cli.main(["claims", str(run)]) == 0
+    pd.testing.assert_frame_equal(claims.load_claims(run / claims.CLAIMS_FILE), found.checks, check_dtype=False)
 
 
 @pytest.mark.parametrize(("estimate", "direction", "verdict"), [
-    (2.78e-17, ">", "does not hold"),  # an exact tie computed in another order is no gain
-    (-2.78e-17, ">=", "holds"),
-    (-2.78e-17, "<", "does not hold"),
+    (2.78e-17, ">", "contradicted"),  # an exact tie computed in another order is no gain
+    (-2.78e-17, "<=", "supported"),
+    (-2.78e-17, "<", "contradicted"),
 ])
 def test_float_noise_is_a_tie(estimate, direction, verdict):
     assert claims.judge(estimate, np.nan, np.nan, direction)[0] == verdict
-    assert claims.judge(0.01, 2.78e-17, 0.02, ">")[0] == "does not hold"  # the interval touches 0
+    assert claims.judge(0.01, 2.78e-17, 0.02, ">")[0] == "inconclusive"  # the interval touches 0

@@ -32,16 +32,16 @@ def test_load_committed_reads_every_table(exported):
     pd.testing.assert_frame_equal(run.intervals, delta_intervals.load_delta_intervals(dest / "delta_intervals.csv"))
     record, provenance = (json.loads((dest / name).read_text()) for name in ("grid.json", "provenance.json"))
     assert run.summary == report.run_summary(record, provenance) and run.summary.startswith("Config 'synthetic'")
-    # no claims.csv: the point estimates of the table
-    pd.testing.assert_frame_equal(run.checks, claims.evaluate_claims(run.table))
+    # no claims.csv: recomputed from the exported Delta intervals, as `probeft claims` does
+    pd.testing.assert_frame_equal(run.checks, claims.evaluate_claims(run.table, intervals=run.intervals))
 
 
 def test_load_committed_prefers_the_written_claims(exported):
     dest, _ = exported
-    written = claims.evaluate_claims(validation.load_committed(dest).table).assign(verdict="holds")
+    written = claims.evaluate_claims(validation.load_committed(dest).table).assign(verdict="supported")
     written.to_csv(dest / claims.CLAIMS_FILE, index=False)
     checks = validation.load_committed(dest).checks
-    assert (checks["verdict"] == "holds").all() and len(checks) == len(written)
+    assert (checks["verdict"] == "supported").all() and len(checks) == len(written)
 
 
 def test_load_committed_absent_and_partial(exported, tmp_path):

@@ -108,7 +108,10 @@ def _claims_command(args: argparse.Namespace) -> int:
     print(found.note)
     if found.source != "stored":
         target = run_dir / claims.CLAIMS_FILE
-        existing = claims.load_claims(target)
+        try:
+            existing = claims.load_claims(target)
+        except ValueError:  # written with older columns: nothing to keep
+            existing = None
         if args.no_write:
             print(f"(not written: --no-write; {target} is unchanged)")
         elif found.source == "point estimates" and existing is not None and (existing["interval"] != "none").any():
@@ -118,10 +121,13 @@ def _claims_command(args: argparse.Namespace) -> int:
             files.atomic_write_text(target, found.checks.to_csv(index=False))
     checks = found.checks
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.max_rows", 500):
-        print(claims.summarise(checks)[["claim", "verdict", "reason", "finding"]].to_string(index=False))
+        summary = claims.summarise(checks)
+        summary["finding"] = summary["finding"].map(lambda text: text if len(text) <= 60 else text[:57] + "...")
+        print(summary[["claim", "verdict", "mde", "reason", "finding"]].to_string(index=False))
         if args.checks:
-            shown = checks[["claim", "model", "scope", "quantity", "estimate", "ci_low", "ci_high", "verdict"]].copy()
-            for column in ("estimate", "ci_low", "ci_high"):  # no interval: "-", not NaN
+            shown = checks[["claim", "model", "scope", "quantity", "direction", "effect", "estimate", "ci_low",
+                            "ci_high", "mde", "verdict"]].copy()
+            for column in ("effect", "estimate", "ci_low", "ci_high", "mde"):  # no interval: "-", not NaN
                 shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
             print()
             print(shown.to_string(index=False))

@@ -287,21 +287,32 @@ def _claim_value(value: float, unit: str) -> str:
     return f"{100 * value:+.1f}" if unit == "accuracy" else f"{value:+.2f}"
 
 
+def _claimed(direction: str, effect: float, unit: str) -> str:
+    """What a check claims, as shown: ``> 0 (effect +2.0)``, ``<= +2.0`` (a margin), ``> 0``."""
+    if direction in (">", "<"):
+        if pd.isna(effect) or effect == 0:
+            return f"{direction} 0"
+        return f"{direction} 0 (effect {_claim_value(effect if direction == '>' else -effect, unit)})"
+    bound = 0.0 if pd.isna(effect) else (effect if direction == "<=" else -effect)
+    return f"{direction} {_claim_value(bound, unit)}"
+
+
 def claims_checks_table(checks: pd.DataFrame) -> pd.DataFrame:
     """Every computable check of :func:`probeft.verdicts.claims.evaluate_claims` as shown, one row each.
 
-    Columns ``claim, verdict, model, scope, quantity, claimed, estimate, 95% interval, reason``;
-    accuracy statistics in points.
+    Columns ``claim, verdict, model, scope, quantity, claimed, estimate, 95% interval, MDE, reason``;
+    accuracy statistics in points; ``claimed`` states the direction with the effect size, or the margin.
     """
     shown = checks[checks["verdict"] != "not computable"].copy()
-    shown["claimed"] = shown["direction"] + " 0"
+    shown["claimed"] = [_claimed(d, e, u) for d, e, u in zip(shown["direction"], shown["effect"], shown["unit"])]
     shown["95% interval"] = [
         "none" if pd.isna(low) else f"[{_claim_value(low, unit)}, {_claim_value(high, unit)}]"
         for low, high, unit in zip(shown["ci_low"], shown["ci_high"], shown["unit"])
     ]
+    shown["MDE"] = [_claim_value(v, u).lstrip("+") for v, u in zip(shown["mde"], shown["unit"])]
     shown["estimate"] = [_claim_value(v, u) for v, u in zip(shown["estimate"], shown["unit"])]
     # the verdict next to the claim: on a page of this width the last columns need scrolling
-    columns = ["claim", "verdict", "model", "scope", "quantity", "claimed", "estimate", "95% interval", "reason"]
+    columns = ["claim", "verdict", "model", "scope", "quantity", "claimed", "estimate", "95% interval", "MDE", "reason"]
     return shown[columns].reset_index(drop=True)
 
 
@@ -439,12 +450,17 @@ def findings_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`probeft.verdicts.claims.summarise` as shown: the verdict next to the claim, the finding's wording last.
 
     Args:
-        summary: one row per finding (``claim, finding, checks, holding, verdict, reason``).
+        summary: one row per finding (:data:`probeft.verdicts.claims.SUMMARY_COLUMNS`).
 
     Returns:
-        The same rows indexed by ``claim``, columns ``verdict, reason, finding``.
+        The same rows indexed by ``claim``, columns ``verdict, checks, MDE, reason, finding``; ``checks``
+        counts them per verdict (supported / contradicted / inconclusive).
     """
-    return summary.set_index("claim")[["verdict", "reason", "finding"]]
+    shown = summary.set_index("claim")
+    counts = [f"{s} / {c} / {i}" for s, c, i in zip(shown["supported"], shown["contradicted"], shown["inconclusive"])]
+    return pd.DataFrame({"verdict": shown["verdict"], "checks (sup. / contra. / inconcl.)": counts,
+                         "MDE (largest)": shown["mde"], "reason": shown["reason"], "finding": shown["finding"]},
+                        index=shown.index)
 
 
 _STAGE_TITLES = {"finetune": "Fine-tuning", "probing": "Probing", "attention": "Attention", "perplexity": "Perplexity"}

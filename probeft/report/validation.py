@@ -25,7 +25,8 @@ class CommittedRun:
     Attributes:
         table: the long results table.
         intervals: paired Delta intervals, or None when the run has no ``delta_intervals.csv``.
-        checks: the claims checks of ``claims.csv``; point estimates from ``table`` when the file is absent.
+        checks: the claims checks of :func:`probeft.verdicts.claims.claims_of_run`: ``claims.csv``, or, when
+            absent or stale, recomputed from ``delta_intervals.csv`` (point estimates without it).
         summary: one line naming the config, cells, wall time, device and versions.
     """
 
@@ -48,9 +49,8 @@ def load_committed(run_dir: str | Path) -> CommittedRun | None:
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name}: missing from an exported run; re-run `probeft export`")
     table = results.load_results(run_dir / results.RESULTS_FILE)
-    checks = claims.load_claims(run_dir / claims.CLAIMS_FILE)
-    if checks is None:  # exported without claims.csv: point estimates from the results table
-        checks = claims.evaluate_claims(table)
+    # what `probeft claims` shows: the stored claims.csv, else recomputed from delta_intervals.csv, else points
+    checks = claims.claims_of_run(run_dir).checks
     summary = pages.run_summary(json.loads((run_dir / "grid.json").read_text()),
                                  json.loads((run_dir / "provenance.json").read_text()))
     return CommittedRun(table=table,

@@ -1,33 +1,36 @@
-"""The paper's findings F1-F9 as executable checks on a run, each verdict backed by an interval.
+"""The paper's findings F1-F9 as executable checks on a run: three-valued verdicts, each with an interval and an MDE.
 
 :func:`evaluate_claims` reads a run's results table (and, for the probing findings, its cells'
-``probe_predictions.npz``) and returns one tidy row per *check* (:data:`CHECK_COLUMNS`): a finding
-is checked once per model, task, head or pooling that the run holds, so a run with two models gets
-two F1 checks per probing task. :func:`summarise` folds them into one row per finding.
+``probe_predictions.npz``, or an exported run's ``delta_intervals.csv``) and returns one tidy row per *check*
+(:data:`CHECK_COLUMNS`): a finding is checked once per model, task, head or pooling that the run holds.
+:func:`summarise` folds them into one row per finding. Every effect size and margin comes from
+:mod:`probeft.verdicts.margins`, where each is justified.
 
 Intervals (95%):
-    * Probing findings (F1-F5, F9): percentile bootstrap over test sentences. The test sentences of
-      one probing task are resampled once (:func:`probeft.verdicts.uncertainty.resampled_accuracies`) for
-      every probe of the run on them, so a statistic combining several probes of a task (a Delta, a
-      layer-group mean, a difference of best layers) is a paired bootstrap; different tasks are
-      resampled independently. Best layers are chosen on dev accuracy (ties: the lower layer) and
-      held fixed in the resamples. Seeds are averaged inside each resample.
-    * Perplexity (F6, F7): a t interval over fine-tuning seeds (Welch's for the SST-2 vs CoLA
-      difference); with one seed there is no interval.
-    * Attention (F8): no interval (the attention rows are means over inputs, not per-sentence values).
-    Without an interval (no ``probe_predictions.npz``, one seed, attention) the verdict follows the
-    point estimate and ``reason`` says so.
+    * Probing findings, from the cells' predictions: percentile bootstrap over test sentences. The test
+      sentences of one probing task are resampled once (:func:`probeft.verdicts.uncertainty.resampled_accuracies`)
+      for every probe of the run on them, so a statistic combining several probes of a task is a paired
+      bootstrap; different tasks are resampled independently. Best layers are chosen on dev accuracy (ties: the
+      lower layer) and held fixed in the resamples. Seeds are averaged inside each resample.
+    * Probing findings of an exported run (no cells, but ``delta_intervals.csv``): a Delta (fine-tuned minus
+      pre-trained, per layer or layer group) takes its stored paired interval; a contrast of two different
+      probes (mean vs CLS pooling, two tasks) combines the results table's per-probe intervals as if the probes
+      were independent, which widens the interval (the probes' errors are positively correlated): conservative.
+      Both enter as normal draws matched to the stored interval ends (:func:`_normal_draws`).
+    * Perplexity (F6, F7) and attention (F8): t intervals over fine-tuning seeds (Welch's for a difference of
+      two sets of seeds); with one seed there is no interval.
+    Without an interval the verdict follows the point estimate and ``reason`` says so.
 
-Verdicts (:func:`judge`): a strict claim (``>``, ``<``: "raises", "lowers", "exceeds") *holds* when
-its interval lies entirely on the claimed side of 0. A non-strict claim (``>=``, ``<=``: "at least
-as good", "does not exceed") *holds* unless its interval lies entirely on the wrong side, i.e. unless
-the run shows a significant violation. A finding the run cannot evaluate is *not computable*, with
-the reason (what the run lacks).
+Verdicts (:func:`judge`): *supported*, *contradicted* (the interval excludes the claimed effect size or
+direction), *inconclusive* (the interval includes both 0 and the claimed effect), or *not computable* (the run
+lacks what the finding needs; the reason names it). Each check carries its minimum detectable effect
+(:mod:`probeft.verdicts.power`), so an inconclusive check says whether the run was too small ("underpowered").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,86 +43,171 @@ from probeft import results
 from probeft.core import files
 from probeft.core.names import NO_FINETUNE
 from probeft.results import analysis, predictions
-from probeft.verdicts import delta_intervals, uncertainty
+from probeft.verdicts import delta_intervals, margins, power, uncertainty
 
-__all__ = ["CHECK_COLUMNS", "CLAIMS", "CLAIMS_FILE", "SUMMARY_COLUMNS", "TIE", "Accuracies", "RunClaims",
-           "claims_of_run", "evaluate_claims", "judge", "load_claims", "summarise", "write_claims"]
+__all__ = ["CHECK_COLUMNS", "CLAIMS", "CLAIMS_FILE", "CONTRADICTED", "INCONCLUSIVE", "NOT_COMPUTABLE",
+           "SUMMARY_COLUMNS", "SUPPORTED", "TIE", "VERDICTS", "Accuracies", "RunClaims", "claims_of_run", "depth_trend",
+           "evaluate_claims", "judge", "load_claims", "summarise", "with_effects", "write_claims"]
 
 CLAIMS_FILE = "claims.csv"
-HOLDS, FAILS, NOT_COMPUTABLE = "holds", "does not hold", "not computable"
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_COMPUTABLE = "supported", "contradicted", "inconclusive", "not computable"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_COMPUTABLE)
+# The findings in our words; quotation marks only around the paper's words as the audit (issue 26) cites them.
 CLAIMS: dict[str, str] = {
-    "F1": "Mean pooling is at least as good as CLS pooling at the best layer, per model and probing task.",
+    "F1": "Mean pooling is better than CLS pooling at the best layer (\"mean pooling consistently improves\"), "
+          "per model and probing task.",
     "F2": "Bigram shift is probed more accurately than coordination inversion and than odd-man-out.",
-    "F3": "Fine-tuning changes mostly the upper layer group: |Delta| upper > |Delta| lower.",
-    "F4": "CoLA fine-tuning raises bigram-shift accuracy under CLS pooling, much less under mean pooling.",
+    "F3": "Fine-tuning changes mostly the upper layers: per-layer |Delta| grows with depth above the noise floor, "
+          "significant Deltas are more frequent in the upper layer group, and most of the 1 - CKA is there.",
+    "F4": "CoLA fine-tuning raises bigram-shift accuracy under CLS pooling; under mean pooling the gain is "
+          "\"negligible\" (below half the CLS gain).",
     "F5": "SST-2 fine-tuning lowers bigram-shift and odd-man-out accuracy.",
     "F6": "MLM perplexity rises with fine-tuning, more for SST-2 than for CoLA.",
-    "F7": "Replacing the last fine-tuned layers by pre-trained ones recovers the perplexity.",
-    "F8": "CLS-head fine-tuning raises the first token's attention entropy in the last layers more than "
+    "F7": "Replacing only the last few fine-tuned layers (k <= L/4) by pre-trained ones recovers most of the "
+          "perplexity rise.",
+    "F8": "CLS-head fine-tuning raises the first token's attention entropy in the last three layers, more than "
           "mean-head fine-tuning.",
-    "F9": "The gains under CLS pooling do not exceed the pre-trained mean-pooling baseline (Fig. 4).",
+    "F9": "Where fine-tuning gives CLS pooling a gain, CLS pooling still does not exceed the pre-trained "
+          "mean-pooling baseline at any layer (Fig. 4), beyond a 2-point margin.",
 }
-CHECK_COLUMNS = ["claim", "model", "scope", "quantity", "direction", "estimate", "ci_low", "ci_high", "interval",
-                 "unit", "verdict", "reason"]
-SUMMARY_COLUMNS = ["claim", "finding", "checks", "holding", "verdict", "reason"]
+CHECK_COLUMNS = ["claim", "model", "scope", "quantity", "direction", "effect", "estimate", "ci_low", "ci_high",
+                 "interval", "unit", "mde", "verdict", "reason"]
+SUMMARY_COLUMNS = ["claim", "finding", "checks", "supported", "contradicted", "inconclusive", "verdict", "mde",
+                   "reason"]
 BOOTSTRAP = "95% bootstrap over test sentences"
+EXPORTED_PAIRED = "95% paired bootstrap (delta_intervals.csv)"
+EXPORTED_UNPAIRED = "95% normal, probes taken as independent (exported run; conservative)"
+SEEDS_T = "95% t interval over seeds"
 ACCURACY = "accuracy"
-_CONFIDENCE = 0.95
-_STRICT = {">": True, "<": True, ">=": False, "<=": False}
+_CONFIDENCE = margins.CONFIDENCE
+_DIRECTIONS = {">": "strict", "<": "strict", "<=": "bounded", ">=": "bounded"}
 # Statistics within this of 0 are 0: a difference of equal accuracies computed in two orders can come out as
 # 2.8e-17, which would otherwise decide a strict claim. Accuracy statistics are multiples of 1/N_test >= 1e-6.
 TIE = 1e-9
 
 
-def judge(estimate: float, low: float, high: float, direction: str) -> tuple[str, str]:
-    """Verdict and reason of one check (module docstring); ``low``/``high`` NaN = no interval.
+def _show(value: float, unit: str) -> str:
+    """A number in a reason: accuracies in points, other units to 2 decimals."""
+    return f"{100 * value:.1f} points" if unit == ACCURACY else f"{value:.2f}"
+
+
+def judge(estimate: float, low: float, high: float, direction: str, effect: float = 0.0, *,
+          mde: float = np.nan, unit: str = ACCURACY) -> tuple[str, str]:
+    """Three-valued verdict and reason of one check; ``low``/``high`` NaN = no interval.
 
     Args:
         estimate: the statistic, e.g. a Delta.
-        low, high: its interval.
-        direction: the claim about the statistic: ``">"``, ``"<"`` (strict), ``">="`` or ``"<="``.
+        low, high: its 95% interval.
+        direction: ``">"`` / ``"<"``: the statistic is claimed positive / negative, with (at least) size
+            ``effect``; ``"<="``: claimed at most ``effect`` (a margin; non-superiority); ``">="``: claimed at
+            least ``-effect`` (non-inferiority).
+        effect: the claimed effect size or margin, >= 0 (:mod:`probeft.verdicts.margins`, or later the paper's
+            own per-cell effect).
+        mde: the check's minimum detectable effect (:mod:`probeft.verdicts.power`); only for the reason.
+        unit: ``"accuracy"`` shows numbers in points.
+
+    Returns:
+        ``(verdict, reason)``: a strict claim is *supported* when the interval lies on the claimed side of 0,
+        *contradicted* when it excludes the claimed effect (or lies on the wrong side of 0), else *inconclusive*;
+        a bounded claim is *supported* below the margin, *contradicted* above it, else *inconclusive*.
+        Without an interval the point estimate decides.
     """
-    if direction not in _STRICT:
-        raise ValueError(f"direction must be one of {list(_STRICT)}, got {direction!r}")
-    sign = 1.0 if direction.startswith(">") else -1.0
-    strict = _STRICT[direction]
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be one of {list(_DIRECTIONS)}, got {direction!r}")
+    if not effect >= 0:
+        raise ValueError(f"effect must be >= 0 (a size or a margin), got {effect!r}")
     if not np.isfinite(estimate):
         return NOT_COMPUTABLE, "the estimate is not finite"
-    estimate, low, high = (0.0 if abs(value) <= TIE else value for value in (estimate, low, high))
-    if not (np.isfinite(low) and np.isfinite(high)):
-        holds = sign * estimate > 0 if strict else sign * estimate >= 0
-        return (HOLDS if holds else FAILS), "point estimate only, no interval"
-    low, high = sorted((sign * low, sign * high))
+    sign = 1.0 if direction in (">", "<=") else -1.0
+    strict = _DIRECTIONS[direction] == "strict"
+    # Distances from the decision point (0 for a strict claim, the margin for a bounded one), ties at 0.
+    origin = 0.0 if strict else effect
+    est, lo, hi = (sign * value - origin for value in (estimate, low, high))
+    est, lo, hi = (0.0 if abs(value) <= TIE else value for value in (est, lo, hi))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        ok = est > 0 if strict else est <= 0
+        return (SUPPORTED if ok else CONTRADICTED), "point estimate only, no interval"
+    lo, hi = sorted((lo, hi))
+    underpowered = (f"; underpowered: MDE {_show(mde, unit)} > {_show(effect, unit)}"
+                    if effect > 0 and np.isfinite(mde) and mde > effect else "")
     if strict:
-        if low > 0:
-            return HOLDS, "interval excludes 0 on the claimed side"
-        return FAILS, "interval on the opposite side of 0" if high < 0 else "interval includes 0"
-    if high < 0:
-        return FAILS, "interval entirely on the wrong side of 0"
-    return HOLDS, "no significant violation" if low < 0 else "interval on the claimed side"
+        if lo > 0:
+            smaller = f" (but below the claimed {_show(effect, unit)})" if 0 < hi < effect else ""
+            return SUPPORTED, "interval excludes 0 on the claimed side" + smaller
+        if hi < 0:
+            return CONTRADICTED, "interval on the opposite side of 0"
+        if effect > 0 and hi < effect:
+            return CONTRADICTED, f"interval excludes the claimed effect of {_show(effect, unit)}"
+        what = f"0 and the claimed {_show(effect, unit)}" if effect > 0 else "0"
+        return INCONCLUSIVE, f"interval includes {what}{underpowered}"
+    if hi < 0:
+        return SUPPORTED, f"interval below the margin {_show(effect, unit)}"
+    if lo > 0:
+        return CONTRADICTED, f"interval above the margin {_show(effect, unit)}"
+    return INCONCLUSIVE, f"interval includes the margin {_show(effect, unit)}{underpowered}"
+
+
+def _normal_draws(point: float, low: float, high: float, key: Any, resamples: int, seed: int) -> np.ndarray | None:
+    """``(R,)`` pseudo-replicates of a statistic known by its point and 95% interval, or None without one.
+
+    Stratified normal quantiles, scaled separately below and above ``point`` so that their percentile interval
+    is (to interpolation) ``[low, high]``, in an order drawn from ``seed`` and ``key``: two keys' draws are
+    independent.
+    """
+    if not (np.isfinite(point) and np.isfinite(low) and np.isfinite(high)):
+        return None
+    z = stats.norm.ppf((np.arange(resamples) + 0.5) / resamples)
+    z = np.random.default_rng([seed, zlib.crc32(repr(key).encode())]).permutation(z)
+    scale = np.where(z < 0, point - low, high - point) / stats.norm.ppf(0.5 + _CONFIDENCE / 2)
+    return point + scale * z
 
 
 class Accuracies:
-    """Test accuracies of every probe of a run: the point value and, where possible, bootstrap replicates.
+    """Test accuracies and Deltas of every probe of a run: the point value and, where possible, replicates.
 
     ``get`` returns a ``(1 + R,)`` array (index 0: the results table's test accuracy; then ``R``
-    resampled accuracies) or ``(1,)`` when the cell has no ``probe_predictions.npz``; seeds averaged.
+    resampled accuracies) or ``(1,)`` when there is nothing to resample from; seeds averaged.
+    With ``intervals`` (an exported run's ``delta_intervals.csv``) and no cells, the replicates are
+    :func:`_normal_draws` from the stored intervals (module docstring).
     """
 
     def __init__(self, table: pd.DataFrame, cells: Sequence[predictions.CellPredictions], *,
-                 resamples: int = 1000, seed: int = 0) -> None:
+                 intervals: pd.DataFrame | None = None, resamples: int = 1000, seed: int = 0) -> None:
         rows = table[(table["stage"] == "probing") & (table["metric"] == ACCURACY)]
         self._dev = rows[rows["split"] == "dev"].groupby(
             ["model", "finetune_task", "finetune_head", "probe_task", "pooling", "layer"])["value"].mean()
         test = rows[rows["split"] == "test"]
+        self.exported = not cells and intervals is not None
         self._values: dict[tuple[Any, ...], list[np.ndarray]] = {}
         replicates = self._replicates(cells, resamples, seed)
+        has_ci = {"ci_low", "ci_high"} <= set(test.columns)
         for row in test.itertuples(index=False):
             key = (row.model, row.finetune_task, row.finetune_head, int(row.seed), row.probe_task, row.pooling,
                    int(row.layer))
             boot = replicates.get(key)
+            if boot is None and self.exported and has_ci:
+                boot = _normal_draws(float(row.value), float(row.ci_low), float(row.ci_high), key, resamples, seed)
             value = np.array([float(row.value)]) if boot is None else np.concatenate([[float(row.value)], boot])
             self._values.setdefault(key[:3] + key[4:], []).append(value)
+        self._deltas: dict[tuple[Any, ...], tuple[np.ndarray, float, float]] = {}
+        if self.exported:
+            self._index_intervals(intervals, resamples, seed)
+
+    def _index_intervals(self, intervals: pd.DataFrame, resamples: int, seed: int) -> None:
+        """Stored Deltas (all seeds pooled) -> (point + draws, ci_low, ci_high)."""
+        pooled = intervals[intervals["seed"] == delta_intervals.POOLED_SEED]
+        for row in (pooled if len(pooled) else intervals).itertuples(index=False):
+            key = (row.model, row.finetune_task, row.finetune_head, row.probe_task, row.pooling, row.level,
+                   int(row.layer), row.layer_group)
+            draws = _normal_draws(float(row.delta), float(row.ci_low), float(row.ci_high), key, resamples, seed)
+            values = np.array([float(row.delta)]) if draws is None else np.concatenate([[float(row.delta)], draws])
+            self._deltas[key] = (values, float(row.ci_low), float(row.ci_high))
+
+    def label(self, paired: bool = True) -> str:
+        """The ``interval`` text of a statistic of this run (``paired``: a Delta of one probe)."""
+        if not self.exported:
+            return BOOTSTRAP
+        return EXPORTED_PAIRED if paired else EXPORTED_UNPAIRED
 
     @staticmethod
     def _replicates(cells: Sequence[predictions.CellPredictions], resamples: int, seed: int
@@ -164,21 +252,46 @@ class Accuracies:
         layer = self.best_layer(model, finetune_task, finetune_head, probe_task, pooling)
         return None if layer is None else self.get(model, finetune_task, finetune_head, probe_task, pooling, layer)
 
+    def delta(self, model: str, finetune_task: str, finetune_head: str, probe_task: str, pooling: str,
+              layer: int) -> np.ndarray | None:
+        """Delta (fine-tuned minus pre-trained) at one layer: point + replicates."""
+        stored = self._deltas.get((model, finetune_task, finetune_head, probe_task, pooling, "layer", int(layer), "none"))
+        if stored is not None:
+            return stored[0]
+        pre = self.get(model, NO_FINETUNE, NO_FINETUNE, probe_task, pooling, layer)
+        post = self.get(model, finetune_task, finetune_head, probe_task, pooling, layer)
+        if pre is None or post is None:
+            return None
+        pre, post = _aligned(pre, post)
+        return post - pre
+
+    def delta_interval(self, model: str, finetune_task: str, finetune_head: str, probe_task: str, pooling: str,
+                       layer: int) -> tuple[float, float]:
+        """95% interval of one layer's Delta (the stored one of an exported run); NaNs without replicates."""
+        stored = self._deltas.get((model, finetune_task, finetune_head, probe_task, pooling, "layer", int(layer), "none"))
+        if stored is not None:
+            return stored[1], stored[2]
+        values = self.delta(model, finetune_task, finetune_head, probe_task, pooling, layer)
+        if values is None or len(values) < 2:
+            return np.nan, np.nan
+        return uncertainty.percentile_interval(values[1:], _CONFIDENCE)
+
     def group_delta(self, model: str, finetune_task: str, finetune_head: str, probe_task: str, pooling: str,
                     group: str) -> np.ndarray | None:
         """Mean Delta (fine-tuned minus pre-trained) over a layer group (:func:`analysis.layer_groups`)."""
+        stored = self._deltas.get((model, finetune_task, finetune_head, probe_task, pooling, "layer_group", -1, group))
+        if stored is not None:
+            return stored[0]
         layers = self.layers(model, finetune_task, finetune_head, probe_task, pooling)
         if not layers:
             return None
         low, high = analysis.layer_groups(max(layers))[group]
         deltas = []
         for layer in (lay for lay in layers if low <= lay <= high):
-            pre = self.get(model, NO_FINETUNE, NO_FINETUNE, probe_task, pooling, layer)
-            post = self.get(model, finetune_task, finetune_head, probe_task, pooling, layer)
-            if pre is None or post is None:
+            delta = self.delta(model, finetune_task, finetune_head, probe_task, pooling, layer)
+            if delta is None:
                 return None
-            pre, post = _aligned(pre, post)
-            deltas.append(post - pre)
+            deltas.append(delta)
         return _mean(deltas) if deltas else None
 
 
@@ -197,30 +310,40 @@ def _group_names(accuracies: Accuracies, model: str, probe_task: str, pooling: s
     return tuple(analysis.layer_groups(max(layers))) if layers else None  # (lower, upper)
 
 
+def _mde(low: float, high: float) -> float:
+    """Minimum detectable effect of a statistic with this 95% interval (NaN without one)."""
+    se = power.se_from_interval(low, high, _CONFIDENCE)
+    return power.minimum_detectable_effect(se, alpha=margins.ALPHA, power=margins.POWER) if np.isfinite(se) else np.nan
+
+
 def _check(claim: str, model: str, scope: str, quantity: str, direction: str, values: np.ndarray | None = None,
-           *, estimate: float = np.nan, low: float = np.nan, high: float = np.nan, interval: str = BOOTSTRAP,
-           unit: str = ACCURACY, why_no_interval: str = "") -> dict[str, Any]:
+           *, effect: float = margins.DIRECTION_ONLY, estimate: float = np.nan, low: float = np.nan,
+           high: float = np.nan, interval: str = BOOTSTRAP, unit: str = ACCURACY, why_no_interval: str = "",
+           note: str = "") -> dict[str, Any]:
     """One check row; ``values`` = point + replicates (bootstrap), or the explicit numbers."""
     if values is not None:
         estimate = float(values[0])
         if len(values) > 1:
             low, high = uncertainty.percentile_interval(values[1:], _CONFIDENCE)
         else:
-            interval, why_no_interval = "none", why_no_interval or "no probe_predictions.npz"
+            why_no_interval = why_no_interval or "no probe_predictions.npz"
     if not (np.isfinite(low) and np.isfinite(high)):
-        interval = "none"
-    verdict, reason = judge(estimate, low, high, direction)
+        interval, low, high = "none", np.nan, np.nan
+    mde = _mde(low, high)
+    verdict, reason = judge(estimate, low, high, direction, effect, mde=mde, unit=unit)
     if interval == "none" and why_no_interval:
         reason = f"{reason} ({why_no_interval})"
+    if note:
+        reason = f"{reason}; {note}"
     return {"claim": claim, "model": model, "scope": scope, "quantity": quantity, "direction": direction,
-            "estimate": estimate, "ci_low": low, "ci_high": high, "interval": interval, "unit": unit,
-            "verdict": verdict, "reason": reason}
+            "effect": effect, "estimate": estimate, "ci_low": low, "ci_high": high, "interval": interval,
+            "unit": unit, "mde": mde, "verdict": verdict, "reason": reason}
 
 
 def _not_computable(claim: str, why: str) -> dict[str, Any]:
-    return {"claim": claim, "model": "", "scope": "", "quantity": "", "direction": "", "estimate": np.nan,
-            "ci_low": np.nan, "ci_high": np.nan, "interval": "none", "unit": "", "verdict": NOT_COMPUTABLE,
-            "reason": why}
+    return {"claim": claim, "model": "", "scope": "", "quantity": "", "direction": "", "effect": np.nan,
+            "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "interval": "none", "unit": "", "mde": np.nan,
+            "verdict": NOT_COMPUTABLE, "reason": why}
 
 
 def _finetuned(table: pd.DataFrame, stage: str) -> pd.DataFrame:
@@ -235,13 +358,14 @@ def _pretrained_tasks(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _f1(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
+    """Mean minus CLS pooling at their dev-best layers, strictly positive, per model and task."""
     checks = []
     for (model, task), _ in _pretrained_tasks(table).groupby(["model", "probe_task"]):
         mean, cls = (acc.best(model, NO_FINETUNE, NO_FINETUNE, task, p) for p in ("mean", "cls"))
         if mean is not None and cls is not None:
             mean, cls = _aligned(mean, cls)
-            checks.append(_check("F1", model, f"probe_task={task}", "best-layer accuracy: mean - CLS pooling", ">=",
-                                 mean - cls))
+            checks.append(_check("F1", model, f"probe_task={task}", "best-layer accuracy: mean - CLS pooling", ">",
+                                 mean - cls, effect=margins.EFFECT, interval=acc.label(paired=False)))
     return checks
 
 
@@ -256,7 +380,7 @@ def _f2(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
             if bigram is not None and rest is not None:
                 bigram, rest = _aligned(bigram, rest)
                 checks.append(_check("F2", model, f"pooling={pooling}", f"best-layer accuracy: bigram_shift - {other}",
-                                     ">", bigram - rest))
+                                     ">", bigram - rest, effect=margins.EFFECT, interval=acc.label(paired=False)))
     return checks
 
 
@@ -266,15 +390,120 @@ def _delta_scopes(table: pd.DataFrame) -> Iterable[tuple[str, str, str, str, str
     yield from rows[keys].drop_duplicates().sort_values(keys).itertuples(index=False, name=None)
 
 
+def _layer_deltas(acc: Accuracies, model: str, ft: str, head: str, task: str, pooling: str
+                  ) -> tuple[list[int], np.ndarray] | None:
+    """The probed layers and their Deltas ``(layers, 1 + R)`` of one scope, or None when one is missing."""
+    layers = acc.layers(model, NO_FINETUNE, NO_FINETUNE, task, pooling)
+    deltas = [acc.delta(model, ft, head, task, pooling, layer) for layer in layers]
+    if len(layers) < 2 or any(d is None for d in deltas):
+        return None
+    return layers, np.stack(_aligned(*deltas))
+
+
+def _depth_slope(layers: Sequence[int], values: np.ndarray) -> np.ndarray:
+    """Least-squares slope of ``values`` ``(layers, K)`` on depth ``layer / L`` (0 at the bottom, 1 at the top)."""
+    depth = np.asarray(layers, dtype=np.float64) / max(layers)
+    centred = depth - depth.mean()
+    return centred @ (values - values.mean(axis=0)) / (centred @ centred)
+
+
+def depth_trend(scopes: Sequence[tuple[Sequence[int], np.ndarray]]) -> tuple[float, float, float, float]:
+    """F3's pooled trend: mean over scopes of the slope of per-layer |Delta| on depth, above the noise floor.
+
+    Args:
+        scopes: ``(layers, deltas)`` per (fine-tuning, task, pooling); ``deltas`` ``(layers, 1 + R)``: point and
+            replicates (``R`` may be 0).
+
+    Returns:
+        ``(estimate, low, high, floor)``: the observed pooled slope minus the noise floor, its 95% normal
+        interval (estimate +- z * the replicates' SD) and the floor: the mean pooled slope of |replicate -
+        point|, i.e. of |Delta| when fine-tuning changed nothing but the sentences resampled (the |.| of noise
+        is positive, and grows with depth where the upper layers' Deltas are noisier). NaN interval and a 0
+        floor without replicates.
+    """
+    length = min(d.shape[1] for _, d in scopes)
+    observed = float(np.mean([_depth_slope(layers, np.abs(d[:, :1]))[0] for layers, d in scopes]))
+    if length < 3:
+        return observed, np.nan, np.nan, 0.0
+    boot = np.mean([_depth_slope(layers, np.abs(d[:, 1:length])) for layers, d in scopes], axis=0)
+    noise = np.mean([_depth_slope(layers, np.abs(d[:, 1:length] - d[:, :1])) for layers, d in scopes], axis=0)
+    floor = float(noise.mean())
+    half = float(stats.norm.ppf(0.5 + _CONFIDENCE / 2) * boot.std(ddof=1))
+    return observed - floor, observed - floor - half, observed - floor + half, floor
+
+
+def _significant_share(acc: Accuracies, scopes: Sequence[tuple[str, str, str, str, str]], lower: bool
+                       ) -> tuple[int, int]:
+    """(layers whose Delta interval excludes 0, layers) of the lower or upper group, over ``scopes``."""
+    hits = total = 0
+    for model, ft, head, task, pooling in scopes:
+        layers = acc.layers(model, NO_FINETUNE, NO_FINETUNE, task, pooling)
+        (lo_low, lo_high), (up_low, up_high) = analysis.layer_groups(max(layers)).values()
+        for layer in layers:
+            if (lo_low <= layer <= lo_high) != lower:
+                continue
+            low, high = acc.delta_interval(model, ft, head, task, pooling, layer)
+            if not (np.isfinite(low) and np.isfinite(high)):
+                return 0, 0
+            hits += int(low > 0 or high < 0)
+            total += 1
+    return hits, total
+
+
 def _f3(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
+    """Three pooled tests per model: |Delta| depth trend, share of significant layers, 1 - CKA by depth."""
     checks = []
-    for model, ft, head, task, pooling in _delta_scopes(table):
-        groups = _group_names(acc, model, task, pooling)
-        deltas = groups and [acc.group_delta(model, ft, head, task, pooling, g) for g in groups]
-        if deltas and all(d is not None for d in deltas):
-            lower, upper = _aligned(*deltas)
-            checks.append(_check("F3", model, f"ft={ft}-{head}, probe_task={task}, pooling={pooling}",
-                                 f"|Delta {groups[1]}| - |Delta {groups[0]}|", ">", np.abs(upper) - np.abs(lower)))
+    scopes = list(_delta_scopes(table))
+    for model in sorted({s[0] for s in scopes}):
+        own = [s for s in scopes if s[0] == model]
+        per_scope = [d for d in (_layer_deltas(acc, *s) for s in own) if d is not None]
+        if not per_scope:
+            continue
+        estimate, low, high, floor = depth_trend(per_scope)
+        scope = f"{len(per_scope)} (fine-tuning, task, pooling) pooled"
+        checks.append(_check("F3", model, scope, "depth slope of per-layer |Delta| (bottom to top) - noise floor",
+                             ">", effect=margins.F3_TREND, estimate=estimate, low=low, high=high,
+                             interval=f"95% normal, bootstrap SD ({acc.label(paired=False)})" if acc.exported
+                             else "95% normal, bootstrap SD over test sentences",
+                             why_no_interval="no per-sentence predictions or delta_intervals.csv",
+                             note=f"noise floor {_show(floor, ACCURACY)}"))
+        (k_up, n_up), (k_low, n_low) = (_significant_share(acc, own, lower) for lower in (False, True))
+        if n_up and n_low:
+            p_up, p_low = k_up / n_up, k_low / n_low
+            half = stats.norm.ppf(0.5 + _CONFIDENCE / 2) * np.sqrt(p_up * (1 - p_up) / n_up + p_low * (1 - p_low) / n_low)
+            checks.append(_check("F3", model, scope, "share of layers with a significant Delta: upper - lower group",
+                                 ">", estimate=p_up - p_low, low=p_up - p_low - half, high=p_up - p_low + half,
+                                 interval="95% normal (Wald) over layers", unit="share",
+                                 note=f"{k_up}/{n_up} upper, {k_low}/{n_low} lower"))
+    checks += _f3_cka(table)
+    return checks
+
+
+def _f3_cka(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Share of the total 1 - CKA (fine-tuned vs pre-trained features) in the upper group, minus its share of layers.
+
+    Per fine-tuned encoder, 1 - CKA is averaged over probing tasks and poolings per layer; the statistic is 0
+    when the change is spread evenly over the depth and approaches the lower group's share of layers when it is
+    confined to the upper group. The interval is a t interval over the fine-tuned encoders (independent
+    fine-tunings).
+    """
+    rows = table[(table["stage"] == "probing") & (table["metric"] == "cka") & (table["finetune_task"] != NO_FINETUNE)]
+    checks = []
+    for model, own in rows.groupby("model"):
+        (_, lower_top), _ = analysis.layer_groups(int(own["layer"].max())).values()
+        per_encoder = []
+        for _, encoder in own.groupby(["finetune_task", "finetune_head", "seed"]):
+            change = 1 - encoder.groupby("layer")["value"].mean()
+            upper = change.index > lower_top
+            if change.sum() > TIE:
+                per_encoder.append(float(change[upper].sum() / change.sum() - upper.mean()))
+        if not per_encoder:
+            continue
+        mean, low, high = _t_interval(np.array(per_encoder))
+        checks.append(_check("F3", model, f"{len(per_encoder)} fine-tuned encoders",
+                             "share of the total 1 - CKA in the upper group - its share of layers", ">",
+                             effect=margins.CKA_EFFECT, estimate=mean, low=low, high=high, unit="share",
+                             interval="95% t interval over fine-tuned encoders", why_no_interval="one fine-tuned encoder"))
     return checks
 
 
@@ -285,6 +514,7 @@ def _upper_delta(acc: Accuracies, model: str, ft: str, head: str, task: str, poo
 
 
 def _f4(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
+    """Both halves: a CLS-pooling gain, and a mean-pooling gain below ``F4_RATIO`` times it."""
     checks = []
     for model, ft, head in _finetuned(table, "probing").itertuples(index=False, name=None):
         if ft != "cola":
@@ -292,10 +522,14 @@ def _f4(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
         cls, mean = (_upper_delta(acc, model, ft, head, "bigram_shift", p) for p in ("cls", "mean"))
         scope = f"ft=cola-{head}, probe_task=bigram_shift"
         if cls is not None:
-            checks.append(_check("F4", model, scope, f"Delta {cls[0]}, CLS pooling", ">", cls[1]))
+            checks.append(_check("F4", model, scope, f"Delta {cls[0]}, CLS pooling", ">", cls[1],
+                                 effect=margins.EFFECT, interval=acc.label()))
         if cls is not None and mean is not None:
             a, b = _aligned(cls[1], mean[1])
-            checks.append(_check("F4", model, scope, f"Delta {cls[0]}: CLS - mean pooling", ">", a - b))
+            ratio = b[0] / a[0] if abs(a[0]) > TIE else np.nan
+            checks.append(_check("F4", model, scope, f"Delta {cls[0]}: mean pooling - {margins.F4_RATIO:g} x CLS pooling",
+                                 "<=", b - margins.F4_RATIO * a, effect=0.0, interval=acc.label(paired=False),
+                                 note=f"gain ratio mean/CLS {ratio:.2f} (margin {margins.F4_RATIO:g})"))
     return checks
 
 
@@ -306,22 +540,37 @@ def _f5(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
             upper = _upper_delta(acc, model, ft, head, task, pooling)
             if upper is not None:
                 checks.append(_check("F5", model, f"ft=sst2-{head}, probe_task={task}, pooling={pooling}",
-                                     f"Delta {upper[0]}", "<", upper[1]))
+                                     f"Delta {upper[0]}", "<", upper[1], effect=margins.EFFECT, interval=acc.label()))
     return checks
 
 
+def _has_gain(acc: Accuracies, model: str, ft: str, head: str, task: str) -> bool:
+    """Whether the upper-group CLS-pooling Delta is significantly positive (the point, without an interval)."""
+    upper = _upper_delta(acc, model, ft, head, task, "cls")
+    if upper is None:
+        return False
+    values = upper[1]
+    return bool(uncertainty.percentile_interval(values[1:], _CONFIDENCE)[0] > 0 if len(values) > 1 else values[0] > 0)
+
+
 def _f9(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
+    """Layer-wise non-superiority of fine-tuned CLS over pre-trained mean pooling, where there is a gain."""
     checks = []
     for model, ft, head, task, pooling in _delta_scopes(table):
-        if pooling != "cls":
+        if pooling != "cls" or not _has_gain(acc, model, ft, head, task):
             continue
-        tuned = acc.best(model, ft, head, task, "cls")
-        baseline = acc.best(model, NO_FINETUNE, NO_FINETUNE, task, "mean")
-        if tuned is not None and baseline is not None:
-            tuned, baseline = _aligned(tuned, baseline)
-            checks.append(_check("F9", model, f"ft={ft}-{head}, probe_task={task}",
-                                 "best fine-tuned CLS-pooling accuracy - best pre-trained mean-pooling accuracy", "<=",
-                                 tuned - baseline))
+        layers = [layer for layer in acc.layers(model, ft, head, task, "cls")
+                  if layer in acc.layers(model, NO_FINETUNE, NO_FINETUNE, task, "mean")]
+        pairs = [(acc.get(model, ft, head, task, "cls", layer), acc.get(model, NO_FINETUNE, NO_FINETUNE, task, "mean", layer))
+                 for layer in layers]
+        if not pairs:
+            continue
+        differences = np.stack(_aligned(*(a - b for a, b in (_aligned(x, y) for x, y in pairs))))  # (layers, 1 + R)
+        worst = int(np.argmax(differences[:, 0]))
+        checks.append(_check("F9", model, f"ft={ft}-{head}, probe_task={task}",
+                             "max over layers of (fine-tuned CLS - pre-trained mean pooling) accuracy", "<=",
+                             differences.max(axis=0), effect=margins.F9_MARGIN, interval=acc.label(paired=False),
+                             note=f"largest at layer {layers[worst]}"))
     return checks
 
 
@@ -333,6 +582,17 @@ def _t_interval(values: np.ndarray) -> tuple[float, float, float]:
         return mean, np.nan, np.nan
     half = stats.t.ppf(0.5 + _CONFIDENCE / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     return mean, mean - half, mean + half
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Difference of means ``a - b`` and its 95% Welch t interval (NaN ends with fewer than 2 of either)."""
+    estimate = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return estimate, np.nan, np.nan
+    v1, v2 = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    dof = (v1 + v2) ** 2 / (v1**2 / (len(a) - 1) + v2**2 / (len(b) - 1)) if v1 + v2 > 0 else 1
+    half = stats.t.ppf(0.5 + _CONFIDENCE / 2, dof) * np.sqrt(v1 + v2)
+    return estimate, estimate - half, estimate + half
 
 
 def _perplexity_rises(table: pd.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
@@ -352,7 +612,7 @@ def _perplexity_rises(table: pd.DataFrame) -> dict[tuple[str, str, str], np.ndar
 def _f6(table: pd.DataFrame) -> list[dict[str, Any]]:
     checks = []
     rises = _perplexity_rises(table)
-    one_seed = {"why_no_interval": "one seed", "interval": "95% t interval over seeds", "unit": "perplexity"}
+    one_seed = {"why_no_interval": "one seed", "interval": SEEDS_T, "unit": "perplexity"}
     for (model, ft, head), rise in sorted(rises.items()):
         mean, low, high = _t_interval(rise)
         checks.append(_check("F6", model, f"ft={ft}-{head}", "perplexity after the last epoch - pre-trained", ">",
@@ -361,58 +621,72 @@ def _f6(table: pd.DataFrame) -> list[dict[str, Any]]:
         cola = rises.get((model, "cola", head))
         if ft != "sst2" or cola is None:
             continue
-        estimate = float(sst.mean() - cola.mean())
-        low = high = np.nan
-        if len(sst) > 1 and len(cola) > 1:  # Welch's t interval
-            v1, v2 = sst.var(ddof=1) / len(sst), cola.var(ddof=1) / len(cola)
-            dof = (v1 + v2) ** 2 / (v1**2 / (len(sst) - 1) + v2**2 / (len(cola) - 1)) if v1 + v2 > 0 else 1
-            half = stats.t.ppf(0.5 + _CONFIDENCE / 2, dof) * np.sqrt(v1 + v2)
-            low, high = estimate - half, estimate + half
+        estimate, low, high = _welch(sst, cola)
         checks.append(_check("F6", model, f"head={head}", "perplexity rise: SST-2 - CoLA", ">", estimate=estimate,
                              low=low, high=high, **{**one_seed, "interval": "95% Welch t interval over seeds"}))
     return checks
 
 
 def _f7(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The last k <= L/4 layers restored recover more than ``F7_RECOVERY`` of the perplexity rise."""
     rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")]
     if "k_replaced" not in rows:
         return []
+    pre = rows[(rows["k_replaced"] == -1) & (rows["finetune_task"] == NO_FINETUNE)].groupby("model")["value"].mean()
     swapped = rows[(rows["k_replaced"] >= 0) & (rows["finetune_task"] != NO_FINETUNE)]
     checks = []
     for (model, ft, head), runs in swapped.groupby(["model", "finetune_task", "finetune_head"]):
-        k_max = int(runs["k_replaced"].max())
+        depth = int(runs["k_replaced"].max())
+        k = max(1, int(np.floor(depth * margins.F7_DEPTH_FRACTION)))
         by_seed = runs.pivot_table(index="seed", columns="k_replaced", values="value")
-        change = (by_seed[k_max] - by_seed[0]).dropna().to_numpy()
-        if k_max == 0 or not len(change):
+        if depth == 0 or model not in pre or k not in by_seed or 0 not in by_seed:
             continue
-        mean, low, high = _t_interval(change)
-        checks.append(_check("F7", model, f"ft={ft}-{head}", f"perplexity with the last {k_max} layers pre-trained - "
-                             "fine-tuned", "<", estimate=mean, low=low, high=high, unit="perplexity",
-                             interval="95% t interval over seeds", why_no_interval="one seed"))
+        recovered = (by_seed[0] - by_seed[k]).to_numpy()
+        rise = (by_seed[0] - pre[model]).to_numpy()
+        excess = recovered - margins.F7_RECOVERY * rise
+        mean, low, high = _t_interval(excess[np.isfinite(excess)])
+        share = float(np.nanmean(recovered) / np.nanmean(rise)) if abs(np.nanmean(rise)) > TIE else np.nan
+        checks.append(_check("F7", model, f"ft={ft}-{head}, k={k} of L={depth}",
+                             f"perplexity recovered by the last {k} layers - {margins.F7_RECOVERY:g} x the rise", ">",
+                             estimate=mean, low=low, high=high, unit="perplexity", interval=SEEDS_T,
+                             why_no_interval="one seed", note=f"recovered share {share:.2f}"))
     return checks
 
 
+def _entropies(rows: pd.DataFrame, layers: tuple[int, int]) -> pd.Series:
+    """(finetune_task, head, seed) -> mean first-token entropy over ``layers`` (inclusive) and probing tasks."""
+    own = rows[(rows["layer"] >= layers[0]) & (rows["layer"] <= layers[1])]
+    return own.assign(seed=own["seed"].fillna(0)).groupby(["finetune_task", "finetune_head", "seed"])["value"].mean()
+
+
 def _f8(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """First-token entropy over the last ``F8_LAST_LAYERS`` layers: CLS head vs pre-trained and vs mean head."""
     rows = table[(table["stage"] == "attention") & (table["metric"] == "entropy")]
     if "position" in rows:
-        rows = rows[rows["position"] == "first"]
+        rows = rows[rows["position"].astype(str) == "first"]
     checks = []
+    seeds = {"unit": "entropy", "why_no_interval": "one seed (per-sentence entropies are not stored)"}
     for model, own in rows.groupby("model"):
-        pre = own[own["finetune_task"] == NO_FINETUNE].groupby("layer")["value"].mean()
-        if pre.empty:
+        top = int(own["layer"].max())
+        last = (max(int(own["layer"].min()), top - margins.F8_LAST_LAYERS + 1), top)
+        entropy = _entropies(own, last)
+        if NO_FINETUNE not in entropy.index.get_level_values(0):
             continue
-        upper_name, (low, high) = list(analysis.layer_groups(int(pre.index.max())).items())[1]
-        upper = own[(own["layer"] >= low) & (own["layer"] <= high)]
-        base = float(pre.loc[low:high].mean())
-        for ft in sorted(set(upper["finetune_task"]) - {NO_FINETUNE}):
-            heads = upper[upper["finetune_task"] == ft].groupby("finetune_head")["value"].mean() - base
-            no_interval = {"unit": "entropy", "why_no_interval": "attention rows are means over inputs"}
-            if "cls" in heads:
-                checks.append(_check("F8", model, f"ft={ft}, {upper_name}", "first-token entropy: CLS head - "
-                                     "pre-trained", ">", estimate=float(heads["cls"]), **no_interval))
-            if "cls" in heads and "mean" in heads:
-                checks.append(_check("F8", model, f"ft={ft}, {upper_name}", "entropy change: CLS head - mean head",
-                                     ">", estimate=float(heads["cls"] - heads["mean"]), **no_interval))
+        base = float(entropy.loc[NO_FINETUNE].mean())
+        scope_layers = f"layers {last[0]}-{last[1]}"
+        for ft in sorted(set(entropy.index.get_level_values(0)) - {NO_FINETUNE}):
+            heads = entropy.loc[ft]
+            if "cls" not in heads.index.get_level_values(0):
+                continue
+            cls = heads.loc["cls"].to_numpy() - base
+            mean, low, high = _t_interval(cls)
+            checks.append(_check("F8", model, f"ft={ft}, {scope_layers}", "first-token entropy: CLS head - pre-trained",
+                                 ">", estimate=mean, low=low, high=high, interval=SEEDS_T, **seeds))
+            if "mean" in heads.index.get_level_values(0):
+                estimate, low, high = _welch(cls, heads.loc["mean"].to_numpy() - base)
+                checks.append(_check("F8", model, f"ft={ft}, {scope_layers}", "entropy change: CLS head - mean head",
+                                     ">", estimate=estimate, low=low, high=high,
+                                     interval="95% Welch t interval over seeds", **seeds))
     return checks
 
 
@@ -423,26 +697,51 @@ _NEEDS = {
     "F4": "CoLA-fine-tuned probing of bigram_shift with the pre-trained reference",
     "F5": "SST-2-fine-tuned probing of bigram_shift or odd_man_out with the pre-trained reference",
     "F6": "perplexity rows of the pre-trained and a fine-tuned encoder",
-    "F7": "layer-replacement perplexity rows (k_replaced > 0)",
+    "F7": "layer-replacement perplexity rows (k_replaced > 0) with the pre-trained perplexity",
     "F8": "first-token attention entropy of the pre-trained and a CLS-head fine-tuned encoder",
-    "F9": "fine-tuned CLS-pooling and pre-trained mean-pooling probing rows",
+    "F9": "fine-tuning with a significant upper-layer CLS-pooling gain, and pre-trained mean-pooling probes",
 }
 
 
+def with_effects(checks: pd.DataFrame, effects: Mapping[tuple[str, str, str, str], float]) -> pd.DataFrame:
+    """The checks re-judged with other effect sizes or margins, e.g. the paper's own per-cell effects.
+
+    Args:
+        checks: rows of :data:`CHECK_COLUMNS`.
+        effects: ``(claim, model, scope, quantity)`` -> effect (>= 0, as :func:`judge` takes it); other
+            checks keep theirs.
+
+    Returns:
+        A copy with ``effect``, ``verdict`` and ``reason`` replaced where ``effects`` has the check.
+    """
+    out = checks.copy()
+    for index, row in out.iterrows():
+        effect = effects.get((row["claim"], row["model"], row["scope"], row["quantity"]))
+        if effect is None or row["verdict"] == NOT_COMPUTABLE:
+            continue
+        verdict, reason = judge(row["estimate"], row["ci_low"], row["ci_high"], row["direction"], float(effect),
+                                mde=row["mde"], unit=row["unit"])
+        # the notes after the verdict's own words stay (e.g. a noise floor); "underpowered" is re-derived
+        notes = [part for part in row["reason"].split("; ")[1:] if not part.startswith("underpowered")]
+        out.loc[index, ["effect", "verdict", "reason"]] = [float(effect), verdict, "; ".join([reason, *notes])]
+    return out
+
+
 def evaluate_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPredictions] = (), *,
-                    resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+                    intervals: pd.DataFrame | None = None, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Every check of F1-F9 that the run allows; a ``not computable`` row for each finding it does not.
 
     Args:
         table: a run's results table (:func:`probeft.results.load_results`).
-        cells: the run's loaded ``probe_predictions.npz`` (:func:`probeft.verdicts.delta_intervals.load_cell_predictions`);
-            without them the probing checks have point estimates only.
+        cells: the run's loaded ``probe_predictions.npz`` (:func:`probeft.verdicts.delta_intervals.load_cell_predictions`).
+        intervals: an exported run's ``delta_intervals.csv`` (:func:`probeft.verdicts.delta_intervals.load_delta_intervals`);
+            used only without ``cells``. Without both the probing checks have point estimates only.
         resamples, seed: bootstrap settings (test set ``i`` in sha order uses ``seed + i``).
 
     Returns:
         Rows of :data:`CHECK_COLUMNS`, in claim order.
     """
-    accuracies = Accuracies(table, cells, resamples=resamples, seed=seed)
+    accuracies = Accuracies(table, cells, intervals=intervals, resamples=resamples, seed=seed)
     found = {"F1": _f1(table, accuracies), "F2": _f2(table, accuracies), "F3": _f3(table, accuracies),
              "F4": _f4(table, accuracies), "F5": _f5(table, accuracies), "F6": _f6(table), "F7": _f7(table),
              "F8": _f8(table), "F9": _f9(table, accuracies)}
@@ -452,20 +751,38 @@ def evaluate_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPredict
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
+def _mde_text(checks: pd.DataFrame) -> str:
+    """The largest MDE of a finding's checks with an interval, per unit (accuracies in points)."""
+    parts = []
+    for unit, own in checks[np.isfinite(checks["mde"].astype(float))].groupby("unit", sort=False):
+        top = float(own["mde"].max())
+        parts.append(f"{100 * top:.1f} points" if unit == ACCURACY else f"{top:.2f} {unit}")
+    return "; ".join(parts) or "-"
+
+
 def summarise(checks: pd.DataFrame) -> pd.DataFrame:
-    """One row per finding: ``holds`` when every check holds, ``does not hold`` when any fails."""
+    """One row per finding: *contradicted* if any check is, *supported* if all are, else *inconclusive*.
+
+    ``mde`` is the largest minimum detectable effect among the finding's checks (per unit); ``reason`` counts
+    the checks per verdict and how many inconclusive ones were underpowered.
+    """
     rows = []
     for claim, finding in CLAIMS.items():
         own = checks[checks["claim"] == claim]
         computable = own[own["verdict"] != NOT_COMPUTABLE]
-        holding = int((computable["verdict"] == HOLDS).sum())
+        counts = {v: int((computable["verdict"] == v).sum()) for v in (SUPPORTED, CONTRADICTED, INCONCLUSIVE)}
         if computable.empty:
             verdict, reason = NOT_COMPUTABLE, "; ".join(own["reason"]) or "not evaluated"
         else:
-            verdict = HOLDS if holding == len(computable) else FAILS
-            reason = f"{holding} of {len(computable)} checks hold"
-        rows.append({"claim": claim, "finding": finding, "checks": len(computable), "holding": holding,
-                     "verdict": verdict, "reason": reason})
+            verdict = (CONTRADICTED if counts[CONTRADICTED] else SUPPORTED if counts[SUPPORTED] == len(computable)
+                       else INCONCLUSIVE)
+            reason = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+            weak = int(computable["reason"].str.contains("underpowered").sum())
+            reason += f" ({weak} underpowered)" if weak else ""
+            if (computable["interval"] == "none").all():
+                reason += "; point estimates only"
+        rows.append({"claim": claim, "finding": finding, "checks": len(computable), **counts, "verdict": verdict,
+                     "mde": _mde_text(computable), "reason": reason})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -485,7 +802,9 @@ class RunClaims:
         checks: one row per check (:data:`CHECK_COLUMNS`).
         source: ``"computed"`` (from the complete cells' per-sentence predictions: bootstrap intervals, the
             same numbers the grid wrote), ``"stored"`` (the run's ``claims.csv``: an exported run, whose
-            cells are gone) or ``"point estimates"`` (neither: verdicts from point estimates only).
+            cells are gone), ``"exported"`` (recomputed from an exported run's ``delta_intervals.csv`` and
+            results table, when its ``claims.csv`` is absent or has older columns) or ``"point estimates"``
+            (none of these: verdicts from point estimates only).
         note: one sentence saying so, for the reader.
     """
 
@@ -494,13 +813,22 @@ class RunClaims:
     note: str
 
 
+def _stored(path: Path) -> tuple[pd.DataFrame | None, str]:
+    """A run's ``claims.csv`` and a note: None when absent or written with older columns (stale)."""
+    try:
+        return load_claims(path), ""
+    except ValueError:
+        return None, f" ({path.name} had older columns and was not used)"
+
+
 def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
                   point_estimates: bool = False) -> RunClaims:
     """The paper's findings on a run, from the same function and inputs as the grid's ``claims.csv``.
 
-    The complete cells' ``probe_predictions.npz`` give intervals (as the grid's gather step computes them);
-    an exported run without cells keeps its stored ``claims.csv``; only without both, or when asked
-    (``point_estimates``), are the verdicts recomputed from the results table's point estimates.
+    The complete cells' ``probe_predictions.npz`` give bootstrap intervals (as the grid's gather step
+    computes them); an exported run without cells keeps its stored ``claims.csv``, or, when that is
+    absent or stale, is recomputed from its ``delta_intervals.csv``; only without any of these, or
+    when asked (``point_estimates``), are the verdicts computed from the results table's point estimates.
 
     Raises:
         FileNotFoundError: the run has no ``results.csv``.
@@ -509,16 +837,25 @@ def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
     table = results.load_results(run_dir / results.RESULTS_FILE)
     complete = [d for d in sorted((run_dir / "cells").glob("*")) if results.cell_complete(d)]
     cells = delta_intervals.load_cell_predictions(complete)
-    stored = load_claims(run_dir / CLAIMS_FILE)
-    if cells and not point_estimates:
-        return RunClaims(evaluate_claims(table, cells, resamples=resamples, seed=seed), "computed",
+    options = {"resamples": resamples, "seed": seed}
+    if point_estimates:
+        return RunClaims(evaluate_claims(table, [], **options), "point estimates",
+                         "POINT ESTIMATES ONLY (asked for): no intervals, so noise can decide a verdict")
+    if cells:
+        return RunClaims(evaluate_claims(table, cells, **options), "computed",
                          f"95% bootstrap intervals from the per-sentence predictions of {len(cells)} complete cells")
-    if stored is not None and not point_estimates:
-        return RunClaims(stored, "stored", f"{run_dir / CLAIMS_FILE}: the verdicts computed with intervals when the "
-                         "run's cells existed (an exported run); the book shows the same")
-    why = "asked for" if point_estimates else "no cells' per-sentence predictions and no stored claims.csv"
-    return RunClaims(evaluate_claims(table, [], resamples=resamples, seed=seed), "point estimates",
-                     f"POINT ESTIMATES ONLY ({why}): no intervals, so noise can decide a verdict")
+    stored, stale = _stored(run_dir / CLAIMS_FILE)
+    if stored is not None:
+        return RunClaims(stored, "stored", f"{run_dir / CLAIMS_FILE}: the verdicts computed with intervals and stored "
+                         "with the run (an exported run); the book shows the same")
+    intervals = delta_intervals.load_delta_intervals(run_dir / delta_intervals.DELTA_INTERVALS_FILE)
+    if intervals is not None:
+        return RunClaims(evaluate_claims(table, [], intervals=intervals, **options), "exported",
+                         f"intervals from the exported {delta_intervals.DELTA_INTERVALS_FILE} and results table "
+                         f"(contrasts of two probes unpaired, conservative){stale}")
+    return RunClaims(evaluate_claims(table, [], **options), "point estimates",
+                     "POINT ESTIMATES ONLY (no cells' per-sentence predictions, no stored claims.csv and no "
+                     f"delta_intervals.csv): no intervals, so noise can decide a verdict{stale}")
 
 
 def load_claims(path: str | Path) -> pd.DataFrame | None:
@@ -531,10 +868,13 @@ def load_claims(path: str | Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     # Empty means NaN only in the numbers; an empty model or scope (a not-computable row) stays "".
-    checks = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in ("estimate", "ci_low", "ci_high")})
+    numbers = ("effect", "estimate", "ci_low", "ci_high", "mde")
+    checks = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in numbers})
     missing = [c for c in CHECK_COLUMNS if c not in checks.columns]
     if missing:
-        raise ValueError(f"{path}: not a claims table, missing column(s) {missing}")
+        raise ValueError(f"{path}: not a claims table of this version, missing column(s) {missing}")
     for column in ("claim", "model", "scope", "quantity", "direction", "interval", "unit", "verdict", "reason"):
         checks[column] = checks[column].astype(str)
-    return checks
+    for column in numbers:
+        checks[column] = checks[column].astype(float)
+    return checks[CHECK_COLUMNS]
