@@ -16,6 +16,7 @@ from probeft import models
 from probeft.diagnostics import attention
 from probeft.diagnostics.attention import attention_emd, attention_entropy, attention_statistics
 from probeft.finetune.checkpoints import checkpoint_fields
+from probeft.results import attention_sentences
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -184,14 +185,16 @@ def test_per_sentence_first_token_values_are_in_sentence_order_and_average_to_th
         p = torch.stack([a[0, :, 0, :] for a in attns])
         direct = (-(p * p.log()).sum(-1)).mean(-1)
     np.testing.assert_allclose(kept["entropy/pretrained"][3].numpy(), direct.numpy(), rtol=1e-5)
-    attention.save_per_sentence(tmp_path, kept, {"cls": {"finetune_head": "cls", "seed": 2}})
-    arrays, info = attention.load_per_sentence(tmp_path)
-    assert info == {"cls": {"finetune_head": "cls", "seed": 2}} and sorted(arrays) == sorted(kept)
-    np.testing.assert_array_equal(arrays["emd/cls"], kept["emd/cls"].numpy())
-    assert attention.load_per_sentence(tmp_path / "elsewhere") is None
-    (tmp_path / attention.PER_SENTENCE_FILE).write_bytes(b"not an npz")
+    attention_sentences.save_attention_sentences(tmp_path, kept, {"cls": {"finetune_head": "cls", "seed": 2}}, model="m")
+    stored = attention_sentences.load_attention_sentences(tmp_path)
+    assert stored.model == "m" and stored.info == {"cls": {"finetune_head": "cls", "seed": 2}}
+    assert sorted(stored.arrays) == sorted(kept)
+    np.testing.assert_array_equal(stored.arrays["emd/cls"], kept["emd/cls"].numpy())
+    assert [c.model for c in attention_sentences.load_attention_cells([tmp_path, tmp_path / "none"])] == ["m"]
+    assert attention_sentences.load_attention_sentences(tmp_path / "elsewhere") is None
+    (tmp_path / attention_sentences.ATTENTION_SENTENCES_FILE).write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="attention_per_sentence.npz: not a per-sentence attention file"):
-        attention.load_per_sentence(tmp_path)
+        attention_sentences.load_attention_sentences(tmp_path)
     alone: dict[str, torch.Tensor] = {}
     attention_statistics(pretrained, {"cls": finetuned}, tokenizer, SENTENCES, batch_size=5, max_length=64,
                          per_sentence=alone)

@@ -11,7 +11,7 @@ import pytest
 from probeft import results
 from probeft.core.names import NO_FINETUNE
 from probeft.grid import cli
-from probeft.results import predictions
+from probeft.results import attention_sentences, predictions
 from probeft.verdicts import claims, delta_intervals, margins, power, uncertainty
 
 N_TEST = 400
@@ -372,6 +372,50 @@ def test_attention_entropy_claim_over_the_last_three_layers(cls_raise, mean_rais
     assert f8["estimate"].to_numpy() == pytest.approx([np.mean(cls_raise), np.mean(cls_raise) - np.mean(mean_raise)])
     one_seed = by_claim(claims.evaluate_claims(_attention_rows([0.5], [0.1])), "F8")
     assert (one_seed["interval"] == "none").all() and (one_seed["verdict"] == SUPPORTED).all()
+
+
+def _attention_sentences(cls_raise: float, mean_raise: float, *, seeds: int, n: int, noise: float,
+                         rng_seed: int = 0) -> attention_sentences.AttentionSentences:
+    """Per-sentence first-token entropies (N, 6): fine-tuning adds ``*_raise`` (+ per-sentence noise) in layers 4-6."""
+    rng = np.random.default_rng(rng_seed)
+    pre = 1.0 + 0.3 * rng.standard_normal((n, 6))
+    arrays, info = {"entropy/pretrained": pre}, {}
+    for head, raise_by in (("cls", cls_raise), ("mean", mean_raise)):
+        for s in range(seeds):
+            shift = np.zeros((n, 6))
+            shift[:, 3:] = raise_by + noise * rng.standard_normal((n, 1)) + 0.02 * rng.standard_normal()
+            label = f"cola-{head}-seed-{s}"
+            arrays[f"entropy/{label}"] = pre + shift
+            info[label] = {"finetune_task": "cola", "finetune_head": head, "seed": s}
+    return attention_sentences.AttentionSentences("m", arrays, info)
+
+
+@pytest.mark.parametrize(("cls_raise", "mean_raise", "n", "verdicts"), [
+    (0.3, 0.05, 400, [SUPPORTED, SUPPORTED]),
+    (-0.3, 0.05, 400, [CONTRADICTED, CONTRADICTED]),
+    (0.01, 0.0, 30, [INCONCLUSIVE, INCONCLUSIVE]),  # underpowered: 30 sentences, noise 0.5
+])
+def test_f8_from_per_sentence_entropies_resamples_seeds_and_sentences(cls_raise, mean_raise, n, verdicts):
+    cell = _attention_sentences(cls_raise, mean_raise, seeds=3, n=n, noise=0.5)
+    rows = _attention_rows([9.0], [9.0])  # the rows' means are ignored where per-sentence values exist
+    f8 = by_claim(claims.evaluate_claims(rows, attention_cells=[cell], resamples=400), "F8")
+    assert f8["scope"].tolist() == ["ft=cola, layers 4-6"] * 2 and f8["verdict"].tolist() == verdicts
+    assert set(f8["interval"]) == {"95% bootstrap over fine-tuning seeds, then sentences"}
+    cls = np.mean([cell.arrays[f"entropy/cola-cls-seed-{s}"][:, 3:].mean() - cell.arrays["entropy/pretrained"][:, 3:].mean()
+                   for s in range(3)])
+    assert f8["estimate"].iloc[0] == pytest.approx(cls)
+
+
+def test_f8_interval_widens_with_the_spread_between_seeds():
+    """Seeds that disagree widen the interval; one seed gives the paired bootstrap over sentences alone."""
+    def width(cell):
+        f8 = by_claim(claims.evaluate_claims(_attention_rows([0.1], [0.1]), attention_cells=[cell], resamples=400), "F8")
+        return float(f8["ci_high"].iloc[0] - f8["ci_low"].iloc[0])
+    calm = _attention_sentences(0.2, 0.0, seeds=3, n=300, noise=0.2)
+    spread = attention_sentences.AttentionSentences("m", dict(calm.arrays), calm.info)
+    spread.arrays["entropy/cola-cls-seed-0"] = calm.arrays["entropy/cola-cls-seed-0"] + np.r_[[0] * 3, [0.4] * 3]
+    spread.arrays["entropy/cola-cls-seed-1"] = calm.arrays["entropy/cola-cls-seed-1"] - np.r_[[0] * 3, [0.4] * 3]
+    assert width(spread) > 3 * width(calm)
 
 
 def test_claims_command_prints_and_writes(tmp_path, capsys):

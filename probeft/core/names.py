@@ -33,6 +33,7 @@ __all__ = [
 FINETUNE_TASKS: tuple[str, ...] = ("cola", "sst2", "rte", "squad")
 CLASSIFICATION_TASKS: tuple[str, ...] = ("cola", "sst2", "rte")
 NO_FINETUNE = "none"  # the pre-trained encoder, in the results' finetune_task column
+PRETRAINED_LABEL = "pretrained"  # the pre-trained encoder's label in attention statistics
 HEADS: tuple[str, ...] = ("cls", "mean")  # sentence-level fine-tuning heads (paper Sec. 3.4 and 5.1)
 SQUAD_HEAD = "span"  # SQuAD always uses the token-level span head
 POOLINGS: tuple[str, ...] = ("cls", "mean")  # probing feature poolings (paper Sec. 3.2)

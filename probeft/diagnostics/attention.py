@@ -26,21 +26,18 @@ folders meaning their final epoch, via :mod:`probeft.finetune.checkpoints`) with
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from probeft import models
-from probeft.core import files
+from probeft.core import names
 from probeft.core.devices import resolve_device
 from probeft.finetune.checkpoints import checkpoint_fields, load_point
 
@@ -52,15 +49,12 @@ __all__ = [
     "AttentionModels",
     "attention_statistics",
     "load_models",
-    "load_per_sentence",
-    "save_per_sentence",
 ]
 
 ENTROPY_UNIT = "nats"
 EMD_UNIT = "token positions (ground distance |i-j|)"
-PRETRAINED_LABEL = "pretrained"
+PRETRAINED_LABEL = names.PRETRAINED_LABEL
 POSITION_MODES = ("first", "all")
-PER_SENTENCE_FILE = "attention_per_sentence.npz"
 
 
 def _key_weights(attn: Tensor, key_mask: Tensor) -> Tensor:
@@ -299,7 +293,8 @@ def attention_statistics(
             sentence, in the order of ``sentences`` (float64, head-averaged; what an interval over
             sentences, seeds pooled, needs): ``"entropy/<label>"`` (N, L) for ``"pretrained"`` and
             each fine-tuned label, ``"emd/<label>"`` (N, L) for each fine-tuned label; column ``l``
-            is layer ``l + 1``. The same forward passes as the averages.
+            is layer ``l + 1``. The same forward passes as the averages; a cell keeps them with
+            :func:`probeft.results.attention_sentences.save_attention_sentences`.
 
     Returns:
         Result rows (``stage="attention"``, ``metric`` in {"entropy", "emd"}, ``layer`` 1..L,
@@ -394,44 +389,3 @@ def attention_statistics(
         )
     return pd.DataFrame.from_records(rows)
 
-
-def save_per_sentence(cell_dir: str | Path, per_sentence: Mapping[str, Tensor],
-                      info: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Write the first token's per-sentence statistics of an attention cell, atomically.
-
-    Args:
-        cell_dir: the cell's output folder.
-        per_sentence: what :func:`attention_statistics` filled (``"entropy/<label>"``, ``"emd/<label>"``,
-            each (N, L)).
-        info: label -> the fine-tuned checkpoint's fields (``finetune_head``, ``seed``, ...), kept so a
-            reader can pool seeds of one head.
-
-    Returns:
-        The written ``<cell_dir>/attention_per_sentence.npz``.
-    """
-    arrays = {key.replace("/", "__"): value.numpy() for key, value in per_sentence.items()}
-    metadata = {"keys": sorted(per_sentence), "info": {k: dict(v) for k, v in info.items()}}
-    buffer = io.BytesIO()
-    np.savez(buffer, metadata=np.array(json.dumps(metadata, default=str)), **arrays)
-    return files.atomic_write_bytes(Path(cell_dir) / PER_SENTENCE_FILE, buffer.getvalue())
-
-
-def load_per_sentence(cell_dir: str | Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]] | None:
-    """Read :func:`save_per_sentence`'s file: ``({"entropy/<label>": (N, L), ...}, {label: fields})``.
-
-    Returns:
-        None when the cell has no such file (cells from before it was written).
-
-    Raises:
-        ValueError: the file is not one this function wrote (the message names it).
-    """
-    path = Path(cell_dir) / PER_SENTENCE_FILE
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            metadata = json.loads(str(stored["metadata"]))
-            arrays = {key: stored[key.replace("/", "__")] for key in metadata["keys"]}
-    except (KeyError, ValueError, OSError) as error:
-        raise ValueError(f"{path}: not a per-sentence attention file ({error})") from None
-    return arrays, metadata["info"]

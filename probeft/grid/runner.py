@@ -55,6 +55,7 @@ from probeft.grid.cells import (
 )
 from probeft.grid.schema import STAGES, FinetuneSection, GridConfig, ModelEntry
 from probeft.probing import feature_cache
+from probeft.results import attention_sentences
 from probeft.verdicts import claims, delta_intervals
 
 __all__ = [
@@ -562,7 +563,8 @@ def gather_outputs(cells: Sequence[Cell], paths: GridPaths, log: Callable[[str],
     if intervals is not None:
         log(f"wrote {len(intervals)} paired Delta intervals into {intervals_csv}")
     checks = claims.write_claims(table, delta_intervals.load_cell_predictions(complete),
-                                 paths.output_dir / claims.CLAIMS_FILE)
+                                 paths.output_dir / claims.CLAIMS_FILE,
+                                 attention_cells=attention_sentences.load_attention_cells(complete))
     held = claims.summarise(checks)["verdict"].value_counts().to_dict()
     log(f"evaluated the paper's findings into {paths.output_dir / claims.CLAIMS_FILE}: {held}")
 

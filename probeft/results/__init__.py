@@ -1,7 +1,8 @@
 """The tidy results table, the one interface between runs and the report: its schema, each cell's
 ``results.csv`` and ``provenance.json`` and the gathered run table (:mod:`~probeft.results.table`,
 re-exported here), the per-sentence probe predictions stored beside each probing cell
-(:mod:`~probeft.results.predictions`), and the table's aggregates: Deltas, layer groups, summaries
+(:mod:`~probeft.results.predictions`) and attention statistics beside each attention cell
+(:mod:`~probeft.results.attention_sentences`), and the table's aggregates: Deltas, layer groups, summaries
 (:mod:`~probeft.results.analysis`).
 
 May import: :mod:`probeft.core`.

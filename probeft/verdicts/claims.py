@@ -41,8 +41,8 @@ from scipy import stats
 
 from probeft import results
 from probeft.core import files
-from probeft.core.names import NO_FINETUNE
-from probeft.results import analysis, predictions
+from probeft.core.names import NO_FINETUNE, PRETRAINED_LABEL
+from probeft.results import analysis, attention_sentences, predictions
 from probeft.verdicts import delta_intervals, margins, power, uncertainty
 
 __all__ = ["CHECK_COLUMNS", "CLAIMS", "CLAIMS_FILE", "CONTRADICTED", "INCONCLUSIVE", "NOT_COMPUTABLE",
@@ -659,14 +659,89 @@ def _entropies(rows: pd.DataFrame, layers: tuple[int, int]) -> pd.Series:
     return own.assign(seed=own["seed"].fillna(0)).groupby(["finetune_task", "finetune_head", "seed"])["value"].mean()
 
 
-def _f8(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """First-token entropy over the last ``F8_LAST_LAYERS`` layers: CLS head vs pre-trained and vs mean head."""
+def _seeds_then_sentences(groups: Sequence[tuple[float, np.ndarray]], *, resamples: int,
+                          seed: int) -> tuple[float, float, float]:
+    """``sum_g sign_g * mean over seeds of mean over sentences`` with a two-level percentile bootstrap.
+
+    Each resample draws the sentences (the same draw for every group: the model states saw the same
+    sentences) and, per group, its fine-tuning seeds with replacement; with one seed this is the paired
+    bootstrap over sentences.
+
+    Args:
+        groups: ``(sign, values)`` with values (S_g seeds, N sentences), one group per model state.
+        resamples, seed: bootstrap settings.
+
+    Returns:
+        The estimate and its 95% interval.
+    """
+    rng = np.random.default_rng(seed)
+    n = groups[0][1].shape[1]
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)  # (R, N)
+    replicates = np.zeros(resamples)
+    for sign, values in groups:
+        sentence_means = counts @ values.T / n  # (R, S_g)
+        picks = rng.integers(0, values.shape[0], size=(resamples, values.shape[0]))
+        replicates += sign * np.take_along_axis(sentence_means, picks, axis=1).mean(axis=1)
+    estimate = float(sum(sign * values.mean() for sign, values in groups))
+    low, high = uncertainty.percentile_interval(replicates, _CONFIDENCE)
+    return estimate, low, high
+
+
+def _f8_per_sentence(cell: attention_sentences.AttentionSentences, *, resamples: int,
+                     seed: int) -> list[dict[str, Any]]:
+    """F8 from one attention cell's per-sentence first-token entropies: seeds, then sentences, resampled."""
+    pre = cell.arrays.get(f"entropy/{PRETRAINED_LABEL}")
+    if pre is None:
+        return []
+    top = pre.shape[1]
+    last = (max(1, top - margins.F8_LAST_LAYERS + 1), top)
+    columns = slice(last[0] - 1, last[1])
+    base = pre[:, columns].mean(axis=1)  # (N,)
+    changes: dict[tuple[str, str], list[np.ndarray]] = {}  # (ft task, head) -> per seed (N,)
+    for label, fields in sorted(cell.info.items(), key=lambda item: (str(item[1].get("seed", 0)), item[0])):
+        values = cell.arrays.get(f"entropy/{label}")
+        if values is None:
+            continue
+        key = (str(fields.get("finetune_task")), str(fields.get("finetune_head")))
+        changes.setdefault(key, []).append(values[:, columns].mean(axis=1) - base)
+    interval = "95% bootstrap over fine-tuning seeds, then sentences"
+    checks = []
+    for ft in sorted({task for task, _ in changes}):
+        if (ft, "cls") not in changes:
+            continue
+        scope = f"ft={ft}, layers {last[0]}-{last[1]}"
+        cls = np.stack(changes[(ft, "cls")])
+        estimate, low, high = _seeds_then_sentences([(1.0, cls)], resamples=resamples, seed=seed)
+        checks.append(_check("F8", cell.model, scope, "first-token entropy: CLS head - pre-trained", ">",
+                             estimate=estimate, low=low, high=high, interval=interval, unit="entropy",
+                             note=f"{cls.shape[0]} seed(s), {cls.shape[1]} sentences"))
+        if (ft, "mean") in changes:
+            mean = np.stack(changes[(ft, "mean")])
+            estimate, low, high = _seeds_then_sentences([(1.0, cls), (-1.0, mean)], resamples=resamples, seed=seed)
+            checks.append(_check("F8", cell.model, scope, "entropy change: CLS head - mean head", ">",
+                                 estimate=estimate, low=low, high=high, interval=interval, unit="entropy",
+                                 note=f"{cls.shape[0]} and {mean.shape[0]} seed(s), {cls.shape[1]} sentences"))
+    return checks
+
+
+def _f8(table: pd.DataFrame, attention_cells: Sequence[attention_sentences.AttentionSentences] = (), *,
+        resamples: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """First-token entropy over the last ``F8_LAST_LAYERS`` layers: CLS head vs pre-trained and vs mean head.
+
+    A model whose attention cell kept per-sentence entropies gets intervals over seeds and sentences
+    (:func:`_seeds_then_sentences`); otherwise the rows' means give t intervals over seeds (none for one seed).
+    """
+    checks = []
+    for cell in attention_cells:
+        checks += _f8_per_sentence(cell, resamples=resamples, seed=seed)
+    with_sentences = {row["model"] for row in checks}
     rows = table[(table["stage"] == "attention") & (table["metric"] == "entropy")]
     if "position" in rows:
         rows = rows[rows["position"].astype(str) == "first"]
-    checks = []
     seeds = {"unit": "entropy", "why_no_interval": "one seed (per-sentence entropies are not stored)"}
     for model, own in rows.groupby("model"):
+        if model in with_sentences:
+            continue
         top = int(own["layer"].max())
         last = (max(int(own["layer"].min()), top - margins.F8_LAST_LAYERS + 1), top)
         entropy = _entropies(own, last)
@@ -728,7 +803,9 @@ def with_effects(checks: pd.DataFrame, effects: Mapping[tuple[str, str, str, str
 
 
 def evaluate_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPredictions] = (), *,
-                    intervals: pd.DataFrame | None = None, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+                    intervals: pd.DataFrame | None = None,
+                    attention_cells: Sequence[attention_sentences.AttentionSentences] = (),
+                    resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Every check of F1-F9 that the run allows; a ``not computable`` row for each finding it does not.
 
     Args:
@@ -736,6 +813,9 @@ def evaluate_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPredict
         cells: the run's loaded ``probe_predictions.npz`` (:func:`probeft.verdicts.delta_intervals.load_cell_predictions`).
         intervals: an exported run's ``delta_intervals.csv`` (:func:`probeft.verdicts.delta_intervals.load_delta_intervals`);
             used only without ``cells``. Without both the probing checks have point estimates only.
+        attention_cells: the attention cells' per-sentence first-token statistics
+            (:func:`probeft.results.attention_sentences.load_attention_cells`): F8 with intervals over
+            seeds and sentences.
         resamples, seed: bootstrap settings (test set ``i`` in sha order uses ``seed + i``).
 
     Returns:
@@ -744,7 +824,7 @@ def evaluate_claims(table: pd.DataFrame, cells: Sequence[predictions.CellPredict
     accuracies = Accuracies(table, cells, intervals=intervals, resamples=resamples, seed=seed)
     found = {"F1": _f1(table, accuracies), "F2": _f2(table, accuracies), "F3": _f3(table, accuracies),
              "F4": _f4(table, accuracies), "F5": _f5(table, accuracies), "F6": _f6(table), "F7": _f7(table),
-             "F8": _f8(table), "F9": _f9(table, accuracies)}
+             "F8": _f8(table, attention_cells, resamples=resamples, seed=seed), "F9": _f9(table, accuracies)}
     rows = []
     for claim in CLAIMS:
         rows += found[claim] or [_not_computable(claim, f"the run has no {_NEEDS[claim]}")]
@@ -838,11 +918,12 @@ def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
     complete = [d for d in sorted((run_dir / "cells").glob("*")) if results.cell_complete(d)]
     cells = delta_intervals.load_cell_predictions(complete)
     options = {"resamples": resamples, "seed": seed}
+    attention_cells = attention_sentences.load_attention_cells(complete)
     if point_estimates:
         return RunClaims(evaluate_claims(table, [], **options), "point estimates",
                          "POINT ESTIMATES ONLY (asked for): no intervals, so noise can decide a verdict")
     if cells:
-        return RunClaims(evaluate_claims(table, cells, **options), "computed",
+        return RunClaims(evaluate_claims(table, cells, attention_cells=attention_cells, **options), "computed",
                          f"95% bootstrap intervals from the per-sentence predictions of {len(cells)} complete cells")
     stored, stale = _stored(run_dir / CLAIMS_FILE)
     if stored is not None:
