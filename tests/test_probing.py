@@ -279,3 +279,19 @@ def test_cka_rows_name_mismatched_features():
         probing.cka_rows(reference, {"cls": rng.normal(size=(2, 10, 4))})
     with pytest.raises(ValueError, match="different poolings"):
         probing.cka_rows(reference, {"mean": reference["cls"]})
+
+
+def test_refits_keep_every_row_and_store_refitted_correctness(demo_data_dir, probing_rows, plain_rows):
+    """refits=2: the same rows as without (control and MDL off), plus (2, P, N_test) refit correctness."""
+    _, cache = probing_rows
+    run = probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, max_train=120, max_eval=40,
+                              device="cpu", cache_dir=cache, progress=False, control=False, mdl=False, refits=2)
+    expected = plain_rows[plain_rows["probe_task"] == "bigram_shift"].drop(columns="wall_time_s").reset_index(drop=True)
+    pd.testing.assert_frame_equal(run.rows.drop(columns="wall_time_s").reset_index(drop=True), expected)
+    (task,) = run.predictions
+    assert task.refits.shape == (2, 6, 40) and task.refits.dtype == bool
+    assert not np.array_equal(task.refits[0], task.refits[1])  # different resamples, different probes
+    # Refit accuracy stays near the full fit's (same task, ~63% of the sentences distinct).
+    assert np.abs(task.refits.mean(axis=2) - task.correct.mean(axis=1)).mean() < 0.1
+    with pytest.raises(ValueError, match="refits must be >= 0"):
+        probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, refits=-1)

@@ -152,6 +152,7 @@ class ProbingSection(_Strict):
     control: bool = True  # control task + selectivity rows (probeft.probing.control), same features
     control_seed: int = 0  # seed of the control labelling
     mdl: bool = True  # online-code MDL rows of the train split (probeft.probing.mdl)
+    refits: int = Field(default=0, ge=0)  # probe refits on bootstrap resamples of the train sentences (Delta intervals)
     cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.verdicts.similarity), needs "none" probed too
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # extraction autocast on CUDA; CPU stays float32
     cache_dtype: Literal["float32", "float16"] = "float32"  # feature cache storage; probes compute in float32

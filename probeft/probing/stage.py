@@ -26,6 +26,15 @@ Two more measurements reuse the task's features (no second forward pass), both o
   (``layer=-1``, ``pooling="none"``: the uniform code does not depend on the probe). All carry
   ``mdl_seed``.
 
+Probe refits, off by default (``refits=0``): with ``refits=R > 0`` the task's probes are fitted again ``R``
+times, each on a bootstrap resample of the train sentences (drawn from ``numpy.random.default_rng(
+[REFIT_SEED, r])``, the same resamples in every cell of a run), as the train examples' weights (how often each
+was drawn; :func:`probeft.probing.probe.fit_standardised` with ``sample_weight``: no copy of the features), L2
+chosen on dev as for the full fit. Only their test correctness is kept (:attr:`TaskPredictions.refits
+<probeft.results.predictions.TaskPredictions>`, bits in ``probe_predictions.npz``); no row changes. The
+Delta intervals resample them (:func:`probeft.verdicts.uncertainty.hierarchical_bootstrap_delta`). Cost: ``R``
+more fits of the task's probes.
+
 One more, off by default, compares two encoders' features instead of probing them:
 
 * **CKA to the pre-trained encoder** (Kornblith et al. 2019; :mod:`probeft.verdicts.similarity`): with
@@ -76,6 +85,7 @@ CI_CONFIDENCE = 0.95
 CI_SEED = 0
 MDL_SHUFFLE_SEED = 0
 CONTROL_POSITION = "last"
+REFIT_SEED = 0
 
 
 @dataclass
@@ -152,6 +162,35 @@ def _fit_task(
                                                resolve_device(device))
     rows, correct = _fit_rows(standardised, index, labels)
     return rows, index, correct
+
+
+def refit_correct(
+    standardised: probe.StandardisedFeatures,
+    labels: dict[str, np.ndarray],
+    refits: int,
+    *,
+    seed: int = REFIT_SEED,
+) -> np.ndarray:
+    """Test correctness of the probes refitted on ``refits`` bootstrap resamples of the train sentences.
+
+    Args:
+        standardised: the task's standardised features (shared with the full fit; not changed).
+        labels: split -> ``(N_split,)`` labels.
+        refits: number of refits ``R`` (>= 1).
+        seed: resample ``r`` draws its ``N_train`` indices from ``numpy.random.default_rng([seed, r])``.
+
+    Returns:
+        ``(R, P, N_test)`` bool.
+    """
+    if refits < 1:
+        raise ValueError(f"refits must be >= 1, got {refits}")
+    num_train = len(labels["train"])
+    out = []
+    for r in range(refits):
+        drawn = np.random.default_rng([seed, r]).integers(0, num_train, num_train)
+        counts = np.bincount(drawn, minlength=num_train)
+        out.append(probe.fit_standardised(standardised, labels, sample_weight=counts).test_correct)
+    return np.stack(out)
 
 
 def selectivity_rows(
@@ -324,6 +363,7 @@ def run_probing(
     mdl_seed: int = MDL_SHUFFLE_SEED,
     cka_reference: str | None = None,
     cache_dtype: str = "float32",
+    refits: int = 0,
 ) -> ProbingRun:
     """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
@@ -341,6 +381,7 @@ def run_probing(
         cache_dir: feature cache root (None: no cache).
         cache_dtype: storage dtype of the cached features, ``"float32"`` or ``"float16"`` (half the disk; the
             probes compute in float32 either way, on features rounded to float16).
+        refits: probe refits on bootstrap resamples of the train sentences (module docstring); 0: none.
         progress: show progress bars.
         control: also probe the control task (seed ``control_seed``) and add ``control_accuracy`` and
             ``selectivity`` rows (module docstring).
@@ -357,6 +398,8 @@ def run_probing(
     """
     if not probe_tasks:
         raise ValueError("probe_tasks is empty: name at least one probing task")
+    if refits < 0:
+        raise ValueError(f"refits must be >= 0, got {refits}")
     bad = [p for p in poolings if p not in POOLINGS]
     if bad or not poolings:
         raise ValueError(f"poolings must be a non-empty subset of {POOLINGS}, got {list(poolings)}")
@@ -384,6 +427,7 @@ def run_probing(
         # One standardised copy of the features serves the task, control and MDL fits (and one spectrum).
         standardised, probes = _standardised_probes(features, poolings, target)
         task_rows, task_correct = _fit_rows(standardised, probes, labels)
+        refitted = refit_correct(standardised, labels, refits) if refits > 0 else None
         extra_rows: list[dict[str, Any]] = []
         if control:
             controlled = control_tasks.control_task(task_data, seed=control_seed, position=CONTROL_POSITION)
@@ -410,7 +454,7 @@ def run_probing(
         rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)}
                  for row in task_rows + extra_rows]
         sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
-        correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha))
+        correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha, refits=refitted))
     return ProbingRun(pd.DataFrame(rows), correct, retries, extraction_dtype=extraction, cache_dtype=cache_dtype)
 
 

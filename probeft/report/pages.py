@@ -75,6 +75,7 @@ def table1(table: pd.DataFrame, metrics: Mapping[str, Sequence[str]], paper: Map
 
 
 MARKER = "*"
+Q_LEVEL = 0.05  # a Delta is marked when its Benjamini-Hochberg q-value is below this
 
 
 def delta_table(
@@ -90,8 +91,8 @@ def delta_table(
         pooling: ``"cls"`` (Table 2) or ``"mean"`` (Table 5).
         split: the split compared.
         intervals: a run's ``delta_intervals.csv`` (:mod:`probeft.verdicts.delta_intervals`); when given, a
-            Delta whose paired 95% interval (layer group, seeds pooled) excludes 0 gets
-            :data:`MARKER` after its number.
+            Delta whose Benjamini-Hochberg q-value (layer group, seeds pooled; the family of every
+            pooled layer-group test of the run) is below :data:`Q_LEVEL` gets :data:`MARKER` after its number.
 
     Returns:
         Strings, rows ``(model, finetune_task, finetune_head)``, columns ``(probe_task, layer_group)``;
@@ -102,7 +103,7 @@ def delta_table(
     if intervals is not None:
         groups = intervals[(intervals["level"] == "layer_group") & (intervals["seed"] == -1)
                            & (intervals["pooling"] == pooling)]
-        excludes = groups[(groups["ci_low"] > 0) | (groups["ci_high"] < 0)]
+        excludes = groups[groups["q_value"] < Q_LEVEL]
         keys = ["model", "finetune_task", "finetune_head", "probe_task", "layer_group"]
         marked = {tuple(str(v) for v in key) for key in excludes[keys].itertuples(index=False)}
     shown = numbers.copy().astype(object)
@@ -120,8 +121,11 @@ def delta_marker_legend(intervals: pd.DataFrame | None) -> str:
     """The sentence under Tables 2 / 5 that explains :data:`MARKER` (or why there is none)."""
     if intervals is None:
         return not_in_run("per-sentence probe predictions, so no intervals of the Deltas")
-    return (f"{MARKER}: the paired 95% bootstrap interval of this Delta (over test sentences, seeds pooled) "
-            "excludes 0.")
+    known = intervals["interval_levels"].dropna() if "interval_levels" in intervals.columns else pd.Series([], dtype=str)
+    levels = sorted({str(level) for level in known}) or ["sentences"]
+    return (f"{MARKER}: Benjamini-Hochberg q < {Q_LEVEL:g} for this Delta (bootstrap p-value, resampling "
+            f"{' / '.join(level.replace('+', ', ') for level in levels)}; family: every layer-group Delta of the "
+            "run, seeds pooled).")
 
 
 def _attention_group_means(table: pd.DataFrame, position: str
