@@ -353,7 +353,9 @@ def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
     assert best["selectivity"].item() == pytest.approx(0.73 - 0.54)
     assert "m, pre-trained, bigram_shift (mean): best selectivity 19.0 points at layer 4" in report.selectivity_summary(table)
     assert best_shown.loc[("m", "pre-trained", "bigram_shift", "mean")].to_dict() == {
-        "best layer": "4", "selectivity": "19.0", "accuracy": "73.0", "control accuracy": "54.0"}
+        "best layer": "4", "selectivity": "19.0", "accuracy": "73.0", "control accuracy": "54.0",
+        "control gain": "-", "selectivity vs majority": "-"}  # rows recorded without majority rates
+    assert set(shown["noise floor"]) == {"-"}  # and without the MDL noise floor
 
 
 def test_similarity_page_shows_the_analysis_numbers(tmp_path):

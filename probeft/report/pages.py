@@ -193,15 +193,22 @@ def compression_table(table: pd.DataFrame) -> pd.DataFrame:
     """MDL compression per layer as shown: rows ``(model, encoder, probe_task, pooling)``, one column per layer.
 
     Values are :func:`probeft.results.analysis.compression_by_layer` (seeds averaged) as ``"%.2f"``;
-    pre-trained encoders first.
+    pre-trained encoders first. The last column, ``noise floor``, is the compression the same procedure gives
+    Gaussian-noise features of the task's ``(N, D)`` (:func:`probeft.results.analysis.noise_floor_by_task`;
+    ``"-"`` for a run without it).
     """
     frame = analysis.compression_by_layer(table)
     frame["encoder"] = [encoder_label(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])]
     frame["order"] = (frame["finetune_task"] != NO_FINETUNE).astype(int)
     pivot = frame.pivot_table(index=["model", "order", "encoder", "probe_task", "pooling"], columns="layer",
                               values="compression")
+    floor_of = {(model, encoder_label(ft, head), task): value
+                for model, ft, head, task, value in analysis.noise_floor_by_task(table).itertuples(index=False)}
     pivot = pivot.droplevel("order")
-    return pivot.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+    shown = pivot.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+    shown["noise floor"] = [_number(floor_of.get((model, encoder, task), float("nan")), 2)
+                            for model, encoder, task, _ in shown.index]
+    return shown
 
 
 def run_summary(record: Mapping, provenance: Mapping[str, Mapping]) -> str:
@@ -341,12 +348,20 @@ def perplexity_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records).set_index(["model", "finetune_task"]).fillna("-")
 
 
+def _optional_points(row: pd.Series, column: str) -> str:
+    """``row[column]`` in points with one decimal, ``"-"`` where the run has no such rows."""
+    value = row.get(column, float("nan"))
+    return "-" if pd.isna(value) else _number(100 * value, 1)
+
+
 def selectivity_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
     """The numbers of :func:`selectivity_summary` as a table: selectivity at its best layer, in points.
 
     Returns:
         Rows ``(model, encoder, probe_task, pooling)``; columns ``best layer`` (whole number),
-        ``selectivity``, ``accuracy``, ``control accuracy`` (points, one decimal).
+        ``selectivity``, ``accuracy``, ``control accuracy``, ``control gain`` (control accuracy minus the
+        control labels' majority rate) and ``selectivity vs majority`` (the task's gain over its majority rate
+        minus the control gain); points, one decimal, ``"-"`` for a run without majority-rate rows.
     """
     frame = analysis.selectivity_by_layer(table, split=split)
     records = []
@@ -357,7 +372,9 @@ def selectivity_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFra
                         "best layer": str(int(best["layer"])),
                         "selectivity": _number(100 * best["selectivity"], 1),
                         "accuracy": _number(100 * best["accuracy"], 1),
-                        "control accuracy": _number(100 * best["control_accuracy"], 1)})
+                        "control accuracy": _number(100 * best["control_accuracy"], 1),
+                        "control gain": _optional_points(best, "control_gain"),
+                        "selectivity vs majority": _optional_points(best, "selectivity_gain")})
     return pd.DataFrame(records).set_index(["model", "encoder", "probe_task", "pooling"])
 
 
