@@ -121,7 +121,8 @@ def delta_marker_legend(intervals: pd.DataFrame | None) -> str:
     """The sentence under Tables 2 / 5 that explains :data:`MARKER` (or why there is none)."""
     if intervals is None:
         return not_in_run("per-sentence probe predictions, so no intervals of the Deltas")
-    known = intervals["interval_levels"].dropna() if "interval_levels" in intervals.columns else pd.Series([], dtype=str)
+    starred = intervals[(intervals["level"] == "layer_group") & (intervals["seed"] == -1)]  # the rows that get stars
+    known = starred["interval_levels"].dropna() if "interval_levels" in starred.columns else pd.Series([], dtype=str)
     levels = sorted({str(level) for level in known}) or ["sentences"]
     return (f"{MARKER}: Benjamini-Hochberg q < {Q_LEVEL:g} for this Delta (bootstrap p-value, resampling "
             f"{' / '.join(level.replace('+', ', ') for level in levels)}; family: every layer-group Delta of the "
