@@ -167,7 +167,9 @@ def synthetic_intervals(table: pd.DataFrame, half_width: float = 0.01) -> pd.Dat
     groups = analysis.delta_by_layer_group(delta).assign(level="layer_group", layer=-1)
     frame = pd.concat([layers, groups], ignore_index=True).assign(seed=delta_intervals.POOLED_SEED, seeds=1)
     frame["ci_low"], frame["ci_high"] = frame["delta"] - half_width, frame["delta"] + half_width
-    return frame.reindex(columns=delta_intervals.COLUMNS)
+    frame["p_bootstrap"] = np.where(delta_intervals.excludes_zero(frame), 0.001, 1.0)
+    frame["refits"], frame["interval_levels"] = 0, "sentences"
+    return delta_intervals.add_q_values(frame).reindex(columns=delta_intervals.COLUMNS)
 
 
 def write_generated(workdir: Path, table: pd.DataFrame, *, intervals: bool = False) -> Path:
@@ -281,7 +283,7 @@ def test_delta_page_marks_deltas_whose_interval_excludes_zero(tmp_path):
     assert upper.to_dict() == {("m", "cola", "cls"): "-5.00*", ("m", "cola", "mean"): "2.00*",
                                ("m", "sst2", "cls"): "-10.00*"}
     assert set(shown_mean[("odd_man_out", "layers 0-2")]) == {"0.00"}
-    assert "*: the paired 95% bootstrap interval" in out["notes"] and out["figures"] == 2
+    assert "*: Benjamini-Hochberg q < 0.05" in out["notes"] and out["figures"] == 2
     # without the file: the same numbers, no marker, and a note saying why
     plain = run_page(BOOK_DIR / "delta.md", write_generated(tmp_path / "plain", table))
     assert plain["displayed"][0][("bigram_shift", "layers 3-4")].to_dict()[("m", "sst2", "cls")] == "-10.00"
@@ -352,7 +354,9 @@ def test_selectivity_page_shows_the_analysis_numbers(tmp_path):
     assert best["selectivity"].item() == pytest.approx(0.73 - 0.54)
     assert "m, pre-trained, bigram_shift (mean): best selectivity 19.0 points at layer 4" in report.selectivity_summary(table)
     assert best_shown.loc[("m", "pre-trained", "bigram_shift", "mean")].to_dict() == {
-        "best layer": "4", "selectivity": "19.0", "accuracy": "73.0", "control accuracy": "54.0"}
+        "best layer": "4", "selectivity": "19.0", "accuracy": "73.0", "control accuracy": "54.0",
+        "control gain": "-", "selectivity vs majority": "-"}  # rows recorded without majority rates
+    assert set(shown["noise floor"]) == {"-"}  # and without the MDL noise floor
 
 
 def test_similarity_page_shows_the_analysis_numbers(tmp_path):

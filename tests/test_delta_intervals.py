@@ -97,3 +97,67 @@ def test_nothing_to_pair_writes_nothing_and_removes_a_stale_file(tmp_path):
     cells = [_write(tmp_path, "ft", correct, finetune_task="cola", head="cls"), tmp_path / "no_artefact"]
     assert delta_intervals.write_delta_intervals(cells, out) is None
     assert not out.exists() and delta_intervals.load_delta_intervals(out) is None
+
+
+def _write_refits(root, name, correct, refits, **cell):
+    cell_dir = _write(root, name, correct, **cell)
+    loaded = predictions.load_predictions(cell_dir)
+    (task,) = loaded.tasks.values()
+    task.refits = refits
+    predictions.save_predictions(cell_dir, [task], **loaded.cell)
+    return cell_dir
+
+
+def test_refits_and_seeds_widen_the_intervals_and_say_so(tmp_path):
+    """Cells with refits: intervals resample them (wider), pooled seeds are resampled too; Deltas unchanged."""
+    rng = np.random.default_rng(4)
+    pre = rng.random((len(PROBES), 200)) < 0.6
+    # Refits that move the whole probe by +-5 points (a shared shift per refit): refit-level variance.
+    def refits_of(correct):
+        return np.stack([correct ^ (rng.random(correct.shape) < (0.02 + 0.08 * (r % 2))) for r in range(6)])
+    plain_dirs, refit_dirs = [tmp_path / "plain"], [tmp_path / "refit"]
+    _write(plain_dirs[0], "pre", pre)
+    _write_refits(refit_dirs[0], "pre", pre, refits_of(pre))
+    for seed, gain in ((0, 0.1), (1, 0.3)):
+        post = pre | (rng.random(pre.shape) < gain)
+        _write(plain_dirs[0], f"ft{seed}", post, finetune_task="cola", head="cls", seed=seed)
+        _write_refits(refit_dirs[0], f"ft{seed}", post, refits_of(post), finetune_task="cola", head="cls", seed=seed)
+    plain = delta_intervals.delta_intervals(delta_intervals.load_cell_predictions(sorted(plain_dirs[0].iterdir())))
+    refit = delta_intervals.delta_intervals(delta_intervals.load_cell_predictions(sorted(refit_dirs[0].iterdir())))
+    pd.testing.assert_series_equal(plain["delta"], refit["delta"])
+    width = lambda t: t["ci_high"] - t["ci_low"]  # noqa: E731
+    per_seed = plain["seed"] >= 0
+    assert set(plain.loc[per_seed, "interval_levels"]) == {"sentences"} and (plain["refits"] == 0).all()
+    assert set(plain.loc[~per_seed, "interval_levels"]) == {"seeds+sentences"}
+    assert set(refit.loc[per_seed, "interval_levels"]) == {"refits+sentences"} and (refit["refits"] == 6).all()
+    assert set(refit.loc[~per_seed, "interval_levels"]) == {"seeds+refits+sentences"}
+    assert (width(refit) > width(plain)).mean() > 0.9
+    # The seeds' gains differ a lot (0.1 vs 0.3 of wrong sentences fixed): pooling resamples them.
+    pooled = plain[~per_seed & (plain["level"] == "layer")]
+    one_seed = plain[(plain["seed"] == 0) & (plain["level"] == "layer")]
+    assert (width(pooled).to_numpy() > width(one_seed).to_numpy()).mean() > 0.8
+
+
+def test_q_values_are_bh_within_level_and_seed_and_old_tables_get_them_on_load(tmp_path):
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    pre = rng.random((len(PROBES), 200)) < 0.6
+    cells = [_write(tmp_path, "pre", pre)]
+    for seed in (0, 1):
+        post = pre ^ (rng.random(pre.shape) < 0.05 * (1 + np.arange(len(PROBES))[:, None] % 3))
+        cells.append(_write(tmp_path, f"ft{seed}", post, finetune_task="cola", head="cls", seed=seed))
+    out = tmp_path / "delta_intervals.csv"
+    table = delta_intervals.write_delta_intervals(cells, out)
+    for (level, seed), family in table.groupby(["level", "seed"]):
+        expected = stats.false_discovery_control(family["p_bootstrap"].to_numpy(), method="bh")
+        np.testing.assert_allclose(family["q_value"].to_numpy(), expected, err_msg=f"{level}, seed {seed}")
+        assert len(family) == (10 if level == "layer" else 4)
+    assert (table["q_value"] >= table["p_bootstrap"]).all()
+    # A table written before issue 26: no q_value, refits, interval_levels.
+    old = tmp_path / "old.csv"
+    table.drop(columns=list(delta_intervals.ADDED_COLUMNS)).to_csv(old, index=False)
+    loaded = delta_intervals.load_delta_intervals(old)
+    np.testing.assert_allclose(loaded["q_value"], table["q_value"])
+    assert list(loaded.columns) == delta_intervals.COLUMNS
+    assert (loaded["interval_levels"] == "sentences").all() and (loaded["refits"] == 0).all()

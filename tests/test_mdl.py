@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from probeft.probing import mdl
+from probeft.probing import mdl, probe
 
 
 def _signal_and_noise(seed: int, n: int, dim: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -220,3 +220,31 @@ def test_a_near_constant_prefix_feature_does_not_blow_up_a_block():
     result = mdl.online_codelength(features, labels, num_classes=2)
     assert result.block_bits.max() < 2.0 * (result.block_ends[-1] - result.block_ends[-2])  # <= 2 bits/example
     assert 0.85 < float(result.compression[0]) < 1.1
+
+
+def test_noise_floor_of_the_fixed_prior_is_far_below_one_and_heldout_l2_lifts_it():
+    """Pure noise, balanced labels, N = 600, D = 384: the fixed l2 = 0.01 code over-fits (floor ~0.6, not 1);
+    L2 chosen per prefix on held-out noise stays near 1 (minus the log2(G) bits per block of the choice)."""
+    labels = np.random.default_rng(0).integers(0, 2, 600)
+    fixed = mdl.noise_floor(600, 384, labels)
+    chosen = mdl.noise_floor(600, 384, labels, l2_grid=mdl.HELDOUT_L2_GRID)
+    assert 0.45 < fixed < 0.75
+    assert 0.9 < chosen <= 1.0
+    assert mdl.noise_floor(600, 384, labels) == fixed  # seeded: the same floor every time
+
+
+def test_heldout_l2_is_chosen_per_prefix_and_helps_on_a_noisy_teacher():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 1000, 32)).astype(np.float32)
+    x[1] = rng.standard_normal((1000, 32))  # probe 1: noise
+    labels = (x[0] @ rng.standard_normal(32) + 0.5 * rng.standard_normal(1000) > 0).astype(np.int64)
+    split = probe.standardise_features({"train": x[:, :800], "dev": x[:, 800:]})
+    heldout = (split.splits["dev"], labels[800:])
+    chosen = mdl.standardised_codelength(split.train, labels[:800], split.spectrum(), l2_grid=mdl.HELDOUT_L2_GRID,
+                                         heldout=heldout)
+    fixed = mdl.standardised_codelength(split.train, labels[:800], split.spectrum())
+    assert chosen.chosen_l2.shape == (2, chosen.block_ends.size - 1) and np.isnan(chosen.l2)
+    assert chosen.chosen_l2[0, 0] >= 1.0 and chosen.chosen_l2[0, -1] <= 1e-1  # tiny prefixes: strong L2
+    assert chosen.compression[0] > fixed.compression[0] and chosen.compression[1] > fixed.compression[1]
+    with pytest.raises(ValueError, match="l2_grid and heldout go together"):
+        mdl.standardised_codelength(split.train, labels[:800], split.spectrum(), l2_grid=mdl.HELDOUT_L2_GRID)

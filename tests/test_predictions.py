@@ -80,3 +80,21 @@ def test_expectations_missing_files_and_bad_input(tmp_path):
     bad = predictions.TaskPredictions("t", [("cls", 0)], np.ones((1, 3), dtype=np.uint8), "x")
     with pytest.raises(ValueError, match="bool"):
         predictions.save_predictions(tmp_path, [bad], **CELL)
+
+
+def test_refits_round_trip_and_leave_a_file_without_them_unchanged(tmp_path):
+    rng = np.random.default_rng(1)
+    tasks = _tasks(rng)
+    (tmp_path / "plain").mkdir()
+    plain = predictions.save_predictions(tmp_path / "plain", tasks, **CELL)
+    with np.load(plain) as archive:
+        assert archive.files == ["correct", "metadata"] and "refits" not in str(archive["metadata"])
+    tasks[1].refits = rng.random((3, 4, 21)) < 0.5  # odd_man_out only
+    (tmp_path / "refits").mkdir()
+    loaded = predictions.load_predictions(predictions.save_predictions(tmp_path / "refits", tasks, **CELL))
+    assert loaded.tasks["bigram_shift"].refits is None
+    np.testing.assert_array_equal(loaded.tasks["odd_man_out"].refits, tasks[1].refits)
+    np.testing.assert_array_equal(loaded.tasks["odd_man_out"].correct, tasks[1].correct)
+    tasks[0].refits = np.ones((2, 5, 13), dtype=bool)  # 5 probes, the task has 6
+    with pytest.raises(ValueError, match="bigram_shift: refits must be bool"):
+        predictions.save_predictions(tmp_path / "refits", tasks, **CELL)

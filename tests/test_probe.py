@@ -227,3 +227,24 @@ def test_test_correct_is_the_chosen_probes_predictions_from_coef_and_intercept()
         expected = logits.argmax(axis=1) == test[1]
         np.testing.assert_array_equal(fitted.test_correct[p], expected)
         assert fitted.test_correct[p].mean() == pytest.approx(fitted.test_acc[p], abs=1e-12)
+
+
+def test_bootstrap_counts_as_weights_equal_a_fit_on_the_resampled_sentences() -> None:
+    """sample_weight = how often each train sentence was drawn gives the fit on the duplicated rows."""
+    (train_x, train_y), (dev_x, dev_y), (test_x, test_y) = _label_noise_case(4)
+    splits = probe.standardise_features({"train": train_x, "dev": dev_x, "test": test_x})
+    labels = {"train": train_y, "dev": dev_y, "test": test_y}
+    drawn = np.random.default_rng(0).integers(0, len(train_y), len(train_y))
+    counts = np.bincount(drawn, minlength=len(train_y))
+    weighted = probe.fit_standardised(splits, labels, l2_grid=WIDE_GRID, tol=1e-7, sample_weight=counts)
+    duplicated = probe.StandardisedFeatures({"train": splits.train[:, drawn], "dev": splits.splits["dev"],
+                                             "test": splits.splits["test"]})
+    plain = probe.fit_standardised(duplicated, {**labels, "train": train_y[drawn]}, l2_grid=WIDE_GRID, tol=1e-7)
+    np.testing.assert_allclose(weighted.coef, plain.coef, atol=2e-4)
+    np.testing.assert_array_equal(weighted.l2, plain.l2)
+    # Unit weights are the plain fit.
+    ones = probe.fit_standardised(splits, labels, l2_grid=WIDE_GRID, sample_weight=np.ones(len(train_y)))
+    unweighted = probe.fit_standardised(splits, labels, l2_grid=WIDE_GRID)
+    np.testing.assert_allclose(ones.coef, unweighted.coef, atol=1e-6)
+    with pytest.raises(ValueError, match="sample_weight must be"):
+        probe.fit_standardised(splits, labels, sample_weight=-np.ones(len(train_y)))

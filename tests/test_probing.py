@@ -8,7 +8,7 @@ import pytest
 
 from probeft import data, probing
 from probeft.finetune import checkpoints
-from probeft.probing import extract
+from probeft.probing import extract, probe
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +279,90 @@ def test_cka_rows_name_mismatched_features():
         probing.cka_rows(reference, {"cls": rng.normal(size=(2, 10, 4))})
     with pytest.raises(ValueError, match="different poolings"):
         probing.cka_rows(reference, {"mean": reference["cls"]})
+
+
+def test_refits_keep_every_row_and_store_refitted_correctness(demo_data_dir, probing_rows, plain_rows):
+    """refits=2: the same rows as without (control and MDL off), plus (2, P, N_test) refit correctness."""
+    _, cache = probing_rows
+    run = probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, max_train=120, max_eval=40,
+                              device="cpu", cache_dir=cache, progress=False, control=False, mdl=False, refits=2)
+    expected = plain_rows[plain_rows["probe_task"] == "bigram_shift"].drop(columns="wall_time_s").reset_index(drop=True)
+    pd.testing.assert_frame_equal(run.rows.drop(columns="wall_time_s").reset_index(drop=True), expected)
+    (task,) = run.predictions
+    assert task.refits.shape == (2, 6, 40) and task.refits.dtype == bool
+    assert not np.array_equal(task.refits[0], task.refits[1])  # different resamples, different probes
+    # Refit accuracy stays near the full fit's (same task, ~63% of the sentences distinct).
+    assert np.abs(task.refits.mean(axis=2) - task.correct.mean(axis=1)).mean() < 0.1
+    with pytest.raises(ValueError, match="refits must be >= 0"):
+        probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, refits=-1)
+
+
+def test_control_gains_are_measured_against_each_label_sets_majority_rate(probing_rows, demo_data_dir):
+    from probeft.probing import control
+
+    rows, _ = probing_rows
+    rows = rows[rows["probe_task"] == "bigram_shift"]
+    value = {metric: part.set_index(KEYS)["value"] for metric, part in rows.groupby("metric")}
+    task = data.read_senteval(demo_data_dir / "senteval" / "bigram_shift.txt", max_train=120, max_eval=40)
+    controlled = control.control_task(task, seed=0, position="last")
+    for metric, split_data in (("majority_rate", task), ("control_majority_rate", controlled)):
+        train = np.asarray(split_data.train.labels)
+        majority = np.bincount(train).argmax()
+        expected = np.mean(np.asarray(split_data.test.labels) == majority)
+        assert value[metric][("bigram_shift", "none", -1, "test")] == pytest.approx(expected)
+    gain = value["control_gain"]
+    splits = gain.index.get_level_values("split")
+    rate = {m: {split: value[m][("bigram_shift", "none", -1, split)] for split in ("train", "dev", "test")}
+            for m in ("majority_rate", "control_majority_rate")}
+    control_rate = np.array([rate["control_majority_rate"][split] for split in splits])
+    task_rate = np.array([rate["majority_rate"][split] for split in splits])
+    np.testing.assert_allclose(gain.to_numpy(), value["control_accuracy"].loc[gain.index].to_numpy() - control_rate,
+                               atol=1e-12)
+    task_gain = value["accuracy"].loc[gain.index].to_numpy() - task_rate
+    np.testing.assert_allclose(value["selectivity_gain"].loc[gain.index].to_numpy(), task_gain - gain.to_numpy(),
+                               atol=1e-12)
+
+
+def test_several_control_seeds_and_the_random_label_control(demo_data_dir, probing_rows):
+    """control_seeds=[0, 1]: seed 0's rows are the default run's; random labels: capacity above test chance."""
+    rows, cache = probing_rows
+    run = probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, max_train=120, max_eval=40,
+                              device="cpu", cache_dir=cache, progress=False, mdl=False, control_seeds=[0, 1],
+                              random_control=True)
+    new = run.rows
+    columns = ["pooling", "layer", "split", "metric", "value"]
+    for metric in ("control_accuracy", "selectivity"):
+        before = rows[(rows["probe_task"] == "bigram_shift") & (rows["metric"] == metric)][columns]
+        after = new[(new["metric"] == metric) & (new["control_seed"] == 0)][columns]
+        pd.testing.assert_frame_equal(after.reset_index(drop=True), before.reset_index(drop=True))
+        assert len(new[(new["metric"] == metric) & (new["control_seed"] == 1)]) == len(before)
+    random_test = new[(new["metric"] == "random_label_accuracy") & (new["split"] == "test")]["value"]
+    capacity = new[new["metric"] == "random_label_capacity"]
+    assert len(random_test) == len(capacity) == 6
+    assert random_test.between(0.2, 0.8).all()  # 40 test sentences at chance
+    assert capacity["value"].mean() > random_test.mean() and (capacity["l2"] == min(probe.L2_GRID)).all()
+
+
+def test_every_task_gets_its_mdl_noise_floor(probing_rows):
+    rows, _ = probing_rows
+    floor = rows[rows["metric"] == "compression_noise_floor"]
+    assert sorted(floor["probe_task"]) == ["bigram_shift", "odd_man_out"]
+    assert (floor["layer"] == -1).all() and (floor["split"] == "train").all() and floor["value"].between(0.2, 1.5).all()
+
+
+def test_mdl_rows_with_l2_chosen_on_dev():
+    from probeft.probing import stage
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 300, 8)).astype(np.float32)
+    labels = (x[0, :, 0] > 0).astype(np.int64)
+    split = probe.standardise_features({"train": x[:, :200], "dev": x[:, 200:]})
+    index = [("cls", 0), ("cls", 1)]
+    rows = pd.DataFrame(stage.mdl_task_rows(split, labels[:200], index, num_classes=2, l2_choice="dev",
+                                            heldout_labels=labels[200:]))
+    assert set(rows["mdl_l2"]) == {"dev"} and "l2" not in rows.columns
+    compression = rows[rows["metric"] == "compression"].set_index("layer")["value"]
+    floor = rows.loc[rows["metric"] == "compression_noise_floor", "value"].item()
+    assert compression[0] > 2 * floor and abs(compression[1] - floor) < 0.2  # layer 1: independent noise
+    with pytest.raises(ValueError, match='l2_choice="dev" needs'):
+        stage.mdl_task_rows(probe.standardise_features({"train": x}), labels, index, num_classes=2, l2_choice="dev")

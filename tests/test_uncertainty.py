@@ -304,3 +304,130 @@ def test_resampled_accuracies_and_interval_reject_bad_input():
         uncertainty.resampled_accuracies(np.ones(5, bool))
     with pytest.raises(ValueError, match="NaN"):
         uncertainty.percentile_interval([0.1, np.nan])
+
+
+# --- hierarchical bootstrap: seeds, probe refits, test sentences ---------------------------------------------
+
+def _simulated_run(rng: np.random.Generator, *, sentences: int, seeds: int, refits: int, delta: float = 0.05,
+                   sd_seed: float = 0.02, sd_refit: float = 0.015, flip: float = 0.05):
+    """One simulated run with a known true Delta and variance at the seed, refit and sentence levels.
+
+    Sentence ``j`` has a difficulty ``u_j ~ U(0, 1)`` shared by every fit of both encoders, a pre-trained
+    success probability ``base_j`` and a fine-tuning gain ``gain_j`` (mean ``delta``). A fit (the full fit
+    or a refit) adds its own offset ``N(0, sd_refit)`` and small per-sentence noise; a fine-tuning seed
+    adds ``N(0, sd_seed)``. A fit is right on ``j`` when ``u_j + flip * eps < p_j + offsets``, so its
+    expected accuracy is the mean ``p`` and the true Delta is exactly ``delta`` (no clipping: p in
+    [0.2, 0.9]).
+
+    Returns:
+        ``(a (N,), refits_a (R, N), b (S, N), refits_b (S, R, N))``.
+    """
+    difficulty = rng.random(sentences)
+    base = rng.uniform(0.35, 0.65, sentences)
+    gain = rng.uniform(delta - 0.15, delta + 0.15, sentences)
+
+    def fits(probability: np.ndarray, count: int) -> np.ndarray:
+        offset = rng.normal(0.0, sd_refit, (count, 1))
+        return difficulty + flip * rng.standard_normal((count, sentences)) < probability + offset
+
+    a = fits(base, refits + 1)
+    seed_effect = rng.normal(0.0, sd_seed, seeds)
+    b = np.stack([fits(base + gain + seed_effect[s], refits + 1) for s in range(seeds)])
+    return a[0], a[1:], b[:, 0], b[:, 1:]
+
+
+def _coverage(runs: int, *, seeds: int, refits: int = 8, sentences: int = 300, resamples: int = 300,
+              delta: float = 0.05) -> tuple[float, float]:
+    """Share of simulated runs whose 95% interval covers the true Delta: hierarchical, sentence-only."""
+    rng = np.random.default_rng(2026)
+    covered = np.zeros((runs, 2), dtype=bool)
+    for run in range(runs):
+        a, refits_a, b, refits_b = _simulated_run(rng, sentences=sentences, seeds=seeds, refits=refits, delta=delta)
+        full = uncertainty.hierarchical_bootstrap_delta(a, b, refits_a=refits_a, refits_b=refits_b,
+                                                        resamples=resamples, seed=run)
+        # Today's POOLED_SEED interval: seeds averaged inside each sentence resample, nothing else drawn.
+        sentences_only = paired_bootstrap_delta(np.broadcast_to(a, b.shape), b, reduce="mean",
+                                                resamples=resamples, seed=run)
+        covered[run] = [full.low <= delta <= full.high, sentences_only.low <= delta <= sentences_only.high]
+    return float(covered[:, 0].mean()), float(covered[:, 1].mean())
+
+
+def test_hierarchical_bootstrap_covers_a_known_delta_fast():
+    """120 simulated runs, 3 seeds x 8 refits: all levels ~95% (binomial SE 0.02), sentences only under-cover."""
+    hierarchical, sentences_only = _coverage(120, seeds=3)
+    assert 0.88 <= hierarchical <= 1.0
+    assert sentences_only <= 0.82
+    assert hierarchical - sentences_only >= 0.12
+
+
+@pytest.mark.slow
+def test_hierarchical_bootstrap_covers_a_known_delta():
+    """600 simulated runs with 8 seeds: coverage 0.95 within 3 binomial SEs (0.027); sentences only ~0.75."""
+    hierarchical, sentences_only = _coverage(600, seeds=8)
+    assert 0.923 <= hierarchical <= 0.977
+    assert sentences_only <= 0.85
+
+
+def test_hierarchical_bootstrap_reduces_to_the_paired_bootstrap():
+    """One seed, no refits: the paired sentence bootstrap's numbers, bit for bit (layer groups too)."""
+    rng = np.random.default_rng(5)
+    a, b = _paired_sample(rng, (4, 6, 250), 0.6, 0.1, 0.15)
+    for reduce in (None, "mean"):
+        paired = paired_bootstrap_delta(a, b, reduce=reduce, resamples=500, seed=11)
+        hierarchical = uncertainty.hierarchical_bootstrap_delta(a, b[None], reduce=reduce, resamples=500, seed=11)
+        for name in ("delta", "low", "high", "p_value"):
+            assert np.array_equal(getattr(paired, name), getattr(hierarchical, name)), (reduce, name)
+
+
+def test_hierarchical_bootstrap_seeds_keep_the_point_estimate_and_widen():
+    """Several seeds: Delta is the seeds' mean; seed spread widens the interval beyond the sentence-only one."""
+    rng = np.random.default_rng(8)
+    a = rng.random(400) < 0.6
+    b = np.stack([rng.random(400) < p for p in (0.55, 0.7, 0.85)])  # a large seed spread
+    result = uncertainty.hierarchical_bootstrap_delta(a, b, resamples=800, seed=0)
+    assert result.delta == pytest.approx(float(b.mean() - a.mean()))
+    sentences_only = paired_bootstrap_delta(np.broadcast_to(a, b.shape), b, reduce="mean", resamples=800, seed=0)
+    assert result.delta == pytest.approx(sentences_only.delta)
+    assert result.high - result.low > 1.5 * (sentences_only.high - sentences_only.low)
+
+
+def test_hierarchical_bootstrap_refits_are_centred_on_the_full_fit():
+    """Refits that are all 5 points worse than the full fit shift nothing; identical refits add no width."""
+    rng = np.random.default_rng(3)
+    a = rng.random(500) < 0.6
+    b = (rng.random(500) < 0.7)[None]
+    worse = np.tile(a, (4, 1))
+    worse[:, np.flatnonzero(a)[:25]] = False  # each refit of a: 25 sentences (5 points) worse, the same ones
+    plain = uncertainty.hierarchical_bootstrap_delta(a, b, resamples=500, seed=2)
+    centred = uncertainty.hierarchical_bootstrap_delta(a, b, refits_a=worse, resamples=500, seed=2)
+    assert centred.delta == plain.delta
+    # Same spread of the refits (none between them): only the sentences' contribution, of a slightly
+    # different fit, remains; the interval is not shifted by the 5 points.
+    assert abs((centred.low + centred.high) / 2 - (plain.low + plain.high) / 2) < 0.01
+
+
+def test_hierarchical_bootstrap_rejects_mismatched_shapes():
+    a = np.ones((3, 20), dtype=bool)
+    with pytest.raises(ValueError, match=r"= \(S, 3, 20\)"):
+        uncertainty.hierarchical_bootstrap_delta(a, a)
+    with pytest.raises(ValueError, match="refits_a must have shape"):
+        uncertainty.hierarchical_bootstrap_delta(a, a[None], refits_a=a)
+    with pytest.raises(ValueError, match="refits_b must have shape"):
+        uncertainty.hierarchical_bootstrap_delta(a, a[None], refits_b=np.ones((2, 1, 3, 20), dtype=bool))
+
+
+def test_bh_q_values_match_the_step_up_rule():
+    """q_(i) = min_{k >= i} p_(k) m / k, NaN left out of the family."""
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.5, 0.001])
+    q = uncertainty.bh_q_values(p)
+    made = p[~np.isnan(p)]
+    order = np.argsort(made)
+    m = made.size
+    expected_sorted = np.minimum.accumulate((made[order] * m / np.arange(1, m + 1))[::-1])[::-1]
+    expected = np.empty(m)
+    expected[order] = np.minimum(expected_sorted, 1.0)
+    assert np.isnan(q[3])
+    np.testing.assert_allclose(q[~np.isnan(p)], expected)
+    assert (q[~np.isnan(p)] >= made).all()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        uncertainty.bh_q_values([0.2, 1.5])

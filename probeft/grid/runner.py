@@ -162,6 +162,10 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
                     }
                     # Only when not the default, so cells that ran before these settings existed stay complete.
                     params |= {key: getattr(pr, key) for key in ("dtype", "cache_dtype") if getattr(pr, key) != "float32"}
+                    params |= {"refits": pr.refits} if pr.refits else {}
+                    params |= {"control_seeds": pr.control_seeds} if pr.control_seeds is not None else {}
+                    params |= {"random_control": True} if pr.random_control else {}
+                    params |= {"mdl_l2": pr.mdl_l2} if pr.mdl_l2 != "fixed" else {}
                     # Nothing reads a fine-tuned encoder's features after its cell (CKA reads the pre-trained ones).
                     drop = None if task == names.NO_FINETUNE or pr.keep_finetuned_features else (
                         str(paths.cache_dir / "features"), source)

@@ -150,8 +150,13 @@ class ProbingSection(_Strict):
     batch_size: int = Field(default=64, ge=1)
     max_length: int = Field(default=128, ge=8)
     control: bool = True  # control task + selectivity rows (probeft.probing.control), same features
-    control_seed: int = 0  # seed of the control labelling
+    control_seed: int = 0  # seed of the control labelling (and of the random-label control)
+    # several control labellings (pages average them); None: [control_seed]
+    control_seeds: Annotated[list[int], Unique, NonEmpty] | None = None
+    random_control: bool = False  # per-sentence random-label control: the probe's memorisation capacity
     mdl: bool = True  # online-code MDL rows of the train split (probeft.probing.mdl)
+    mdl_l2: Literal["fixed", "dev"] = "fixed"  # online code's L2: one fixed prior, or chosen per prefix on dev
+    refits: int = Field(default=0, ge=0)  # probe refits on bootstrap resamples of the train sentences (Delta intervals)
     cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.verdicts.similarity), needs "none" probed too
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # extraction autocast on CUDA; CPU stays float32
     cache_dtype: Literal["float32", "float16"] = "float32"  # feature cache storage; probes compute in float32

@@ -29,6 +29,22 @@ at ``"last"`` (:func:`realised_prior_sd`). Hence the default ``"last"``, which a
 leak of the demo data; its residual leak there is bigram_shift's (a swapped final pair ends the sentence in
 "the"): agreement spreads about 4 points across seeds instead of 1.5.
 
+What a control can inform. A word-type control asks whether a probe's accuracy could come from
+memorising word identities; it informs a task only where word identity could carry the real label.
+``bigram_shift``'s two classes share their words (a swap reorders them), so no lexical memorisation can
+solve it and a word-type control says nothing about it (its selectivity is the accuracy minus the
+probe's skill at an unrelated lexical game). It does inform ``odd_man_out`` (the replaced word changes
+which words occur) and, at the positions the swap moves, ``coordination_inversion``. The per-sentence
+random-label control (:func:`random_labels`: every sentence its own label drawn from the train prior, no
+word shared) measures the probe's capacity to memorise training sentences at all, for every task alike:
+its train accuracy is what a probe of that size fits without any signal; on test it is at chance.
+
+Baseline. A control probe that always predicts the control labels' majority class scores that class's
+rate, not 1/C; with a realised prior of 0.53-0.59 on two classes "control accuracy 0.56" means no
+memorisation. :func:`majority_rates` gives each split's rate of the train majority class, against which
+the stage reports ``control_gain`` (control accuracy minus it) and ``selectivity_gain`` (the task's gain
+over its own majority rate minus the control's).
+
 Caching. The control task has the sentences of its task, and features depend only on sentences, so the
 intended use is to REUSE the task's features and fit the same probes on the control labels. The control
 :class:`~probeft.data.ProbingData` still gets its own ``task`` (``<task>-control``, no ``/`` because
@@ -61,6 +77,8 @@ __all__ = [
     "control_task",
     "control_task_name",
     "label_agreement",
+    "majority_rates",
+    "random_labels",
     "realised_prior_sd",
     "token_types",
 ]
@@ -71,6 +89,7 @@ CONTROL_SUFFIX = "-control"
 _SCHEME = "probeft-control-v1"
 _WORD = re.compile(r"\w")
 _PRIOR_TOLERANCE = 1e-6
+_RANDOM_SCHEME_SEED = 26  # first entropy word of the random-label control's generator (issue 26)
 
 
 def control_task_name(task: str) -> str:
@@ -356,3 +375,55 @@ def realised_prior_sd(
     _, counts = np.unique(np.array(types, dtype=object), return_counts=True)
     concentration = float(((counts / len(types)) ** 2).sum())
     return np.sqrt(prior * (1 - prior) * concentration)
+
+
+def majority_rates(labels: Mapping[str, Sequence[int] | np.ndarray]) -> dict[str, float]:
+    """Rate of the train split's majority class in each split (what a constant classifier scores).
+
+    Args:
+        labels: split -> ``(N_split,)`` integer labels; ``"train"`` defines the majority class (ties: the
+            smallest label).
+
+    Returns:
+        split -> rate in [0, 1].
+
+    Raises:
+        ValueError: no ``"train"`` labels, or an empty split (naming it).
+    """
+    if "train" not in labels:
+        raise ValueError(f"labels must include 'train' (it defines the majority class), got {list(labels)}")
+    arrays = {split: np.asarray(values) for split, values in labels.items()}
+    for split, values in arrays.items():
+        if values.size == 0:
+            raise ValueError(f"{split} labels are empty")
+    majority = int(np.argmax(np.bincount(arrays["train"].astype(np.int64))))
+    return {split: float(np.mean(values == majority)) for split, values in arrays.items()}
+
+
+def random_labels(labels: Mapping[str, Sequence[int] | np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """A per-sentence random-label control: every sentence of every split gets its own label.
+
+    Each label is drawn independently from the train split's class prior, with
+    ``numpy.random.default_rng([_RANDOM_SCHEME_SEED, seed])`` (splits in the order given). Unlike
+    :func:`control_labels` no two sentences share a label through a shared word, so the only way to fit
+    the train labels is to memorise sentences: a probe's train accuracy on them is its memorisation
+    capacity, and its test accuracy is chance (the prior's majority rate at best).
+
+    Args:
+        labels: split -> ``(N_split,)`` real integer labels (only their sizes and the train prior are used).
+        seed: the labelling's seed.
+
+    Returns:
+        split -> ``(N_split,)`` int64 random labels; at least two classes in train.
+    """
+    seed = _check_seed(seed)
+    if "train" not in labels:
+        raise ValueError(f"labels must include 'train' (its prior is drawn from), got {list(labels)}")
+    train = np.asarray(labels["train"]).astype(np.int64)
+    prior = np.bincount(train) / train.size
+    rng = np.random.default_rng([_RANDOM_SCHEME_SEED, seed])
+    drawn = {split: rng.choice(prior.size, size=len(values), p=prior).astype(np.int64)
+             for split, values in labels.items()}
+    if np.unique(drawn["train"]).size < 2:
+        raise ValueError(f"random labels of {train.size} train sentences hold a single class; need more sentences")
+    return drawn

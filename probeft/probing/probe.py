@@ -360,6 +360,7 @@ def fit_standardised(
     ftol: float = 1e-12,
     history_size: int = 10,
     num_threads: int | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> ProbeResults:
     """:func:`fit_probes` on features standardised beforehand (:func:`standardise_features`).
 
@@ -370,9 +371,14 @@ def fit_standardised(
         features: standardised ``"train"``, ``"dev"`` and ``"test"`` features ``(P, N_split, D)``.
         labels: split -> ``(N_split,)`` integer labels ``0..C-1`` (``C = max(train) + 1``).
         l2_grid, max_iter, tol, ftol, history_size, num_threads: as in :func:`fit_probes`.
+        sample_weight: ``(N_train,)`` non-negative weights of the train examples in the mean loss
+            (``sum_i w_i CE_i / N_train``); bootstrap counts make it a fit on a resample of the train
+            sentences without copying features. None: every example weight 1 (the plain fit). The
+            features stay standardised with the full train split's statistics, and the preconditioner
+            uses its unweighted spectrum (it changes the path, not the optimum).
 
     Returns:
-        :class:`ProbeResults`.
+        :class:`ProbeResults` (train accuracy unweighted).
 
     Raises:
         ValueError: labels that do not fit the features, a single class in train, a bad grid or setting.
@@ -385,13 +391,19 @@ def fit_standardised(
     ys, num_classes = _check_labels(labels, {split: xs[split].shape[1] for split in labels})
     ys = {split: y.to(target) for split, y in ys.items()}
     num_probes, _, dim = xs["train"].shape
+    weight = None
+    if sample_weight is not None:
+        weight = torch.as_tensor(np.asarray(sample_weight, dtype=np.float32), device=target)
+        if weight.shape != (xs["train"].shape[1],) or bool((weight < 0).any()) or not bool(torch.isfinite(weight).all()):
+            raise ValueError(f"sample_weight must be ({xs['train'].shape[1]},) finite, non-negative weights, "
+                             f"got shape {tuple(weight.shape)}")
 
     l2 = torch.as_tensor(grid, dtype=torch.float64, device=target)
     theta = torch.zeros(num_probes, grid.size, num_classes, dim + 1, dtype=torch.float32, device=target)
     if num_threads is None and num_probes * grid.size * num_classes * xs["train"].shape[1] * dim < _SMALL_PROBLEM:
         num_threads = 1
     with torch.no_grad(), cpu_threads(num_threads if target.type == "cpu" else None):
-        problem = BatchedLogReg(xs["train"], ys["train"], l2, num_classes)
+        problem = BatchedLogReg(xs["train"], ys["train"], l2, num_classes, sample_weight=weight)
         preconditioner = Preconditioner(features.spectrum(), l2, num_classes)
         theta, n_iter, converged = lbfgs(
             problem, preconditioner, theta, max_iter=max_iter, tol=tol, ftol=ftol, history_size=history_size

@@ -53,9 +53,12 @@ class BatchedLogReg:
     (small) class axis runs over contiguous rows of ``N`` values, which is much faster on CPU.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, l2: torch.Tensor, num_classes: int) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, l2: torch.Tensor, num_classes: int,
+                 sample_weight: torch.Tensor | None = None) -> None:
         self.x = x  # (P, N, D), standardised
         self.y = y  # (N,)
+        # (N,) example weights (e.g. bootstrap counts, summing to N) or None: mean CE becomes sum_i w_i CE_i / N.
+        self.sample_weight = None if sample_weight is None else sample_weight.to(x.dtype).view(1, 1, 1, -1)
         self.l2 = l2  # (G,) float64
         self.num_classes = num_classes
         self.num_probes, self.n, self.dim = x.shape
@@ -76,6 +79,8 @@ class BatchedLogReg:
         dim = self.dim
         log_probs = torch.log_softmax(self.logits(theta, self.x), dim=2)  # (P, G, C, N)
         nll = -log_probs.gather(2, self.y_index).squeeze(2)  # (P, G, N)
+        if self.sample_weight is not None:
+            nll = nll * self.sample_weight[:, :, 0]
         weights = theta[..., :dim]
         penalty = 0.5 * self.l2.view(1, -1) * weights.to(torch.float64).square().sum(dim=(2, 3))
         # Reduce in float64: near the optimum, loss decreases are below float32 resolution.
@@ -83,6 +88,8 @@ class BatchedLogReg:
 
         dlogits = log_probs.exp_()
         dlogits.scatter_add_(2, self.y_index, self.minus_one)
+        if self.sample_weight is not None:
+            dlogits *= self.sample_weight
         dlogits /= self.n  # d(mean CE)/d logits = (softmax - onehot) / N
         grad = torch.empty_like(theta)
         grad_w = torch.bmm(dlogits.view(num_probes, num_l2 * num_classes, self.n), self.x)

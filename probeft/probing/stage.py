@@ -17,14 +17,35 @@ Two more measurements reuse the task's features (no second forward pass), both o
   ``metric="selectivity"`` = accuracy - control accuracy per pooling, layer and split (no ``l2``;
   on test a 95% paired-bootstrap interval over the test sentences, the same resamples as the
   accuracy intervals). Both carry ``control_seed`` and ``control_position``; ``probe_task`` is the real task.
+  With ``control_seeds`` the control is fitted once per seed (rows per ``control_seed``). After them come
+  the majority-rate rows (:func:`majority_gain_rows`): ``majority_rate`` / ``control_majority_rate`` (the
+  train majority class's rate per split) and per probe ``control_gain`` (control accuracy minus the control
+  labels' majority rate) and ``selectivity_gain`` (the task accuracy's gain over its majority rate minus
+  the control gain): selectivity against each label set's own constant baseline rather than 1/C.
+* **Random-label control** (off by default, ``random_control``): every sentence gets its own random label
+  from the train prior (:func:`probeft.probing.control.random_labels`); rows ``random_label_accuracy``
+  (per split) and ``random_label_capacity`` (train accuracy at the weakest L2): the probe's capacity
+  to memorise sentences, which informs every task alike.
 * **MDL** (Voita & Titov 2020; :mod:`probeft.probing.mdl`): the online codelength of the train-split labels
   given each probe's train features, the train examples shuffled once by
   ``numpy.random.default_rng(mdl_seed).permutation`` (default seed :data:`MDL_SHUFFLE_SEED`; the same
   order for every probe of the task). Rows ``split="train"``, ``metric="codelength_kbits"`` and
   ``"compression"`` (uniform / online) per pooling and layer, with ``l2`` = the online code's fixed
   strength (:data:`probeft.probing.mdl.DEFAULT_L2`), and ONE ``metric="uniform_kbits"`` row per task
-  (``layer=-1``, ``pooling="none"``: the uniform code does not depend on the probe). All carry
-  ``mdl_seed``.
+  (``layer=-1``, ``pooling="none"``: the uniform code does not depend on the probe), and ONE
+  ``metric="compression_noise_floor"`` row per task: the compression the same procedure gives Gaussian
+  noise features of the task's ``(N, D)`` with its labels (:func:`probeft.probing.mdl.noise_floor`; one
+  more probe's MDL per task, computed afresh in each cell). With ``mdl_l2="dev"`` the strength is chosen per
+  prefix on the dev split instead (``mdl_l2="dev"`` column, no ``l2``). All carry ``mdl_seed``.
+
+Probe refits, off by default (``refits=0``): with ``refits=R > 0`` the task's probes are fitted again ``R``
+times, each on a bootstrap resample of the train sentences (drawn from ``numpy.random.default_rng(
+[REFIT_SEED, r])``, the same resamples in every cell of a run), as the train examples' weights (how often each
+was drawn; :func:`probeft.probing.probe.fit_standardised` with ``sample_weight``: no copy of the features), L2
+chosen on dev as for the full fit. Only their test correctness is kept (:attr:`TaskPredictions.refits
+<probeft.results.predictions.TaskPredictions>`, bits in ``probe_predictions.npz``); no row changes. The
+Delta intervals resample them (:func:`probeft.verdicts.uncertainty.hierarchical_bootstrap_delta`). Cost: ``R``
+more fits of the task's probes.
 
 One more, off by default, compares two encoders' features instead of probing them:
 
@@ -76,6 +97,7 @@ CI_CONFIDENCE = 0.95
 CI_SEED = 0
 MDL_SHUFFLE_SEED = 0
 CONTROL_POSITION = "last"
+REFIT_SEED = 0
 
 
 @dataclass
@@ -154,6 +176,95 @@ def _fit_task(
     return rows, index, correct
 
 
+def refit_correct(
+    standardised: probe.StandardisedFeatures,
+    labels: dict[str, np.ndarray],
+    refits: int,
+    *,
+    seed: int = REFIT_SEED,
+) -> np.ndarray:
+    """Test correctness of the probes refitted on ``refits`` bootstrap resamples of the train sentences.
+
+    Args:
+        standardised: the task's standardised features (shared with the full fit; not changed).
+        labels: split -> ``(N_split,)`` labels.
+        refits: number of refits ``R`` (>= 1).
+        seed: resample ``r`` draws its ``N_train`` indices from ``numpy.random.default_rng([seed, r])``.
+
+    Returns:
+        ``(R, P, N_test)`` bool.
+    """
+    if refits < 1:
+        raise ValueError(f"refits must be >= 1, got {refits}")
+    num_train = len(labels["train"])
+    out = []
+    for r in range(refits):
+        drawn = np.random.default_rng([seed, r]).integers(0, num_train, num_train)
+        counts = np.bincount(drawn, minlength=num_train)
+        out.append(probe.fit_standardised(standardised, labels, sample_weight=counts).test_correct)
+    return np.stack(out)
+
+
+def majority_gain_rows(
+    task_rows: Sequence[dict[str, Any]],
+    control_rows: Sequence[dict[str, Any]],
+    labels: dict[str, np.ndarray],
+    control_labels: dict[str, np.ndarray],
+) -> list[dict[str, Any]]:
+    """Rows measuring the task and control probes against their own labels' majority rate.
+
+    Returns:
+        ``majority_rate`` and ``control_majority_rate`` rows per split (``layer=-1``, ``pooling="none"``: the
+        rate of the train majority class, :func:`probeft.probing.control.majority_rates`), then per probe and
+        split ``control_gain`` = control accuracy - control majority rate and ``selectivity_gain`` =
+        (accuracy - majority rate) - control gain (fractions; no ``l2``, no interval).
+    """
+    task_majority = control_tasks.majority_rates(labels)
+    control_majority = control_tasks.majority_rates(control_labels)
+    rows = [{"pooling": "none", "layer": -1, "split": split, "metric": metric, "value": rates[split]}
+            for metric, rates in (("majority_rate", task_majority), ("control_majority_rate", control_majority))
+            for split in extract.SPLITS]
+    key = lambda row: (row["pooling"], row["layer"], row["split"])  # noqa: E731
+    control = {key(row): float(row["value"]) for row in control_rows}
+    for row in task_rows:
+        split = row["split"]
+        control_gain = control[key(row)] - control_majority[split]
+        base = {"pooling": row["pooling"], "layer": row["layer"], "split": split}
+        rows.append({**base, "metric": "control_gain", "value": control_gain})
+        rows.append({**base, "metric": "selectivity_gain",
+                     "value": float(row["value"]) - task_majority[split] - control_gain})
+    return rows
+
+
+def random_label_rows(
+    standardised: probe.StandardisedFeatures,
+    index: Sequence[tuple[str, int]],
+    labels: dict[str, np.ndarray],
+    *,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The per-sentence random-label control (:func:`probeft.probing.control.random_labels`).
+
+    Returns:
+        ``random_label_accuracy`` rows per probe and split at the L2 chosen on (random) dev labels, and
+        ``random_label_capacity`` rows (``split="train"``): train accuracy at the weakest L2 of the grid, what
+        the probe memorises when barely held back. All carry ``l2`` and ``control_seed``.
+    """
+    drawn = control_tasks.random_labels(labels, seed=seed)
+    fitted = probe.fit_standardised(standardised, drawn)
+    weakest = int(np.argmin(fitted.l2_grid))
+    accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
+    rows = []
+    for i, (pooling, layer) in enumerate(index):
+        for split in extract.SPLITS:
+            rows.append({"pooling": pooling, "layer": layer, "split": split, "metric": "random_label_accuracy",
+                         "value": float(accuracy[split][i]), "l2": float(fitted.l2[i]), "control_seed": seed})
+        rows.append({"pooling": pooling, "layer": layer, "split": "train", "metric": "random_label_capacity",
+                     "value": float(fitted.grid_train_acc[i, weakest]), "l2": float(fitted.l2_grid[weakest]),
+                     "control_seed": seed})
+    return rows
+
+
 def selectivity_rows(
     task_rows: Sequence[dict[str, Any]],
     control_rows: Sequence[dict[str, Any]],
@@ -197,6 +308,9 @@ def mdl_task_rows(
     num_classes: int,
     seed: int = MDL_SHUFFLE_SEED,
     device: str | torch.device = "cpu",
+    l2_choice: str = "fixed",
+    heldout_labels: np.ndarray | None = None,
+    noise: bool = True,
 ) -> list[dict[str, Any]]:
     """MDL rows of one task from its stacked train features (see the module docstring).
 
@@ -212,26 +326,50 @@ def mdl_task_rows(
         num_classes: the task's number of classes.
         seed: the seed of the one shuffle of the train examples.
         device: where the online-code probes train (for raw features; standardised ones stay where they are).
+        l2_choice: ``"fixed"`` (:data:`probeft.probing.mdl.DEFAULT_L2` as the prior of every prefix) or ``"dev"``
+            (per prefix and probe from :data:`probeft.probing.mdl.HELDOUT_L2_GRID` on the held-out ``"dev"``
+            features of ``train``, which must then be :class:`~probeft.probing.probe.StandardisedFeatures`
+            holding them, with ``heldout_labels``).
+        heldout_labels: ``(N_dev,)`` labels of the held-out features, for ``l2_choice="dev"``.
+        noise: also add the noise floor row (:func:`probeft.probing.mdl.noise_floor` at this task's ``(N, D)``,
+            labels, order and ``l2_choice``).
 
     Returns:
-        ``codelength_kbits`` and ``compression`` rows per probe (``l2`` = the code's fixed strength)
-        and one ``uniform_kbits`` row (``layer=-1``, ``pooling="none"``), all ``split="train"``.
+        ``codelength_kbits`` and ``compression`` rows per probe (``l2`` = the code's fixed strength; absent with
+        ``l2_choice="dev"``), one ``uniform_kbits`` row and one ``compression_noise_floor`` row (``layer=-1``,
+        ``pooling="none"``), all ``split="train"``; with ``l2_choice="dev"`` every row has ``mdl_l2="dev"``.
     """
+    if l2_choice not in ("fixed", "dev"):
+        raise ValueError(f'l2_choice must be "fixed" or "dev", got {l2_choice!r}')
     if not isinstance(train, probe.StandardisedFeatures):
         train = probe.standardise_features({"train": train}, device=device)
+    settings: dict[str, Any] = {}
+    if l2_choice == "dev":
+        if "dev" not in train.splits or heldout_labels is None:
+            raise ValueError('l2_choice="dev" needs standardised dev features and heldout_labels')
+        settings = {"l2_grid": mdl_code.HELDOUT_L2_GRID}
     x = train.train
     order = np.random.default_rng(seed).permutation(len(labels))
     forward = torch.as_tensor(order, device=x.device)
     spectrum = train.spectrum()
+    shuffled = np.asarray(labels)[order]
+    heldout = None if l2_choice == "fixed" else (train.splits["dev"], heldout_labels)
     _permute_examples(x, forward)
     try:
-        result = mdl_code.standardised_codelength(x, np.asarray(labels)[order], spectrum, num_classes=num_classes)
+        result = mdl_code.standardised_codelength(x, shuffled, spectrum, num_classes=num_classes, heldout=heldout,
+                                                  **settings)
     finally:
         _permute_examples(x, torch.argsort(forward))
-    rows = [{**row, "split": "train", "l2": result.l2}
+    extra = {"l2": result.l2} if l2_choice == "fixed" else {"mdl_l2": "dev"}
+    rows = [{**row, "split": "train", **extra}
             for row in mdl_code.mdl_rows(result, [(layer, pooling) for pooling, layer in index])]
     rows.append({"layer": -1, "pooling": "none", "split": "train", "metric": "uniform_kbits",
-                 "value": float(result.uniform_kbits)})
+                 "value": float(result.uniform_kbits), **({} if l2_choice == "fixed" else extra)})
+    if noise:
+        floor = mdl_code.noise_floor(x.shape[1], x.shape[2], shuffled, num_classes=num_classes, device=x.device,
+                                     heldout_size=None if heldout is None else int(heldout[0].shape[1]), **settings)
+        rows.append({"layer": -1, "pooling": "none", "split": "train", "metric": "compression_noise_floor",
+                     "value": floor, **extra})
     return rows
 
 
@@ -324,6 +462,10 @@ def run_probing(
     mdl_seed: int = MDL_SHUFFLE_SEED,
     cka_reference: str | None = None,
     cache_dtype: str = "float32",
+    refits: int = 0,
+    control_seeds: Sequence[int] | None = None,
+    random_control: bool = False,
+    mdl_l2: str = "fixed",
 ) -> ProbingRun:
     """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
@@ -341,6 +483,12 @@ def run_probing(
         cache_dir: feature cache root (None: no cache).
         cache_dtype: storage dtype of the cached features, ``"float32"`` or ``"float16"`` (half the disk; the
             probes compute in float32 either way, on features rounded to float16).
+        refits: probe refits on bootstrap resamples of the train sentences (module docstring); 0: none.
+        control_seeds: several control labellings (one set of control rows each, ``control_seed`` column);
+            None: ``[control_seed]``. Pages average them.
+        random_control: also fit the per-sentence random-label control (module docstring).
+        mdl_l2: the online code's L2, ``"fixed"`` or ``"dev"`` (chosen per prefix on the dev split;
+            :func:`mdl_task_rows`).
         progress: show progress bars.
         control: also probe the control task (seed ``control_seed``) and add ``control_accuracy`` and
             ``selectivity`` rows (module docstring).
@@ -357,6 +505,8 @@ def run_probing(
     """
     if not probe_tasks:
         raise ValueError("probe_tasks is empty: name at least one probing task")
+    if refits < 0:
+        raise ValueError(f"refits must be >= 0, got {refits}")
     bad = [p for p in poolings if p not in POOLINGS]
     if bad or not poolings:
         raise ValueError(f"poolings must be a non-empty subset of {POOLINGS}, got {list(poolings)}")
@@ -384,21 +534,32 @@ def run_probing(
         # One standardised copy of the features serves the task, control and MDL fits (and one spectrum).
         standardised, probes = _standardised_probes(features, poolings, target)
         task_rows, task_correct = _fit_rows(standardised, probes, labels)
+        refitted = refit_correct(standardised, labels, refits) if refits > 0 else None
         extra_rows: list[dict[str, Any]] = []
         if control:
-            controlled = control_tasks.control_task(task_data, seed=control_seed, position=CONTROL_POSITION)
-            control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels, "test": controlled.test.labels}
-            control_rows, control_correct = _fit_rows(standardised, probes, control_labels, metric="control_accuracy")
-            # Paired over the same resampled test sentences, the draws of the accuracy intervals.
-            intervals = uncertainty.paired_bootstrap_delta(control_correct, task_correct, resamples=CI_RESAMPLES,
-                                                           confidence=CI_CONFIDENCE, seed=CI_SEED)
-            provenance = {"control_seed": control_seed, "control_position": CONTROL_POSITION}
-            selective = selectivity_rows(task_rows, control_rows, intervals, probes)
-            extra_rows += [{**row, **provenance} for row in control_rows + selective]
+            gain_rows: list[dict[str, Any]] = []
+            for seed_of_control in (control_seeds or [control_seed]):
+                controlled = control_tasks.control_task(task_data, seed=seed_of_control, position=CONTROL_POSITION)
+                control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels,
+                                  "test": controlled.test.labels}
+                control_rows, control_correct = _fit_rows(standardised, probes, control_labels,
+                                                          metric="control_accuracy")
+                # Paired over the same resampled test sentences, the draws of the accuracy intervals.
+                intervals = uncertainty.paired_bootstrap_delta(control_correct, task_correct, resamples=CI_RESAMPLES,
+                                                               confidence=CI_CONFIDENCE, seed=CI_SEED)
+                provenance = {"control_seed": seed_of_control, "control_position": CONTROL_POSITION}
+                selective = selectivity_rows(task_rows, control_rows, intervals, probes)
+                extra_rows += [{**row, **provenance} for row in control_rows + selective]
+                gain_rows += [{**row, **provenance} for row in majority_gain_rows(task_rows, control_rows, labels,
+                                                                                  control_labels)]
+            extra_rows += gain_rows  # after every seed's rows: the rows of control_seed alone stay as they were
+        if random_control:
+            extra_rows += random_label_rows(standardised, probes, labels, seed=control_seed)
         if mdl:
             num_classes = int(max(int(np.max(labels[split])) for split in extract.SPLITS)) + 1
             extra_rows += [{**row, "mdl_seed": mdl_seed} for row in mdl_task_rows(
-                standardised, labels["train"], probes, num_classes=num_classes, seed=mdl_seed)]
+                standardised, labels["train"], probes, num_classes=num_classes, seed=mdl_seed, l2_choice=mdl_l2,
+                heldout_labels=labels["dev"])]
         del standardised  # before the next task's features are read
         if reference is not None:
             try:
@@ -410,7 +571,7 @@ def run_probing(
         rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)}
                  for row in task_rows + extra_rows]
         sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
-        correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha))
+        correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha, refits=refitted))
     return ProbingRun(pd.DataFrame(rows), correct, retries, extraction_dtype=extraction, cache_dtype=cache_dtype)
 
 

@@ -77,6 +77,7 @@ def table1(table: pd.DataFrame, metrics: Mapping[str, Sequence[str]], paper: Map
 
 
 MARKER = "*"
+Q_LEVEL = 0.05  # a Delta is marked when its Benjamini-Hochberg q-value is below this
 
 
 def delta_table(
@@ -92,8 +93,8 @@ def delta_table(
         pooling: ``"cls"`` (Table 2) or ``"mean"`` (Table 5).
         split: the split compared.
         intervals: a run's ``delta_intervals.csv`` (:mod:`probeft.verdicts.delta_intervals`); when given, a
-            Delta whose paired 95% interval (layer group, seeds pooled) excludes 0 gets
-            :data:`MARKER` after its number.
+            Delta whose Benjamini-Hochberg q-value (layer group, seeds pooled; the family of every
+            pooled layer-group test of the run) is below :data:`Q_LEVEL` gets :data:`MARKER` after its number.
 
     Returns:
         Strings, rows ``(model, finetune_task, finetune_head)``, columns ``(probe_task, layer_group)``;
@@ -104,7 +105,7 @@ def delta_table(
     if intervals is not None:
         groups = intervals[(intervals["level"] == "layer_group") & (intervals["seed"] == -1)
                            & (intervals["pooling"] == pooling)]
-        excludes = groups[(groups["ci_low"] > 0) | (groups["ci_high"] < 0)]
+        excludes = groups[groups["q_value"] < Q_LEVEL]
         keys = ["model", "finetune_task", "finetune_head", "probe_task", "layer_group"]
         marked = {tuple(str(v) for v in key) for key in excludes[keys].itertuples(index=False)}
     shown = numbers.copy().astype(object)
@@ -154,8 +155,12 @@ def delta_marker_legend(intervals: pd.DataFrame | None) -> str:
     """The sentence under Tables 2 / 5 that explains :data:`MARKER` (or why there is none)."""
     if intervals is None:
         return not_in_run("per-sentence probe predictions, so no intervals of the Deltas")
-    return (f"{MARKER}: the paired 95% bootstrap interval of this Delta (over test sentences, seeds pooled) "
-            "excludes 0.")
+    starred = intervals[(intervals["level"] == "layer_group") & (intervals["seed"] == -1)]  # the rows that get stars
+    known = starred["interval_levels"].dropna() if "interval_levels" in starred.columns else pd.Series([], dtype=str)
+    levels = sorted({str(level) for level in known}) or ["sentences"]
+    return (f"{MARKER}: Benjamini-Hochberg q < {Q_LEVEL:g} for this Delta (bootstrap p-value, resampling "
+            f"{' / '.join(level.replace('+', ', ') for level in levels)}; family: every layer-group Delta of the "
+            "run, seeds pooled).")
 
 
 def _attention_group_means(table: pd.DataFrame, position: str
@@ -223,15 +228,22 @@ def compression_table(table: pd.DataFrame) -> pd.DataFrame:
     """MDL compression per layer as shown: rows ``(model, encoder, probe_task, pooling)``, one column per layer.
 
     Values are :func:`probeft.results.analysis.compression_by_layer` (seeds averaged) as ``"%.2f"``;
-    pre-trained encoders first.
+    pre-trained encoders first. The last column, ``noise floor``, is the compression the same procedure gives
+    Gaussian-noise features of the task's ``(N, D)`` (:func:`probeft.results.analysis.noise_floor_by_task`;
+    ``"-"`` for a run without it).
     """
     frame = analysis.compression_by_layer(table)
     frame["encoder"] = [encoder_label(t, h) for t, h in zip(frame["finetune_task"], frame["finetune_head"])]
     frame["order"] = (frame["finetune_task"] != NO_FINETUNE).astype(int)
     pivot = frame.pivot_table(index=["model", "order", "encoder", "probe_task", "pooling"], columns="layer",
                               values="compression")
+    floor_of = {(model, encoder_label(ft, head), task): value
+                for model, ft, head, task, value in analysis.noise_floor_by_task(table).itertuples(index=False)}
     pivot = pivot.droplevel("order")
-    return pivot.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+    shown = pivot.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
+    shown["noise floor"] = [_number(floor_of.get((model, encoder, task), float("nan")), 2)
+                            for model, encoder, task, _ in shown.index]
+    return shown
 
 
 def run_summary(record: Mapping, provenance: Mapping[str, Mapping]) -> str:
@@ -382,12 +394,20 @@ def perplexity_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records).set_index(["model", "finetune_task"]).fillna("-")
 
 
+def _optional_points(row: pd.Series, column: str) -> str:
+    """``row[column]`` in points with one decimal, ``"-"`` where the run has no such rows."""
+    value = row.get(column, float("nan"))
+    return "-" if pd.isna(value) else _number(100 * value, 1)
+
+
 def selectivity_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
     """The numbers of :func:`selectivity_summary` as a table: selectivity at its best layer, in points.
 
     Returns:
         Rows ``(model, encoder, probe_task, pooling)``; columns ``best layer`` (whole number),
-        ``selectivity``, ``accuracy``, ``control accuracy`` (points, one decimal).
+        ``selectivity``, ``accuracy``, ``control accuracy``, ``control gain`` (control accuracy minus the
+        control labels' majority rate) and ``selectivity vs majority`` (the task's gain over its majority rate
+        minus the control gain); points, one decimal, ``"-"`` for a run without majority-rate rows.
     """
     frame = analysis.selectivity_by_layer(table, split=split)
     records = []
@@ -398,7 +418,9 @@ def selectivity_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFra
                         "best layer": str(int(best["layer"])),
                         "selectivity": _number(100 * best["selectivity"], 1),
                         "accuracy": _number(100 * best["accuracy"], 1),
-                        "control accuracy": _number(100 * best["control_accuracy"], 1)})
+                        "control accuracy": _number(100 * best["control_accuracy"], 1),
+                        "control gain": _optional_points(best, "control_gain"),
+                        "selectivity vs majority": _optional_points(best, "selectivity_gain")})
     return pd.DataFrame(records).set_index(["model", "encoder", "probe_task", "pooling"])
 
 

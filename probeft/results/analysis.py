@@ -35,6 +35,7 @@ __all__ = [
     "has_delta",
     "has_pretrained_probing",
     "has_selectivity",
+    "noise_floor_by_task",
     "has_stage",
     "layer_groups",
     "probing_delta",
@@ -303,16 +304,19 @@ def _per_layer(table: pd.DataFrame, split: str, metrics: list[str]) -> pd.DataFr
 def selectivity_by_layer(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
     """Accuracy, control accuracy and selectivity per encoder state and probe, averaged over seeds.
 
+    Several control seeds (``probing.control_seeds``) are averaged too, inside each fine-tuning seed.
+
     Returns:
         Columns ``model, finetune_task, finetune_head, probe_task, pooling, layer, accuracy,
-        control_accuracy, selectivity, seeds`` (fractions, not points).
+        control_accuracy, selectivity``, then ``control_gain, selectivity_gain`` (against each label set's
+        majority rate; only where the run has them), ``seeds`` (fractions, not points).
 
     Raises:
         ValueError: no selectivity rows (see :func:`has_selectivity`).
     """
     if not has_selectivity(table, split=split):
         raise ValueError(f"no probing selectivity rows with split={split!r}")
-    metrics = ["accuracy", "control_accuracy", "selectivity"]
+    metrics = ["accuracy", "control_accuracy", "selectivity", "control_gain", "selectivity_gain"]
     frame = _per_layer(table, split, metrics)
     frame = frame.dropna(subset=["selectivity"])
     return frame[[*_PROBE_STATE_KEYS, *[m for m in metrics if m in frame.columns], "seeds"]].reset_index(drop=True)
@@ -333,6 +337,20 @@ def compression_by_layer(table: pd.DataFrame) -> pd.DataFrame:
     metrics = ["compression", "codelength_kbits"]
     frame = _per_layer(table, "train", metrics).dropna(subset=["compression"])
     return frame[[*_PROBE_STATE_KEYS, *[m for m in metrics if m in frame.columns], "seeds"]].reset_index(drop=True)
+
+
+def noise_floor_by_task(table: pd.DataFrame) -> pd.DataFrame:
+    """The MDL noise floor (``compression_noise_floor`` rows) per encoder state and probing task, seeds averaged.
+
+    Returns:
+        Columns ``model, finetune_task, finetune_head, probe_task, noise_floor``; empty for a run whose
+        results predate the floor.
+    """
+    keys = ["model", "finetune_task", "finetune_head", "probe_task"]
+    rows = _probing_rows(table, "train", "compression_noise_floor")
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, "noise_floor"])
+    return rows.groupby(keys, as_index=False)["value"].mean().rename(columns={"value": "noise_floor"})
 
 
 def has_cka(table: pd.DataFrame) -> bool:

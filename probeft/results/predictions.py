@@ -17,6 +17,12 @@ File format (``np.savez``, readable with ``allow_pickle=False``)
     ``test_sha256`` (:func:`split_sha256`) hashes the test sentences and labels in order, so two
     files can be paired sentence by sentence only when it matches.
 
+    Probe refits (``probing.refits > 0``, :func:`probeft.probing.stage.run_probing`): the file also holds
+    ``refit_correct``, ``(sum_task R_task * P_task, ceil(N_max / 8))`` uint8 packed like ``correct``, the rows
+    task by task (in ``tasks`` order), refit by refit, probe by probe (the order of that task's ``rows``);
+    the metadata gets ``"refits": {probe_task: R_task, ...}``. A file without refits has neither key,
+    byte for byte what it was before refits existed.
+
 The file is written atomically, before the cell's ``results.csv`` and ``provenance.json``, so a
 complete cell always has it. Of probeft it imports :mod:`probeft.core.files` and the provenance file name of :mod:`probeft.results`.
 """
@@ -62,12 +68,15 @@ class TaskPredictions:
         probes: ``P`` ``(pooling, layer)`` pairs, the row order of ``correct``.
         correct: ``(P, n_test)`` bool.
         test_sha256: :func:`split_sha256` of the task's test split.
+        refits: ``(R, P, n_test)`` bool, the test correctness of ``R`` refits of the same probes on
+            bootstrap resamples of the training sentences; None when the cell made none.
     """
 
     probe_task: str
     probes: list[tuple[str, int]]
     correct: np.ndarray
     test_sha256: str
+    refits: np.ndarray | None = None
 
 
 @dataclass
@@ -103,8 +112,16 @@ def save_predictions(cell_dir: str | Path, tasks: Sequence[TaskPredictions], **c
         raise ValueError(f"save_predictions needs exactly {list(CELL_KEYS)}, got {sorted(cell)}")
     if not tasks or len({t.probe_task for t in tasks}) != len(tasks):
         raise ValueError(f"need at least one task and no task twice, got {[t.probe_task for t in tasks]}")
-    blocks, rows, meta_tasks = [], [], {}
+    blocks, rows, meta_tasks, refit_blocks, refit_counts = [], [], {}, [], {}
     for task in tasks:
+        if task.refits is not None:
+            refits = np.asarray(task.refits)
+            if refits.dtype != np.bool_ or refits.ndim != 3 or refits.shape[1:] != np.shape(task.correct) \
+                    or refits.shape[0] == 0:
+                raise ValueError(f"{task.probe_task}: refits must be bool (R>0, {', '.join(map(str, np.shape(task.correct)))}), "
+                                 f"got {refits.dtype} {refits.shape}")
+            refit_blocks.append(refits.reshape(-1, refits.shape[2]))
+            refit_counts[task.probe_task] = int(refits.shape[0])
         correct = np.asarray(task.correct)
         if correct.dtype != np.bool_ or correct.ndim != 2 or correct.shape[0] != len(task.probes) or correct.shape[1] == 0:
             raise ValueError(f"{task.probe_task}: correct must be bool (P={len(task.probes)}, N>0), "
@@ -119,8 +136,17 @@ def save_predictions(cell_dir: str | Path, tasks: Sequence[TaskPredictions], **c
         padded[start : start + block.shape[0], : block.shape[1]] = block
         start += block.shape[0]
     metadata = {"format": FORMAT, **{k: cell[k] for k in CELL_KEYS}, "n_max": n_max, "rows": rows, "tasks": meta_tasks}
+    arrays = {"correct": np.packbits(padded, axis=1)}
+    if refit_counts:
+        metadata["refits"] = refit_counts
+        refit_padded = np.zeros((sum(block.shape[0] for block in refit_blocks), n_max), dtype=np.bool_)
+        start = 0
+        for block in refit_blocks:
+            refit_padded[start : start + block.shape[0], : block.shape[1]] = block
+            start += block.shape[0]
+        arrays["refit_correct"] = np.packbits(refit_padded, axis=1)
     buffer = io.BytesIO()
-    np.savez(buffer, correct=np.packbits(padded, axis=1), metadata=np.array(json.dumps(metadata, default=str)))
+    np.savez(buffer, **arrays, metadata=np.array(json.dumps(metadata, default=str)))
     # Invalidate the cell first: until write_cell marks it complete again, new predictions never pair
     # with old results.
     (Path(cell_dir) / PROVENANCE_FILE).unlink(missing_ok=True)
@@ -151,6 +177,7 @@ def load_predictions(path: str | Path, expect: Mapping[str, Any] | None = None) 
     try:
         with np.load(path, allow_pickle=False) as archive:
             packed, metadata = archive["correct"], json.loads(str(archive["metadata"]))
+            refit_packed = archive["refit_correct"] if "refit_correct" in archive.files else None
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise bad(f"unreadable: {error}") from error
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
@@ -180,4 +207,28 @@ def load_predictions(path: str | Path, expect: Mapping[str, Any] | None = None) 
     unknown = {row["probe_task"] for row in rows} - set(tasks)
     if unknown:
         raise bad(f"rows of task(s) {sorted(unknown)} missing from its tasks")
+    _attach_refits(tasks, metadata.get("refits"), refit_packed, n_max, bad)
     return CellPredictions(path, {k: metadata[k] for k in CELL_KEYS}, tasks)
+
+
+def _attach_refits(tasks: dict[str, TaskPredictions], counts: Any, packed: np.ndarray | None, n_max: int,
+                   bad: Any) -> None:
+    """Unpack ``refit_correct`` (module docstring) into each task's ``refits``; ``bad(why)`` makes the error."""
+    if counts is None and packed is None:
+        return
+    if not isinstance(counts, dict) or packed is None or set(counts) - set(tasks):
+        raise bad(f"refit metadata {counts!r} and refit_correct ({None if packed is None else packed.shape}) disagree")
+    total = sum(int(counts[t]) * len(tasks[t].probes) for t in tasks if t in counts)
+    if packed.dtype != np.uint8 or packed.shape != (total, (n_max + 7) // 8):
+        raise bad(f"refit_correct has {packed.dtype} {packed.shape}, metadata says {total} rows x {n_max} sentences")
+    unpacked = np.unpackbits(packed, axis=1, count=n_max).astype(np.bool_)
+    start = 0
+    for name, task in tasks.items():  # the order they were written in
+        if name not in counts:
+            continue
+        count, num_probes, n_test = int(counts[name]), len(task.probes), task.correct.shape[1]
+        block = unpacked[start : start + count * num_probes]
+        if block[:, n_test:].any():
+            raise bad(f"task {name!r}: refit bits set past its n_test={n_test}")
+        task.refits = block[:, :n_test].reshape(count, num_probes, n_test)
+        start += count * num_probes

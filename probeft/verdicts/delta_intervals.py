@@ -20,6 +20,21 @@ Rows of the returned table (:data:`COLUMNS`), fractions throughout:
       (:func:`probeft.verdicts.uncertainty.seed_spread` of the per-seed Deltas; std NaN for one seed) are set
       on these rows.
 
+Intervals (``interval_levels`` says which levels were resampled): every interval is a percentile interval
+of :func:`probeft.verdicts.uncertainty.hierarchical_bootstrap_delta`, which resamples the fine-tuning
+seeds (pooled rows with more than one seed), then the probe refits on resampled training sentences (when
+the cells hold them, ``probing.refits > 0``; ``refits`` = how many per encoder, the fewest over the
+row's cells), then the test sentences, paired. A per-seed row without refits is the paired sentence
+bootstrap, bit for bit as before refits existed; a pooled row of several seeds now also resamples the
+seeds (before, the seeds were only averaged inside each sentence resample: the fine-tuning variance was
+left out).
+
+Multiple comparisons: ``q_value`` is the Benjamini-Hochberg q-value of ``p_bootstrap``
+(:func:`probeft.verdicts.uncertainty.bh_q_values`) within its family, the rows of the run with the same
+``level`` and ``seed`` (e.g. all per-layer tests of the pooled seeds: every model, fine-tuning, probing
+task, pooling and layer; the layer-group tests are another family). A table written before q-values
+existed gets them on load (:func:`load_delta_intervals`).
+
 The grid writes the table to ``<run>/delta_intervals.csv`` after gathering the results.
 """
 
@@ -37,14 +52,17 @@ from probeft.core.names import NO_FINETUNE
 from probeft.results import analysis, predictions
 from probeft.verdicts import uncertainty
 
-__all__ = ["COLUMNS", "DELTA_INTERVALS_FILE", "POOLED_SEED", "delta_intervals", "excludes_zero",
+__all__ = ["COLUMNS", "DELTA_INTERVALS_FILE", "POOLED_SEED", "add_q_values", "delta_intervals", "excludes_zero",
            "load_cell_predictions", "load_delta_intervals", "write_delta_intervals"]
 
 DELTA_INTERVALS_FILE = "delta_intervals.csv"
 POOLED_SEED = -1
 COLUMNS = ["model", "finetune_task", "finetune_head", "seed", "epoch", "probe_task", "pooling", "level", "layer",
            "layer_group", "n_test", "pretrained", "finetuned", "delta", "ci_low", "ci_high", "p_bootstrap",
-           "mcnemar_b01", "mcnemar_b10", "mcnemar_p", "seeds", "seed_mean", "seed_std", "pretrained_seed"]
+           "q_value", "mcnemar_b01", "mcnemar_b10", "mcnemar_p", "seeds", "seed_mean", "seed_std", "pretrained_seed",
+           "refits", "interval_levels"]
+# Columns a table written before issue 26 lacks; load_delta_intervals fills them in.
+ADDED_COLUMNS = ("q_value", "refits", "interval_levels")
 
 
 def load_cell_predictions(cell_dirs: Iterable[str | Path]) -> list[predictions.CellPredictions]:
@@ -58,6 +76,21 @@ def _task_arrays(cell: predictions.CellPredictions, task: str, pooling: str, lay
     entry = cell.tasks[task]
     where = {probe: i for i, probe in enumerate(entry.probes)}
     return entry.correct[[where[(pooling, layer)] for layer in layers]]
+
+
+def _refit_arrays(cells: Sequence[predictions.CellPredictions], task: str, pooling: str,
+                  layers: Sequence[int]) -> np.ndarray | None:
+    """``(C, R, L, N)`` refit correctness of each cell's probes (the fewest refits of any cell), or None
+    when a cell has none."""
+    blocks = []
+    for cell in cells:
+        entry = cell.tasks[task]
+        if entry.refits is None:
+            return None
+        where = {probe: i for i, probe in enumerate(entry.probes)}
+        blocks.append(entry.refits[:, [where[(pooling, layer)] for layer in layers]])
+    fewest = min(block.shape[0] for block in blocks)
+    return np.stack([block[:fewest] for block in blocks])
 
 
 def _check_pairable(reference: predictions.CellPredictions, cell: predictions.CellPredictions, task: str) -> None:
@@ -118,24 +151,63 @@ def delta_intervals(
                     continue
                 pre = _task_arrays(reference, task, pooling, layers)  # (L, N)
                 post = np.stack([_task_arrays(c, task, pooling, layers) for c in seeds])  # (S, L, N)
+                refits_pre = _refit_arrays([reference], task, pooling, layers)  # (1, R_a, L, N) or None
+                refits_post = _refit_arrays(seeds, task, pooling, layers)  # (S, R_b, L, N) or None
+                refits = {"a": None if refits_pre is None else refits_pre[0], "b": refits_post}
                 groups = {name: [i for i, lay in enumerate(layers) if low <= lay <= high]
                           for name, (low, high) in analysis.layer_groups(max(layers)).items()}
                 where = {**constants, "probe_task": task, "pooling": pooling, "n_test": int(pre.shape[1])}
-                rows += _rows_for(where, seeds, layers, groups, pre, post, options)
-    table = pd.DataFrame(rows, columns=COLUMNS)
+                rows += _rows_for(where, seeds, layers, groups, pre, post, refits, options)
+    table = add_q_values(pd.DataFrame(rows, columns=COLUMNS))
     return table.astype({"mcnemar_b01": "Int64", "mcnemar_b10": "Int64"})  # counts; empty on group rows
+
+
+def add_q_values(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``q_value`` = BH q-value of ``p_bootstrap`` within each family (same ``level`` and ``seed``)."""
+    table = table.copy()
+    table["q_value"] = np.nan
+    for _, family in table.groupby(["level", "seed"], sort=False):
+        table.loc[family.index, "q_value"] = uncertainty.bh_q_values(family["p_bootstrap"].to_numpy(dtype=float))
+    return table
+
+
+def _levels(num_seeds: int, refits: dict[str, np.ndarray | None]) -> tuple[str, int]:
+    """``interval_levels`` and ``refits`` of a row: what was resampled, and the fewest refits of an encoder."""
+    counts = [r.shape[-3] for r in refits.values() if r is not None]
+    levels = ["seeds"] if num_seeds > 1 else []
+    levels += ["refits"] if counts else []
+    return "+".join([*levels, "sentences"]), min(counts, default=0)
 
 
 def _rows_for(where: dict[str, Any], seeds: list[predictions.CellPredictions], layers: list[int],
               groups: dict[str, list[int]], pre: np.ndarray, post: np.ndarray,
-              options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-seed and pooled rows (layers, then layer groups) of one (fine-tuning, task, pooling)."""
+              refits: dict[str, np.ndarray | None], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-seed and pooled rows (layers, then layer groups) of one (fine-tuning, task, pooling).
+
+    ``pre`` ``(L, N)``, ``post`` ``(S, L, N)``; ``refits["a"]`` ``(R_a, L, N)`` and ``refits["b"]``
+    ``(S, R_b, L, N)`` or None.
+    """
     rows: list[dict[str, Any]] = []
+    refits_a, refits_b = refits["a"], refits["b"]
+
+    def interval(seed_index: list[int], layer_index: list[int] | None = None):
+        """Hierarchical interval of the seeds ``seed_index``: per layer, or the mean over ``layer_index``."""
+        own_b = None if refits_b is None else refits_b[seed_index]
+        if layer_index is None:
+            return uncertainty.hierarchical_bootstrap_delta(pre, post[seed_index], refits_a=refits_a,
+                                                            refits_b=own_b, **options)
+        return uncertainty.hierarchical_bootstrap_delta(
+            pre[layer_index], post[seed_index][:, layer_index], reduce="mean",
+            refits_a=None if refits_a is None else refits_a[:, layer_index],
+            refits_b=None if own_b is None else own_b[:, :, layer_index], **options)
+
     per_seed_layer = []  # (S, L) deltas
     per_seed_group = []  # (S, groups)
+    levels, num_refits = _levels(1, refits)
     for s, cell in enumerate(seeds):
-        own = {**where, "seed": int(cell.cell["seed"]), "epoch": int(cell.cell["epoch"]), "seeds": 1}
-        by_layer = uncertainty.paired_bootstrap_delta(pre, post[s], **options)
+        own = {**where, "seed": int(cell.cell["seed"]), "epoch": int(cell.cell["epoch"]), "seeds": 1,
+               "refits": num_refits, "interval_levels": levels}
+        by_layer = interval([s])
         test = uncertainty.mcnemar_exact(pre, post[s])
         per_seed_layer.append(np.asarray(by_layer.delta))
         for i, layer in enumerate(layers):
@@ -147,20 +219,21 @@ def _rows_for(where: dict[str, Any], seeds: list[predictions.CellPredictions], l
                          "mcnemar_p": float(test.p_value[i])})
         group_deltas = []
         for name, index in groups.items():
-            result = uncertainty.paired_bootstrap_delta(pre[index], post[s][index], reduce="mean", **options)
+            result = interval([s], index)
             group_deltas.append(result.delta)
             rows.append({**own, "level": "layer_group", "layer": -1, "layer_group": name,
                          "pretrained": float(pre[index].mean()), "finetuned": float(post[s][index].mean()),
                          "delta": result.delta, "ci_low": result.low, "ci_high": result.high,
                          "p_bootstrap": result.p_value})
         per_seed_group.append(group_deltas)
-    # All seeds pooled: the seed axis is averaged inside each resample, with the reference repeated.
+    # All seeds pooled: seeds, then refits, then sentences resampled (hierarchical_bootstrap_delta).
     num_seeds = len(seeds)
-    pooled = {**where, "seed": POOLED_SEED, "epoch": -1, "seeds": num_seeds}
+    levels, num_refits = _levels(num_seeds, refits)
+    pooled = {**where, "seed": POOLED_SEED, "epoch": -1, "seeds": num_seeds, "refits": num_refits,
+              "interval_levels": levels}
+    everyone = list(range(num_seeds))
     layer_spread = uncertainty.seed_spread(np.array(per_seed_layer))
-    post_by_layer = post.transpose(1, 0, 2)  # (L, S, N)
-    pre_by_layer = np.broadcast_to(pre[:, None, :], post_by_layer.shape)
-    by_layer = uncertainty.paired_bootstrap_delta(pre_by_layer, post_by_layer, reduce="mean", **options)
+    by_layer = interval(everyone)
     for i, layer in enumerate(layers):
         rows.append({**pooled, "level": "layer", "layer": layer, "layer_group": "none",
                      "pretrained": float(pre[i].mean()), "finetuned": float(post[:, i].mean()),
@@ -170,11 +243,9 @@ def _rows_for(where: dict[str, Any], seeds: list[predictions.CellPredictions], l
                      "seed_std": float(np.atleast_1d(layer_spread.std)[i])})
     group_spread = uncertainty.seed_spread(np.array(per_seed_group))
     for g, (name, index) in enumerate(groups.items()):
-        stacked = post[:, index].reshape(-1, post.shape[2])  # (S * L_group, N)
-        reference = np.tile(pre[index], (num_seeds, 1))
-        result = uncertainty.paired_bootstrap_delta(reference, stacked, reduce="mean", **options)
+        result = interval(everyone, index)
         rows.append({**pooled, "level": "layer_group", "layer": -1, "layer_group": name,
-                     "pretrained": float(pre[index].mean()), "finetuned": float(stacked.mean()),
+                     "pretrained": float(pre[index].mean()), "finetuned": float(post[:, index].mean()),
                      "delta": result.delta, "ci_low": result.low, "ci_high": result.high,
                      "p_bootstrap": result.p_value, "seed_mean": float(np.atleast_1d(group_spread.mean)[g]),
                      "seed_std": float(np.atleast_1d(group_spread.std)[g])})
@@ -206,6 +277,9 @@ def write_delta_intervals(cell_dirs: Iterable[str | Path], out_path: str | Path,
 def load_delta_intervals(path: str | Path) -> pd.DataFrame | None:
     """Read a ``delta_intervals.csv``; None when the file is absent (a run without the artefacts).
 
+    A table written before issue 26 (no ``q_value``, ``refits``, ``interval_levels``) gets them here: q-values
+    of its p-values in the families of :func:`add_q_values`, 0 refits, intervals over ``"sentences"``.
+
     Raises:
         ValueError: the file lacks columns of :data:`COLUMNS` (names the file).
     """
@@ -213,9 +287,15 @@ def load_delta_intervals(path: str | Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    missing = [c for c in COLUMNS if c not in table.columns]
+    missing = [c for c in COLUMNS if c not in table.columns and c not in ADDED_COLUMNS]
     if missing:
         raise ValueError(f"{path}: not a delta-intervals table, missing column(s) {missing}")
+    if "q_value" not in table.columns:  # written before q-values: the same families, computed here
+        table = add_q_values(table)
+    if "refits" not in table.columns:  # and before refits: every interval was over test sentences only
+        table["refits"] = 0
+        table["interval_levels"] = "sentences"
+    table = table[COLUMNS]
     for column in ("model", "finetune_task", "finetune_head", "probe_task", "pooling", "level", "layer_group"):
         table[column] = table[column].astype(str)
     return table

@@ -12,6 +12,11 @@ What it computes
       fine-tuned encoder, a the pre-trained one), with a paired percentile-bootstrap interval and a
       two-sided bootstrap p-value; optionally for a layer group (mean over layers inside each
       resample).
+    * :func:`hierarchical_bootstrap_delta`: the same Delta pooled over fine-tuning seeds, with all the
+      variance: fine-tuning seeds, then probe refits on resampled training sentences, then test
+      sentences (paired), resampled in that order; reduces to :func:`paired_bootstrap_delta` for one
+      seed and no refits.
+    * :func:`bh_q_values`: Benjamini-Hochberg q-values of a family of p-values.
     * :func:`mcnemar_exact`: McNemar's exact (binomial) test on the discordant sentences.
     * :func:`seed_spread`: mean, sample standard deviation and count across fine-tuning seeds.
     * :func:`resampled_accuracies` and :func:`percentile_interval`: the raw bootstrap accuracies of
@@ -41,13 +46,16 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
+from scipy import stats
 
 __all__ = [
     "AccuracyInterval",
     "DeltaInterval",
     "McNemarResult",
     "SeedSpread",
+    "bh_q_values",
     "bootstrap_accuracy_ci",
+    "hierarchical_bootstrap_delta",
     "mcnemar_exact",
     "paired_bootstrap_delta",
     "percentile_interval",
@@ -344,6 +352,168 @@ def paired_bootstrap_delta(
         return _as_output(values.reshape(batch_shape))
 
     return DeltaInterval(delta=shaped(deltas), low=shaped(low), high=shaped(high), p_value=shaped(p_value))
+
+
+def _layer_sums(correct: np.ndarray, reduce: Literal["mean"] | None, name: str) -> tuple[np.ndarray, int]:
+    """Correctness ``(..., N)`` as int64, summed over the layer axis ``-2`` for ``reduce="mean"``; and ``L``."""
+    values = correct.astype(np.int64)
+    if reduce is None:
+        return values, 1
+    if reduce != "mean":
+        raise ValueError(f'reduce must be None or "mean", got {reduce!r}')
+    if values.ndim < 2:
+        raise ValueError(f'reduce="mean" needs a layer axis: {name} must have shape (..., L, N), got {correct.shape}')
+    return values.sum(axis=-2), values.shape[-2]
+
+
+def hierarchical_bootstrap_delta(
+    correct_a: ArrayLike,
+    correct_b: ArrayLike,
+    *,
+    refits_a: ArrayLike | None = None,
+    refits_b: ArrayLike | None = None,
+    reduce: Literal["mean"] | None = None,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> DeltaInterval:
+    """Delta = mean over fine-tuning seeds of acc(b_s) - acc(a), with every source of its variance resampled.
+
+    ``a`` is the reference (the pre-trained encoder: one encoder, no fine-tuning seed), ``b_s`` the
+    fine-tuned encoder of seed ``s``. Each of the ``R`` bootstrap replicates draws, in this order
+    (a three-level hierarchical bootstrap, Davison & Hinkley 1997, sec. 3.8, resampling at every level):
+
+    1. ``S`` fine-tuning seeds with replacement from the ``S`` seeds;
+    2. for each drawn seed, one probe refit of ``b`` (uniformly from its ``R_b`` refits), and one refit of
+       ``a`` (from its ``R_a`` refits) shared by all seeds of the replicate, as the point estimate has one
+       reference fit; a side without refits uses its one fit;
+    3. ``N`` test sentences with replacement, ONE draw shared by every seed and both sides (paired), the
+       draws of :func:`paired_bootstrap_delta` with the same ``seed`` (level 1 and 2 draws come from a
+       second generator, ``np.random.default_rng([seed, 1])``).
+
+    The replicate's Delta* is the mean over the drawn seeds of the drawn refits' accuracy difference on
+    the drawn sentences. The point estimate is that of the full fits, ``mean_s acc(b_s) - acc(a)``. A
+    refit is fitted on a bootstrap resample of the training sentences (about 63% of them distinct), so
+    its accuracy can sit below the full fit's; each seed's refit Deltas are therefore centred on its full
+    fit (Delta* of a drawn refit pair minus ``mean refit accuracy - full-fit accuracy`` of each side, on
+    all test sentences): the refits contribute their spread, not their shift. The interval is the
+    percentile interval of Delta*, the p-value as in :func:`paired_bootstrap_delta`.
+
+    With one seed and no refits nothing is drawn at levels 1-2 and the result is
+    :func:`paired_bootstrap_delta`'s, bit for bit (same seed, same sentence draws, integer arithmetic).
+
+    Args:
+        correct_a: ``(..., N)`` per-sentence correctness (bool or 0/1) of the reference's full fits, or
+            ``(..., L, N)`` with ``reduce="mean"`` (a layer group, averaged inside each replicate).
+        correct_b: ``(S, ...)`` the same for each of ``S`` fine-tuning seeds, same sentences and order.
+        refits_a: ``(R_a, ...)`` correctness of the reference's probe refits, or None.
+        refits_b: ``(S, R_b, ...)`` correctness of each seed's probe refits, or None.
+        reduce: ``None`` or ``"mean"`` over the layer axis ``-2`` (as in :func:`paired_bootstrap_delta`).
+        resamples: number of bootstrap replicates ``R`` (>= 1).
+        confidence: coverage of the interval, in (0, 1).
+        seed: seed of the draws.
+
+    Returns:
+        :class:`DeltaInterval` with fields of the batch shape ``correct_a.shape[:-1]`` (``[:-2]`` with
+        ``reduce="mean"``); floats for a single Delta.
+
+    Raises:
+        ValueError: shapes that do not match as above, empty or non-binary inputs, a bad ``reduce``,
+            ``resamples < 1`` or ``confidence`` outside (0, 1).
+    """
+    _check_options(resamples, confidence)
+    full_a = _as_correct(correct_a, "correct_a")
+    full_b = _as_correct(correct_b, "correct_b")
+    if full_b.shape[1:] != full_a.shape:
+        raise ValueError(f"correct_b must have shape (S, *correct_a.shape) = (S, {', '.join(map(str, full_a.shape))}), "
+                         f"got {full_b.shape}")
+    num_seeds = full_b.shape[0]
+    side_a = None if refits_a is None else _as_correct(refits_a, "refits_a")
+    side_b = None if refits_b is None else _as_correct(refits_b, "refits_b")
+    if side_a is not None and (side_a.ndim != full_a.ndim + 1 or side_a.shape[1:] != full_a.shape):
+        raise ValueError(f"refits_a must have shape (R_a, {', '.join(map(str, full_a.shape))}), got {side_a.shape}")
+    if side_b is not None and (side_b.ndim != full_b.ndim + 1 or side_b.shape[0] != num_seeds
+                               or side_b.shape[2:] != full_a.shape):
+        raise ValueError(f"refits_b must have shape (S={num_seeds}, R_b, {', '.join(map(str, full_a.shape))}), "
+                         f"got {side_b.shape}")
+    sums_a, num_layers = _layer_sums(full_a, reduce, "correct_a")  # (B..., N)
+    sums_b, _ = _layer_sums(full_b, reduce, "correct_b")  # (S, B..., N)
+    batch_shape, num_sentences = sums_a.shape[:-1], sums_a.shape[-1]
+    batch = int(np.prod(batch_shape, dtype=np.int64))
+    denominator = float(num_seeds * num_layers * num_sentences)
+    # The refit level: each side's refits (R_a, B, N) and (S, R_b, B, N); a side without refits is its full fit.
+    level_a = (sums_a[None] if side_a is None else _layer_sums(side_a, reduce, "refits_a")[0]).reshape(-1, batch,
+                                                                                                    num_sentences)
+    level_b = (sums_b[:, None] if side_b is None else _layer_sums(side_b, reduce, "refits_b")[0]).reshape(
+        num_seeds, -1, batch, num_sentences)
+    num_refits_a, num_refits_b = level_a.shape[0], level_b.shape[1]
+    # Per-seed centring (in correct-sentence counts): mean refit total minus the full fit's, zero without refits.
+    full_totals_a = sums_a.reshape(batch, num_sentences).sum(axis=1)  # (B,)
+    full_totals_b = sums_b.reshape(num_seeds, batch, num_sentences).sum(axis=2)  # (S, B)
+    shift_a = level_a.sum(axis=2).mean(axis=0) - full_totals_a if side_a is not None else np.zeros(batch)
+    shift_b = level_b.sum(axis=3).mean(axis=1) - full_totals_b if side_b is not None else np.zeros((num_seeds, batch))
+
+    # Level 3 first (the draws of paired_bootstrap_delta): totals of every refit on each sentence resample.
+    stacked = np.concatenate([level_a.reshape(-1, num_sentences), level_b.reshape(-1, num_sentences)]).astype(np.float64)
+    totals = _resampled_sums(stacked, resamples, seed)  # (rows, R)
+    totals_a = totals[: num_refits_a * batch].reshape(num_refits_a, batch, resamples)
+    totals_b = totals[num_refits_a * batch :].reshape(num_seeds, num_refits_b, batch, resamples)
+    # Levels 1 and 2 from their own generator.
+    rng = np.random.default_rng([seed, 1])
+    seeds_drawn = rng.integers(0, num_seeds, size=(resamples, num_seeds)) if num_seeds > 1 else np.zeros(
+        (resamples, 1), dtype=np.int64)
+    refit_b = rng.integers(0, num_refits_b, size=(resamples, num_seeds)) if num_refits_b > 1 else np.zeros_like(
+        seeds_drawn)
+    # One reference refit per replicate, shared by its seeds: the point estimate has one reference fit too.
+    refit_a = rng.integers(0, num_refits_a, size=(resamples, 1)) if num_refits_a > 1 else np.zeros(
+        (resamples, 1), dtype=np.int64)
+    replicate = np.arange(resamples)[:, None]  # (R, 1)
+    picked_b = totals_b.transpose(0, 1, 3, 2)[seeds_drawn, refit_b, replicate]  # (R, S, B)
+    picked_a = totals_a.transpose(0, 2, 1)[refit_a, replicate]  # (R, 1, B)
+    shifts = shift_b[seeds_drawn] - shift_a[None, None, :]  # (R, S, B)
+    differences = picked_b - picked_a  # (R, S, B)
+    if side_a is not None or side_b is not None:
+        differences = differences - shifts
+    resampled = differences.sum(axis=1).T  # (B, R); integer-valued without refits
+    deltas = (full_totals_b.sum(axis=0) - num_seeds * full_totals_a) / denominator
+    low, high = _percentile_interval(resampled / denominator, confidence)
+    at_most_zero = (resampled <= 0).sum(axis=1)
+    at_least_zero = (resampled >= 0).sum(axis=1)
+    p_value = np.minimum(1.0, 2.0 * (np.minimum(at_most_zero, at_least_zero) + 1) / (resamples + 1))
+
+    def shaped(values: np.ndarray) -> float | np.ndarray:
+        return _as_output(np.asarray(values).reshape(batch_shape))
+
+    return DeltaInterval(delta=shaped(deltas), low=shaped(low), high=shaped(high), p_value=shaped(p_value))
+
+
+def bh_q_values(p_values: ArrayLike) -> np.ndarray:
+    """Benjamini-Hochberg q-values (adjusted p-values) of one family of tests.
+
+    ``scipy.stats.false_discovery_control(p, method="bh")``: rejecting where ``q < alpha`` keeps the
+    expected share of false discoveries among the rejections at most ``alpha`` (Benjamini & Hochberg
+    1995) for independent or positively dependent tests. NaN p-values (a test not made) stay NaN and
+    are not counted in the family.
+
+    Args:
+        p_values: ``(M,)`` p-values in [0, 1] (NaN allowed).
+
+    Returns:
+        ``(M,)`` float64 q-values, each at least its p-value.
+
+    Raises:
+        ValueError: a p-value outside [0, 1] or a non-1-D input.
+    """
+    values = np.asarray(p_values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"p_values must be 1-D (M,), got shape {values.shape}")
+    made = ~np.isnan(values)
+    if ((values[made] < 0) | (values[made] > 1)).any():
+        raise ValueError(f"p-values must lie in [0, 1], got {values[made][(values[made] < 0) | (values[made] > 1)][:3]}")
+    q = np.full(values.shape, np.nan)
+    if made.any():
+        q[made] = stats.false_discovery_control(values[made], method="bh")
+    return q
 
 
 def _binomial_two_sided_half(smaller: int, trials: int) -> float:
