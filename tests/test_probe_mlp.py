@@ -1,0 +1,131 @@
+"""The batched MLP probe (probeft.probing.probe_mlp): what a linear probe cannot learn, determinism, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from probeft.probing import probe, probe_mlp
+from probeft.probing.probe_mlp import MLPSetting
+
+
+def xor_features(n: int, seed: int, *, noise_dims: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 2 + noise_dims)`` points around the four corners (+-1, +-1), class 1 where the signs differ.
+
+    The corners are used equally often, so every linear function of the features is right on about half
+    the points: the best linear probe is at chance.
+    """
+    rng = np.random.default_rng(seed)
+    corners = np.array([[1, 1], [-1, -1], [1, -1], [-1, 1]], dtype=np.float32)[np.arange(n) % 4]
+    x = np.concatenate([corners + 0.3 * rng.normal(size=(n, 2)), rng.normal(size=(n, noise_dims))], axis=1)
+    order = rng.permutation(n)
+    labels = (corners[:, 0] != corners[:, 1]).astype(np.int64)
+    return x[order].astype(np.float32), labels[order]
+
+
+def stacked(num_probes: int, sizes: tuple[int, int, int] = (1200, 400, 400)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Train / dev / test XOR splits with the same features for each of ``num_probes`` probes."""
+    splits = {}
+    for seed, (split, n) in enumerate(zip(("train", "dev", "test"), sizes)):
+        x, y = xor_features(n, seed)
+        splits[split] = (np.repeat(x[None], num_probes, axis=0), y)
+    return splits
+
+
+def fit(splits: dict[str, tuple[np.ndarray, np.ndarray]], **options: object) -> probe_mlp.MLPResults:
+    return probe_mlp.fit_mlp_probes(splits["train"][0], splits["train"][1], splits["dev"][0], splits["dev"][1],
+                                    splits["test"][0], splits["test"][1], **options)
+
+
+@pytest.fixture(scope="module")
+def xor_fit() -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], probe_mlp.MLPResults]:
+    splits = stacked(2)
+    return splits, fit(splits, seed=0)
+
+
+def test_mlp_learns_xor_that_a_linear_probe_cannot(xor_fit):
+    splits, mlp = xor_fit
+    linear = probe.fit_probes(splits["train"][0], splits["train"][1], splits["dev"][0], splits["dev"][1],
+                              splits["test"][0], splits["test"][1])
+    assert np.all(np.abs(linear.test_acc - 0.5) < 0.08), linear.test_acc
+    assert np.all(mlp.test_acc > 0.9), mlp.test_acc
+    assert mlp.test_correct.shape == (2, 400) and np.allclose(mlp.test_correct.mean(axis=1), mlp.test_acc)
+    # the chosen setting is the grid's best on dev (first one on ties), and reported as such
+    assert np.array_equal(mlp.chosen, np.argmax(np.round(mlp.grid_dev_acc, 12), axis=1))
+    assert [mlp.grid[i].hidden for i in mlp.chosen] == list(mlp.hidden) == [50, 50]
+    assert mlp.grid == probe_mlp.MLP_GRID and len(mlp.grid) == 4
+    assert np.all(mlp.best_epoch >= 1) and np.all(mlp.best_epoch <= mlp.epochs)
+
+
+def test_same_seed_gives_identical_results_and_weights(xor_fit):
+    splits, first = xor_fit
+    again = fit(splits, seed=0)
+    assert np.array_equal(first.grid_test_acc, again.grid_test_acc)
+    assert np.array_equal(first.first_weights[50], again.first_weights[50])
+    other = fit(splits, seed=1)
+    assert not np.array_equal(first.first_weights[50], other.first_weights[50])
+
+
+def test_the_global_random_state_does_not_matter():
+    splits = stacked(1, (400, 200, 200))
+    settings = {"grid": [MLPSetting(8, 0.2, 1e-4)], "max_epochs": 3}
+    torch.manual_seed(123)
+    np.random.seed(123)
+    first = fit(splits, **settings)
+    torch.manual_seed(7)
+    np.random.seed(7)
+    second = fit(splits, **settings)
+    assert np.array_equal(first.first_weights[8], second.first_weights[8])
+
+
+def test_batched_probes_train_as_they_would_alone():
+    """Probe p of a batch ends where it would alone, given the same initial weights (the batch's draw)."""
+    splits = stacked(3, (400, 200, 200))
+    # three different feature sets: the shared features, negated, and with the noise dimensions rescaled
+    splits = {split: (x * np.array([1.0, -1.0, 3.0], dtype=np.float32)[:, None, None], y)
+              for split, (x, y) in splits.items()}
+    settings = {"grid": [MLPSetting(6, 0.0, 1e-3), MLPSetting(6, 0.0, 1e-2)], "max_epochs": 4, "tenacity": 100}
+    together = fit(splits, **settings)
+    # Alone, probe p gets the parameters the batch drew for it only if it is first: compare probe 0 with a
+    # batch of one, and check that the other probes' results do not depend on their neighbours' features.
+    alone = fit({split: (x[:1], y) for split, (x, y) in splits.items()}, **settings)
+    assert np.allclose(together.first_weights[6][0], alone.first_weights[6][0], atol=1e-5)
+    assert np.array_equal(together.grid_test_acc[0], alone.grid_test_acc[0])
+    swapped = {split: (x[[0, 2, 1]], y) for split, (x, y) in splits.items()}
+    changed = fit(swapped, **settings)
+    assert np.array_equal(changed.grid_test_acc[0], together.grid_test_acc[0])
+
+
+def test_settings_of_two_widths_are_trained_and_chosen_per_probe():
+    splits = stacked(2, (400, 200, 200))
+    grid = [MLPSetting(4, 0.0, 1e-4), MLPSetting(16, 0.1, 1e-4), MLPSetting(4, 0.0, 1e-2)]
+    result = fit(splits, grid=grid, max_epochs=2)
+    assert sorted(result.first_weights) == [4, 16]
+    assert result.first_weights[4].shape == (2, 2, 4, 4) and result.first_weights[16].shape == (2, 1, 4, 16)
+    assert result.grid_dev_acc.shape == (2, 3) and set(result.chosen) <= {0, 1, 2}
+    assert np.all(result.epochs == 2)
+
+
+def test_bad_settings_are_errors_that_name_them():
+    splits = stacked(1, (40, 20, 20))
+    with pytest.raises(ValueError, match="MLPSetting.dropout must be in"):
+        MLPSetting(50, 1.0, 1e-4)
+    with pytest.raises(ValueError, match="MLPSetting.hidden must be an integer"):
+        MLPSetting(0, 0.0, 1e-4)
+    with pytest.raises(ValueError, match="grid must be a non-empty sequence of MLPSetting"):
+        fit(splits, grid=[])
+    with pytest.raises(ValueError, match=r"training settings must be integers >= 1, got \{'tenacity': 0\}"):
+        fit(splits, tenacity=0)
+    with pytest.raises(ValueError, match="dev_y has 19 labels but the features have N=20"):
+        probe_mlp.fit_mlp_probes(splits["train"][0], splits["train"][1], splits["dev"][0], splits["dev"][1][:19],
+                                 splits["test"][0], splits["test"][1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_mlp_probe_on_cuda_matches_cpu_closely():
+    splits = stacked(2)
+    cpu = fit(splits, seed=0)
+    gpu = fit(splits, seed=0, device="cuda")
+    assert np.all(gpu.test_acc > 0.9)
+    assert np.allclose(gpu.test_acc, cpu.test_acc, atol=0.02)
