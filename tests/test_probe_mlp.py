@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -129,3 +130,93 @@ def test_mlp_probe_on_cuda_matches_cpu_closely():
     gpu = fit(splits, seed=0, device="cuda")
     assert np.all(gpu.test_acc > 0.9)
     assert np.allclose(gpu.test_acc, cpu.test_acc, atol=0.02)
+
+
+# --- the probing stage with both probes ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def both_probes(demo_data_dir, tmp_path_factory):
+    from probeft import probing
+
+    cache = tmp_path_factory.mktemp("features")
+    options = {"max_train": 120, "max_eval": 40, "device": "cpu", "cache_dir": cache, "progress": False}
+    linear = probing.probe_encoder("tiny-bert-L2", ["bigram_shift"], demo_data_dir, **options)
+    both = probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, probes=["linear", "mlp"], **options)
+    return linear, both
+
+
+def test_linear_rows_are_unchanged_and_mlp_rows_carry_their_probe(both_probes):
+    linear, both = both_probes
+    rows = both.rows
+    assert set(linear["probe"]) == {"linear"}
+    columns = ["probe_task", "pooling", "layer", "split", "metric", "value", "l2"]
+    kept = rows[rows["probe"] == "linear"].drop(columns="wall_time_s").reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept[columns], linear[columns].reset_index(drop=True))
+    mlp = rows[rows["probe"] == "mlp"]
+    # accuracy and control accuracy on 3 splits, selectivity on 3 splits; 2 poolings x 3 layers
+    assert mlp.groupby("metric").size().to_dict() == {"accuracy": 18, "control_accuracy": 18, "selectivity": 18}
+    accuracy = mlp[mlp["metric"] == "accuracy"]
+    assert set(accuracy["mlp_hidden"]) == {50} and set(accuracy["l2"]) <= {1e-4, 1e-2}
+    assert set(accuracy["mlp_dropout"]) <= {0.0, 0.2} and set(accuracy["mlp_seed"]) == {0}
+    test = accuracy[accuracy["split"] == "test"]
+    assert ((test["ci_low"] <= test["value"]) & (test["value"] <= test["ci_high"])).all()
+    # selectivity = accuracy - control accuracy of the same MLP probe
+    key = ["pooling", "layer", "split"]
+    wide = mlp.pivot_table(index=key, columns="metric", values="value")
+    assert np.allclose(wide["selectivity"], wide["accuracy"] - wide["control_accuracy"])
+    # MDL stays the linear probe's; the saved per-sentence correctness is the linear probe's
+    assert set(rows.loc[rows["metric"].isin(["compression", "codelength_kbits"]), "probe"]) == {"linear"}
+    linear_test = rows[(rows["probe"] == "linear") & (rows["metric"] == "accuracy") & (rows["split"] == "test")]
+    (saved,) = both.predictions
+    assert np.allclose(saved.correct.mean(axis=1), linear_test["value"].to_numpy())
+
+
+def test_unknown_probes_are_named(demo_data_dir):
+    from probeft import probing
+
+    with pytest.raises(ValueError, match=r"probes must name each of \('linear', 'mlp'\) at most once.*'cubic'"):
+        probing.run_probing("tiny-bert-L2", ["bigram_shift"], demo_data_dir, probes=["cubic"], device="cpu")
+
+
+def test_schema_reads_probe_as_a_name_or_a_list_and_names_bad_values(tmp_path):
+    import yaml
+
+    from probeft.grid import schema
+
+    def load(probe: object) -> list[str]:
+        config = {"name": "t", "output_dir": "out", "models": ["tiny-bert"], "probing": {"tasks": ["bigram_shift"]}}
+        if probe is not None:
+            config["probing"]["probe"] = probe
+        path = tmp_path / "grid.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return schema.load_config(path).probing.probe
+
+    assert load(None) == ["linear"]
+    assert load("mlp") == ["mlp"]
+    assert load(["linear", "mlp"]) == ["linear", "mlp"]
+    with pytest.raises(ValueError, match=r"grid.yaml: invalid grid config: probing.probe.0: Input should be 'linear' or 'mlp'"):
+        load("cubic")
+    with pytest.raises(ValueError, match=r"probing.probe: Value error, lists \['mlp'\] more than once"):
+        load(["mlp", "mlp"])
+    with pytest.raises(ValueError, match=r"probing.probe: .*at least 1 item"):
+        load([])
+
+
+def test_old_tables_without_a_probe_column_read_as_linear(tmp_path):
+    from probeft import results
+    from probeft.results import analysis
+
+    old = pd.DataFrame({"stage": ["probing", "probing", "finetune"], "model": ["m"] * 3, "metric": ["accuracy", "cka", "mcc"],
+                        "value": [0.5, 0.9, 0.1], "pooling": ["cls"] * 3, "layer": [1, 1, -1], "split": ["test"] * 3,
+                        "probe_task": ["bigram_shift", "bigram_shift", "none"]})
+    path = tmp_path / "results.csv"
+    old.to_csv(path, index=False)
+    table = results.load_results(path)
+    assert table["probe"].tolist() == ["linear", "none", "none"]
+    assert analysis.probes_in(table) == ["linear"] and not analysis.has_probe_comparison(table)
+    mlp = table.iloc[:1].assign(probe="mlp", value=0.75)
+    both = pd.concat([table, mlp], ignore_index=True)
+    assert analysis.probes_in(both) == ["linear", "mlp"]
+    # the paper's analyses read the linear rows only
+    assert analysis.best_layers(both.assign(finetune_task="none"))[("accuracy", "cls")].tolist() == [50.0]

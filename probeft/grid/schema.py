@@ -74,6 +74,14 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+def _one_or_list(value: Any) -> Any:
+    """``probe: mlp`` means ``[mlp]``."""
+    return [value] if isinstance(value, str) else value
+
+
+# The probes of the probing stage (probeft.probing.stage.PROBES): a name or a list of names.
+ProbeKinds = Annotated[list[Literal["linear", "mlp"]], BeforeValidator(_one_or_list)]
+
 # Floats stay lax (PyYAML reads ``2e-5`` without a dot as a string) but refuse booleans.
 LearningRate = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, strict=False)]
 
@@ -151,6 +159,9 @@ class ProbingSection(_Strict):
     max_length: int = Field(default=128, ge=8)
     control: bool = True  # control task + selectivity rows (probeft.probing.control), same features
     control_seed: int = 0  # seed of the control labelling
+    # linear (the paper's logistic regression), mlp (one hidden layer, probeft.probing.probe_mlp) or both
+    probe: Annotated[ProbeKinds, Unique, NonEmpty] = Field(default_factory=lambda: ["linear"])
+    mlp_seed: int = 0  # seed of the MLP probes' initial weights, example order and dropout
     mdl: bool = True  # online-code MDL rows of the train split (probeft.probing.mdl)
     cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.verdicts.similarity), needs "none" probed too
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # extraction autocast on CUDA; CPU stays float32

@@ -44,8 +44,18 @@ eigendecomposition of the train correlation matrices (:class:`probeft.probing.pr
 MDL shuffles the standardised train examples in place and puts them back. A paper-size task (100k / 10k /
 10k sentences, 26 probes of width 768) peaks at about the features' float32 size plus the fits' buffers.
 
+Which probe. Every probe row carries ``probe``: ``"linear"`` (:mod:`probeft.probing.probe`, the paper's,
+always the default) or ``"mlp"`` (:mod:`probeft.probing.probe_mlp`, one sigmoid hidden layer, seed ``mlp_seed``;
+its rows also carry ``mlp_hidden``, ``mlp_dropout`` and ``mlp_seed``, and ``l2`` holds its chosen weight decay,
+which means the same as the linear probe's L2). With ``probes=("linear", "mlp")`` both are fitted on the same
+standardised features, each with its own control probes and selectivity rows. MDL is the linear probe's only
+(rows ``probe="linear"``); CKA rows compare features, not probes (``probe="none"``). The per-sentence test
+correctness (``probe_predictions.npz``, which the Delta intervals and claims read) is the linear probe's; a run
+with the MLP alone saves the MLP's.
+
 Rows of metric ``"accuracy"`` are the same with these options on or off, and the rows of every
-other metric are the same with or without ``cka_reference``.
+other metric are the same with or without ``cka_reference``. The linear rows are the same with or without
+the MLP.
 """
 
 from __future__ import annotations
@@ -66,7 +76,7 @@ from probeft.core import oom
 from probeft.core.devices import resolve_device
 from probeft.core.names import POOLINGS
 from probeft.probing import control as control_tasks
-from probeft.probing import extract, probe
+from probeft.probing import extract, probe, probe_mlp
 from probeft.probing import mdl as mdl_code
 from probeft.results import predictions
 from probeft.verdicts import similarity, uncertainty
@@ -76,6 +86,7 @@ CI_CONFIDENCE = 0.95
 CI_SEED = 0
 MDL_SHUFFLE_SEED = 0
 CONTROL_POSITION = "last"
+PROBES: tuple[str, ...] = ("linear", "mlp")  # the probe kinds: probeft.probing.probe, probeft.probing.probe_mlp
 
 
 @dataclass
@@ -122,9 +133,23 @@ def _fit_rows(
     labels: dict[str, np.ndarray],
     *,
     metric: str = "accuracy",
+    kind: str = "linear",
+    mlp_seed: int = 0,
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Rows (see :func:`probe_task_rows`, named ``metric``) and ``(P, N_test)`` correctness of standardised probes."""
-    fitted = probe.fit_standardised(standardised, labels)
+    """Rows (see :func:`probe_task_rows`, named ``metric``) and ``(P, N_test)`` correctness of standardised probes.
+
+    ``kind`` picks the probe (``"linear"`` or ``"mlp"``, see the module docstring); every row carries it as ``probe``.
+    """
+    settings: list[dict[str, Any]]
+    if kind == "linear":
+        fitted = probe.fit_standardised(standardised, labels)
+        settings = [{"l2": float(l2)} for l2 in fitted.l2]
+    elif kind == "mlp":
+        fitted = probe_mlp.fit_mlp_standardised(standardised, labels, seed=mlp_seed)
+        settings = [{"l2": float(decay), "mlp_hidden": int(hidden), "mlp_dropout": float(dropout), "mlp_seed": mlp_seed}
+                    for decay, hidden, dropout in zip(fitted.weight_decay, fitted.hidden, fitted.dropout)]
+    else:
+        raise ValueError(f"unknown probe {kind!r}; expected one of {PROBES}")
     accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
     low, high = uncertainty.bootstrap_accuracy_ci(
         fitted.test_correct, resamples=CI_RESAMPLES, confidence=CI_CONFIDENCE, seed=CI_SEED
@@ -133,7 +158,7 @@ def _fit_rows(
     for i, (pooling, layer) in enumerate(index):
         for split in extract.SPLITS:
             row = {"pooling": pooling, "layer": layer, "split": split, "metric": metric,
-                   "value": float(accuracy[split][i]), "l2": float(fitted.l2[i])}
+                   "value": float(accuracy[split][i]), **settings[i], "probe": kind}
             if split == "test":
                 row |= {"ci_low": float(low[i]), "ci_high": float(high[i])}
             rows.append(row)
@@ -182,6 +207,8 @@ def selectivity_rows(
     for row in task_rows:
         out = {"pooling": row["pooling"], "layer": row["layer"], "split": row["split"], "metric": "selectivity",
                "value": float(row["value"]) - float(control[key(row)])}
+        if "probe" in row:
+            out["probe"] = row["probe"]
         if test_intervals is not None and row["split"] == "test":
             i = position[(row["pooling"], row["layer"])]
             out |= {"ci_low": float(test_intervals.low[i]), "ci_high": float(test_intervals.high[i])}
@@ -228,10 +255,10 @@ def mdl_task_rows(
         result = mdl_code.standardised_codelength(x, np.asarray(labels)[order], spectrum, num_classes=num_classes)
     finally:
         _permute_examples(x, torch.argsort(forward))
-    rows = [{**row, "split": "train", "l2": result.l2}
+    rows = [{**row, "split": "train", "l2": result.l2, "probe": "linear"}
             for row in mdl_code.mdl_rows(result, [(layer, pooling) for pooling, layer in index])]
     rows.append({"layer": -1, "pooling": "none", "split": "train", "metric": "uniform_kbits",
-                 "value": float(result.uniform_kbits)})
+                 "value": float(result.uniform_kbits), "probe": "linear"})
     return rows
 
 
@@ -277,7 +304,8 @@ def cka_rows(
             if similarity.is_constant(ref_layer[0]) or similarity.is_constant(own_layer[0]):
                 continue
             (value,) = similarity.linear_cka_layers(ref_layer, own_layer, device=device)
-            rows.append({"pooling": pooling, "layer": layer, "metric": similarity.METRIC, "value": float(value)})
+            rows.append({"pooling": pooling, "layer": layer, "metric": similarity.METRIC, "value": float(value),
+                         "probe": "none"})
     return rows
 
 
@@ -297,7 +325,7 @@ def probe_task_rows(
         device: where the probes train.
 
     Returns:
-        Rows with ``pooling, layer, split, metric="accuracy", value, l2``; test rows also carry
+        Rows with ``pooling, layer, split, metric="accuracy", value, l2, probe="linear"``; test rows also carry
         ``ci_low, ci_high``, the 95% percentile-bootstrap interval of the test accuracy over test
         sentences (1000 resamples, seed 0).
     """
@@ -324,6 +352,8 @@ def run_probing(
     mdl_seed: int = MDL_SHUFFLE_SEED,
     cka_reference: str | None = None,
     cache_dtype: str = "float32",
+    probes: Sequence[str] = ("linear",),
+    mlp_seed: int = 0,
 ) -> ProbingRun:
     """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
@@ -348,6 +378,8 @@ def run_probing(
         cka_reference: model spec of the pre-trained encoder ``model`` was fine-tuned from (None: no
             CKA); adds ``metric="cka"`` test rows comparing its features with ``model``'s, the
             reference features taken from ``cache_dir`` when cached there (module docstring).
+        probes: which probes to fit, ``"linear"`` and/or ``"mlp"`` (module docstring), in this order of rows.
+        mlp_seed: seed of the MLP probes' initial weights, example order and dropout.
 
     Returns:
         :class:`ProbingRun`: rows with ``stage="probing", probe_task, pooling, layer, split, metric,
@@ -357,6 +389,9 @@ def run_probing(
     """
     if not probe_tasks:
         raise ValueError("probe_tasks is empty: name at least one probing task")
+    unknown = [kind for kind in probes if kind not in PROBES]
+    if unknown or not probes or len(set(probes)) != len(probes):
+        raise ValueError(f"probes must name each of {PROBES} at most once, and at least one; got {list(probes)}")
     bad = [p for p in poolings if p not in POOLINGS]
     if bad or not poolings:
         raise ValueError(f"poolings must be a non-empty subset of {POOLINGS}, got {list(poolings)}")
@@ -382,23 +417,33 @@ def run_probing(
                                                          **settings)
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
         # One standardised copy of the features serves the task, control and MDL fits (and one spectrum).
-        standardised, probes = _standardised_probes(features, poolings, target)
-        task_rows, task_correct = _fit_rows(standardised, probes, labels)
+        standardised, probes_index = _standardised_probes(features, poolings, target)
+        task_rows: list[dict[str, Any]] = []
         extra_rows: list[dict[str, Any]] = []
+        saved_correct = None
+        controlled = None
         if control:
             controlled = control_tasks.control_task(task_data, seed=control_seed, position=CONTROL_POSITION)
-            control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels, "test": controlled.test.labels}
-            control_rows, control_correct = _fit_rows(standardised, probes, control_labels, metric="control_accuracy")
-            # Paired over the same resampled test sentences, the draws of the accuracy intervals.
-            intervals = uncertainty.paired_bootstrap_delta(control_correct, task_correct, resamples=CI_RESAMPLES,
-                                                           confidence=CI_CONFIDENCE, seed=CI_SEED)
-            provenance = {"control_seed": control_seed, "control_position": CONTROL_POSITION}
-            selective = selectivity_rows(task_rows, control_rows, intervals, probes)
-            extra_rows += [{**row, **provenance} for row in control_rows + selective]
+        for kind in probes:
+            kind_rows, kind_correct = _fit_rows(standardised, probes_index, labels, kind=kind, mlp_seed=mlp_seed)
+            task_rows += kind_rows
+            if saved_correct is None or kind == "linear":
+                saved_correct = kind_correct
+            if controlled is not None:
+                control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels,
+                                  "test": controlled.test.labels}
+                control_rows, control_correct = _fit_rows(standardised, probes_index, control_labels,
+                                                          metric="control_accuracy", kind=kind, mlp_seed=mlp_seed)
+                # Paired over the same resampled test sentences, the draws of the accuracy intervals.
+                intervals = uncertainty.paired_bootstrap_delta(control_correct, kind_correct, resamples=CI_RESAMPLES,
+                                                               confidence=CI_CONFIDENCE, seed=CI_SEED)
+                provenance = {"control_seed": control_seed, "control_position": CONTROL_POSITION}
+                selective = selectivity_rows(kind_rows, control_rows, intervals, probes_index)
+                extra_rows += [{**row, **provenance} for row in control_rows + selective]
         if mdl:
             num_classes = int(max(int(np.max(labels[split])) for split in extract.SPLITS)) + 1
             extra_rows += [{**row, "mdl_seed": mdl_seed} for row in mdl_task_rows(
-                standardised, labels["train"], probes, num_classes=num_classes, seed=mdl_seed)]
+                standardised, labels["train"], probes_index, num_classes=num_classes, seed=mdl_seed)]
         del standardised  # before the next task's features are read
         if reference is not None:
             try:
@@ -410,7 +455,7 @@ def run_probing(
         rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)}
                  for row in task_rows + extra_rows]
         sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
-        correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha))
+        correct.append(predictions.TaskPredictions(task_data.task, probes_index, saved_correct, sha))
     return ProbingRun(pd.DataFrame(rows), correct, retries, extraction_dtype=extraction, cache_dtype=cache_dtype)
 
 
