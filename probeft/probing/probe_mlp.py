@@ -169,6 +169,17 @@ class _Parameters:
         return mask
 
 
+def _first_layer(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> torch.Tensor:
+    """``(P, B, D)`` features and ``w1 (P, G, D, H)`` -> pre-activations ``(P, G, B, H)``.
+
+    One ``(B, D) x (D, G * H)`` product per probe rather than ``G`` small ones: the settings share the features.
+    """
+    num_probes, num_settings, dim, hidden = w1.shape
+    stacked = w1.permute(0, 2, 1, 3).reshape(num_probes, dim, num_settings * hidden)  # (P, D, G * H)
+    pre = torch.bmm(x, stacked).view(num_probes, x.shape[1], num_settings, hidden).transpose(1, 2)
+    return pre + b1
+
+
 def _logits(x: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
     """``(P, B, D)`` features -> ``(P, G, B, C)`` logits of every MLP (no dropout: evaluation).
 
@@ -177,7 +188,7 @@ def _logits(x: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
         params: ``[w1, b1, w2, b2]`` (:meth:`_Parameters.split`).
     """
     w1, b1, w2, b2 = params
-    return torch.matmul(torch.sigmoid(torch.matmul(x.unsqueeze(1), w1) + b1), w2) + b2
+    return torch.matmul(torch.sigmoid(_first_layer(x, w1, b1)), w2) + b2
 
 
 def _loss_gradient(x: torch.Tensor, y: torch.Tensor, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
@@ -191,14 +202,14 @@ def _loss_gradient(x: torch.Tensor, y: torch.Tensor, params: Sequence[torch.Tens
         grads: views of the same shapes, overwritten.
         keep: ``(P, G, B, H)`` dropout mask scaled by ``1 / (1 - p)``, or None.
     """
-    w1, _, w2, _ = params
+    w1, b1, w2, b2 = params
     g_w1, g_b1, g_w2, g_b2 = grads
-    x_shared = x.unsqueeze(1)  # (P, 1, B, D): one batch for the G settings
-    pre = torch.matmul(x_shared, w1) + params[1]  # (P, G, B, H)
+    num_probes, num_settings, _, hidden_size = w1.shape
+    pre = _first_layer(x, w1, b1)  # (P, G, B, H)
     if keep is not None:
         pre = pre * keep
     hidden = torch.sigmoid(pre)
-    logits = torch.matmul(hidden, w2) + params[3]  # (P, G, B, C)
+    logits = torch.matmul(hidden, w2) + b2  # (P, G, B, C)
     dlogits = torch.softmax(logits, dim=3)
     dlogits[:, :, torch.arange(y.numel(), device=y.device), y] -= 1.0
     dlogits /= y.numel()  # d(mean CE) / d logits
@@ -207,8 +218,9 @@ def _loss_gradient(x: torch.Tensor, y: torch.Tensor, params: Sequence[torch.Tens
     dpre = torch.matmul(dlogits, w2.transpose(2, 3)).mul_(hidden * (1.0 - hidden))  # (P, G, B, H)
     if keep is not None:
         dpre.mul_(keep)
-    g_w1.copy_(torch.matmul(x_shared.transpose(2, 3), dpre))
     g_b1.copy_(dpre.sum(dim=2, keepdim=True))
+    stacked = dpre.transpose(1, 2).reshape(num_probes, x.shape[1], num_settings * hidden_size)  # (P, B, G * H)
+    g_w1.copy_(torch.bmm(x.transpose(1, 2), stacked).view(num_probes, -1, num_settings, hidden_size).transpose(1, 2))
 
 
 def _check_grid(grid: Sequence[MLPSetting]) -> tuple[MLPSetting, ...]:
@@ -283,8 +295,10 @@ def _train_width(
     best_epoch = torch.zeros(shape, dtype=torch.int64, device=device)
     epochs = torch.zeros(shape, dtype=torch.int64, device=device)
     active = torch.ones(shape, dtype=torch.bool, device=device)
-    scale = 1.0 / (1.0 - dropout)
-    use_dropout = bool((dropout > 0).any())
+    # Dropout masks are drawn only for the settings with dropout; the others keep a mask of ones.
+    dropped = torch.tensor([i for i, s in enumerate(settings) if s.dropout > 0], dtype=torch.int64, device=device)
+    drop_rate = dropout.index_select(1, dropped)  # (1, G_dropped, 1, 1)
+    keep_buffer = torch.ones((*shape, batch_size, hidden), dtype=torch.float32, device=device) if dropped.numel() else None
     beta1, beta2 = _ADAM_BETAS
     step = 0
     for epoch in range(1, max_epochs + 1):
@@ -294,9 +308,11 @@ def _train_width(
             for start in range(0, n, batch_size):
                 index = order[start : start + batch_size]
                 keep = None
-                if use_dropout:
-                    uniform = torch.rand((*shape, index.numel(), hidden), generator=dropout_generator, device=device)
-                    keep = (uniform >= dropout).to(torch.float32).mul_(scale)
+                if keep_buffer is not None:
+                    keep = keep_buffer[:, :, : index.numel()]
+                    uniform = torch.rand((num_probes, dropped.numel(), index.numel(), hidden),
+                                         generator=dropout_generator, device=device)
+                    keep.index_copy_(1, dropped, (uniform >= drop_rate).to(torch.float32).div_(1.0 - drop_rate))
                 _loss_gradient(x.index_select(1, index), ys["train"].index_select(0, index), params, grads, keep)
                 grad.addcmul_(decay, theta)
                 step += 1
