@@ -220,3 +220,38 @@ def test_old_tables_without_a_probe_column_read_as_linear(tmp_path):
     assert analysis.probes_in(both) == ["linear", "mlp"]
     # the paper's analyses read the linear rows only
     assert analysis.best_layers(both.assign(finetune_task="none"))[("accuracy", "cls")].tolist() == [50.0]
+
+
+def test_the_demo_grid_fits_the_mlp_for_mlp_models_only_and_old_cells_keep_their_parameters(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from probeft import grid
+
+    repo = Path(__file__).resolve().parents[1]
+    config = grid.load_config(repo / "configs" / "demo.yaml")
+    assert "built_bigram_shift" in config.probing.tasks and config.probing.mlp_models == ["tiny-bert"]
+    cells = [c for c in grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "out")))
+             if c.stage == "probing"]
+    with_mlp = {c.parameters["model_name"] for c in cells if c.parameters.get("probes") == ["linear", "mlp"]}
+    assert with_mlp == {"tiny-bert"}
+    # the other models' cells have exactly the parameters of a run without the MLP (so stay complete)
+    plain = yaml.safe_load((repo / "configs" / "demo.yaml").read_text())
+    del plain["probing"]["probe"], plain["probing"]["mlp_models"]
+    path = tmp_path / "plain.yaml"
+    path.write_text(yaml.safe_dump(plain))
+    plain_config = grid.load_config(path)
+    before = {c.name: c.parameters for c in grid.expand(plain_config, grid.resolve_paths(
+        plain_config, output_dir=str(tmp_path / "out"))) if c.stage == "probing"}
+    for cell in cells:
+        if cell.parameters["model_name"] != "tiny-bert":
+            assert cell.parameters == before[cell.name]
+    plain["probing"] |= {"probe": "mlp", "mlp_models": ["tiny-bert"]}
+    path.write_text(yaml.safe_dump(plain))
+    with pytest.raises(ValueError, match=r"mlp_models restricts the MLP of probe \[linear, mlp\].*probe is \['mlp'\]"):
+        grid.load_config(path)
+    plain["probing"] |= {"probe": ["linear", "mlp"], "mlp_models": ["no-such-model"]}
+    path.write_text(yaml.safe_dump(plain))
+    with pytest.raises(ValueError, match=r"probing.mlp_models names unknown model\(s\) \['no-such-model'\]"):
+        grid.load_config(path)

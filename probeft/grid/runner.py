@@ -160,8 +160,8 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
                     }
                     # Only when not the default, so cells that ran before these settings existed stay complete.
                     params |= {key: getattr(pr, key) for key in ("dtype", "cache_dtype") if getattr(pr, key) != "float32"}
-                    if pr.probe != ["linear"]:
-                        params |= {"probes": list(pr.probe), "mlp_seed": pr.mlp_seed}
+                    if pr.probes_for(model.name) != ["linear"]:
+                        params |= {"probes": pr.probes_for(model.name), "mlp_seed": pr.mlp_seed}
                     # Nothing reads a fine-tuned encoder's features after its cell (CKA reads the pre-trained ones).
                     drop = None if task == names.NO_FINETUNE or pr.keep_finetuned_features else (
                         str(paths.cache_dir / "features"), source)

@@ -162,6 +162,7 @@ class ProbingSection(_Strict):
     # linear (the paper's logistic regression), mlp (one hidden layer, probeft.probing.probe_mlp) or both
     probe: Annotated[ProbeKinds, Unique, NonEmpty] = Field(default_factory=lambda: ["linear"])
     mlp_seed: int = 0  # seed of the MLP probes' initial weights, example order and dropout
+    mlp_models: list[str] | None = None  # with probe [linear, mlp]: the models that also get the MLP (None: all)
     mdl: bool = True  # online-code MDL rows of the train split (probeft.probing.mdl)
     cka: bool = True  # linear CKA of fine-tuned vs pre-trained features (probeft.verdicts.similarity), needs "none" probed too
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # extraction autocast on CUDA; CPU stays float32
@@ -174,6 +175,19 @@ class ProbingSection(_Strict):
         if not tasks:
             raise ValueError("probing.tasks must name at least one probing task")
         return tasks
+
+    @model_validator(mode="after")
+    def _mlp_models_need_both_probes(self) -> ProbingSection:
+        if self.mlp_models is not None and self.probe != ["linear", "mlp"]:
+            raise ValueError(f"mlp_models restricts the MLP of probe [linear, mlp] to some models, but probe is "
+                             f"{self.probe}")
+        return self
+
+    def probes_for(self, model: str) -> list[str]:
+        """The probes a probing cell of ``model`` fits: ``probe``, without the MLP for a model not in ``mlp_models``."""
+        if self.mlp_models is None or model in self.mlp_models:
+            return list(self.probe)
+        return [probe for probe in self.probe if probe != "mlp"]
 
 
 class AttentionSection(_Strict):
@@ -237,6 +251,9 @@ class GridConfig(_Strict):
             unknown = [m for m in (getattr(section, "models", None) or []) if m not in model_names]
             if unknown:
                 raise ValueError(f"{section_name}.models names unknown model(s) {unknown}; known: {model_names}")
+        unknown = [m for m in ((self.probing.mlp_models if self.probing else None) or []) if m not in model_names]
+        if unknown:
+            raise ValueError(f"probing.mlp_models names unknown model(s) {unknown}; known: {model_names}")
         return self
 
 
