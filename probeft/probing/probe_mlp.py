@@ -34,16 +34,17 @@ Choosing the setting
     trained one width at a time.
 
 Determinism and devices
-    Initial weights and the order of the examples come from a CPU ``torch.Generator`` seeded by ``seed``, so
-    they are the same on every device; dropout masks come from a generator on the training device, seeded
-    by ``seed`` too. On CPU, the same seed and thread count give bit-identical results; on CUDA the order of
+    Initial weights and the order of the examples come from two CPU ``torch.Generator`` streams (seeds ``seed``
+    and ``seed + 1``), so they are the same on every device and whatever ``P`` is (probe ``p``'s weights are the
+    ``p``-th block of the draw, and every probe sees the same order); dropout masks come from a generator on the
+    training device, seeded by ``seed``. The global torch and numpy random states are neither read nor changed. On CPU, the same seed and thread count give bit-identical results; on CUDA the order of
     floating-point reductions may differ between runs (cuBLAS), so accuracies agree to rounding only.
 
 Memory
     The features stay where :class:`~probeft.probing.probe.StandardisedFeatures` holds them; each step gathers
     one minibatch ``(P, B, D)`` and evaluation streams ``eval_batch`` examples at a time, so the extra memory
-    is the parameters and Adam moments (``4 * P * G * (D + 1) * H`` floats for the first layer) plus
-    ``P * G * eval_batch * H`` activations, whatever ``N`` is.
+    is five copies of the parameters (weights, best so far, gradient, Adam's two moments: about
+    ``5 * P * G * (D + 1) * H`` floats) plus ``P * G * eval_batch * H`` activations, whatever ``N`` is.
 
 This module knows nothing about models or tokenizers: it takes arrays.
 """
