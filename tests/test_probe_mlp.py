@@ -255,3 +255,26 @@ def test_the_demo_grid_fits_the_mlp_for_mlp_models_only_and_old_cells_keep_their
     path.write_text(yaml.safe_dump(plain))
     with pytest.raises(ValueError, match=r"probing.mlp_models names unknown model\(s\) \['no-such-model'\]"):
         grid.load_config(path)
+
+
+def test_probe_comparison_lists_the_encoders_every_probe_saw():
+    from probeft import results
+    from probeft.results import analysis
+
+    rows = []
+    for model, probes in (("a", ("linear", "mlp")), ("b", ("linear",))):
+        for probe_kind in probes:
+            for layer, value in enumerate((0.6, 0.7, 0.65)):
+                bonus = 0.05 if probe_kind == "mlp" else 0.0
+                rows += [{"stage": "probing", "model": model, "probe_task": "t", "pooling": "mean", "layer": layer,
+                          "split": "test", "metric": metric, "value": v, "probe": probe_kind}
+                         for metric, v in (("accuracy", value + bonus), ("control_accuracy", 0.5 + bonus),
+                                           ("selectivity", value - 0.5))]
+    table = results.results_frame(rows)
+    comparison = analysis.probe_comparison(table)
+    assert comparison["model"].tolist() == ["a", "a"] and comparison["probe"].tolist() == ["linear", "mlp"]
+    assert comparison["layer"].tolist() == [1, 1]
+    assert comparison["accuracy"].tolist() == pytest.approx([0.7, 0.75])
+    assert comparison["best_selectivity"].tolist() == pytest.approx([0.2, 0.2])
+    with pytest.raises(ValueError, match=r"holds probing rows of \['linear'\] probe"):
+        analysis.probe_comparison(table[table["probe"] == "linear"])

@@ -352,8 +352,8 @@ def has_probe_comparison(table: pd.DataFrame) -> bool:
 def probe_comparison(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
     """Linear vs MLP probe at each encoder state's best layer: accuracy, control accuracy and selectivity.
 
-    For each encoder state (model, fine-tuning), probing task, pooling and probe, the layer with the best
-    ``split`` accuracy (seeds averaged; the lowest layer on ties) and its numbers; where the run has control
+    For each encoder state (model, fine-tuning), probing task and pooling that every probe saw, and each probe,
+    the layer with the best ``split`` accuracy (seeds averaged; the lowest layer on ties) and its numbers; where the run has control
     tasks, also the control accuracy and selectivity of that layer and the best selectivity over layers.
 
     Returns:
@@ -378,6 +378,11 @@ def probe_comparison(table: pd.DataFrame, *, split: str = "test") -> pd.DataFram
                               .rename(columns={"selectivity": "best_selectivity"}), on=state, how="left")
         parts.append(best)
     result = pd.concat(parts, ignore_index=True)
+    # Only encoder states and tasks that every probe saw (a grid may fit the MLP for some models only).
+    state = [*FINETUNED_KEYS, "probe_task", "pooling"]
+    result = result[result.groupby(state)["probe"].transform("nunique") == len(probes)]
+    if result.empty:
+        raise ValueError(f"no encoder state and probing task was probed by all of {probes}")
     columns = [*FINETUNED_KEYS, "probe_task", "pooling", "probe", "layer", "accuracy"]
     columns += [c for c in ("control_accuracy", "selectivity", "best_selectivity") if c in result.columns]
     order = {probe: i for i, probe in enumerate(probes)}
