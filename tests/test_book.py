@@ -467,3 +467,34 @@ def test_the_sources_table_lists_what_each_cell_read_by_version():
         ["old-cell", "data file", "glue/CoLA/train.tsv", "sha256 " + "a" * 16],
     ]
     assert report.sources_table({}).columns.tolist() == ["cell", "kind", "source", "version"]
+
+
+def with_mlp_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` plus MLP probe rows: each linear accuracy / control accuracy / selectivity row copied with
+    ``probe="mlp"``, accuracy and control accuracy 0.1 higher (so selectivity is the same)."""
+    rows = table[(table["stage"] == "probing") & table["metric"].isin(["accuracy", "control_accuracy", "selectivity"])]
+    mlp = rows.assign(probe="mlp")
+    mlp.loc[mlp["metric"] != "selectivity", "value"] += 0.1
+    return results.validate_results(pd.concat([table, mlp], ignore_index=True), source="with_mlp_rows")
+
+
+def test_selectivity_page_shows_linear_and_mlp_side_by_side_and_other_pages_ignore_the_mlp(tmp_path):
+    from probeft import report
+
+    table = full_table()
+    both = with_mlp_rows(table)
+    out = run_page(BOOK_DIR / "selectivity.md", write_generated(tmp_path / "both", both))
+    best_shown, comparison, compression = out["displayed"]
+    pd.testing.assert_frame_equal(best_shown, report.selectivity_table(table))  # the linear probe's
+    pd.testing.assert_frame_equal(comparison, report.probe_comparison_table(both))
+    row = comparison.loc[("m", "pre-trained", "bigram_shift", "mean")]
+    # accuracy 0.65 + 0.02 * layer (best layer 4), the MLP's 10 points higher; selectivity 0.73 - 0.54 for both
+    assert row.to_dict() == {"linear layer": "4", "mlp layer": "4", "linear accuracy": "73.0", "mlp accuracy": "83.0",
+                             "linear selectivity": "19.0", "mlp selectivity": "19.0",
+                             "linear best selectivity": "19.0", "mlp best selectivity": "19.0"}
+    for page in ("figure1", "delta", "claims"):
+        with_mlp = run_page(BOOK_DIR / f"{page}.md", write_generated(tmp_path / f"{page}-mlp", both))
+        linear = run_page(BOOK_DIR / f"{page}.md", write_generated(tmp_path / f"{page}-linear", table))
+        assert with_mlp["printed"] == linear["printed"] and with_mlp["figures"] == linear["figures"]
+        for a, b in zip(with_mlp["displayed"], linear["displayed"], strict=True):
+            pd.testing.assert_frame_equal(a, b)

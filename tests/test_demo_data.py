@@ -21,6 +21,7 @@ EXPECTED_DEFAULT_DIGESTS = {  # sha256[:16] of write_demo_data(seed=0) with the 
     "senteval/bigram_shift.txt": "437c8b31cd86bccb", "senteval/coordination_inversion.txt": "320937ea3b9632c3",
     "senteval/odd_man_out.txt": "93ef4b91274dcfbf", "squad/dev-v1.1.json": "7c6a5bd4978ec375",
     "squad/train-v1.1.json": "70745b75cf1914cf", "wikitext-2/wiki.test.raw": "50839a107cd41a6f",
+    "senteval/built_bigram_shift.txt": "35b75fc9befadf87", "senteval/built_bigram_shift.changes.jsonl": "7e02eda2fdc2d132",
 }
 
 
@@ -39,9 +40,26 @@ def test_layout_matches_the_real_data(demo_dir: Path) -> None:
     assert sorted(_files(demo_dir)) == [
         "glue/CoLA/dev.tsv", "glue/CoLA/train.tsv", "glue/RTE/dev.tsv", "glue/RTE/train.tsv",
         "glue/SST-2/dev.tsv", "glue/SST-2/train.tsv",
-        "senteval/bigram_shift.txt", "senteval/coordination_inversion.txt", "senteval/odd_man_out.txt",
+        "senteval/bigram_shift.txt", "senteval/built_bigram_shift.changes.jsonl", "senteval/built_bigram_shift.txt",
+        "senteval/coordination_inversion.txt", "senteval/odd_man_out.txt",
         "squad/dev-v1.1.json", "squad/train-v1.1.json", "wikitext-2/wiki.test.raw",
     ]  # fmt: skip
+
+
+def test_the_built_task_is_make_probing_datas_bigram_shift_of_generated_text(demo_dir: Path) -> None:
+    """built_bigram_shift: balanced, each line's record names its corpus sentence and the swap made."""
+    import json
+
+    built = data.read_senteval(data.resolve_probing_file(demo.BUILT_TASK, demo_dir, download=False))
+    assert built.task == "built_bigram_shift" and sorted(built.label_names) == ["I", "O"]
+    assert (len(built.train), len(built.dev), len(built.test)) == (160, 20, 20)
+    for split in (built.train, built.dev, built.test):
+        assert split.labels.mean() == 0.5
+    records = (demo_dir / "senteval" / "built_bigram_shift.changes.jsonl").read_text().splitlines()
+    assert len(records) == 200
+    lines = (demo_dir / "senteval" / "built_bigram_shift.txt").read_text().splitlines()
+    first = json.loads(records[0])
+    assert first["sentence"] == lines[0].split("\t")[2]
 
 
 @pytest.mark.parametrize("task", data.PROBING_TASKS)

@@ -55,8 +55,9 @@ def test_probing_table_adds_model_columns(probing_rows):
     rows, _ = probing_rows
     table = probing.probing_table(rows, model_name="m", finetune_task="cola", finetune_head="cls", seed=3, epoch=2)
     assert set(table["model"]) == {"m"} and set(table["seed"]) == {3} and set(table["epoch"]) == {2}
-    assert list(table.columns[:12]) == ["stage", "model", "finetune_task", "finetune_head", "seed", "epoch",
-                                        "probe_task", "pooling", "layer", "split", "metric", "value"]
+    assert list(table.columns[:13]) == ["stage", "model", "finetune_task", "finetune_head", "seed", "epoch",
+                                        "probe_task", "pooling", "probe", "layer", "split", "metric", "value"]
+    assert set(table.loc[table["metric"] != "cka", "probe"]) == {"linear"}
 
 
 def test_bad_inputs_are_named(demo_data_dir):

@@ -3,6 +3,7 @@
 :func:`write_demo_data` writes the same layout as the real data (see :mod:`probeft.data`)::
 
     senteval/{bigram_shift,coordination_inversion,odd_man_out}.txt   SentEval format, tr/va/te ~ 80/10/10
+    senteval/built_bigram_shift.{txt,changes.jsonl}   built by ``probeft make-probing-data`` (below)
     glue/CoLA/{train,dev}.tsv    no header: source, label, mark, sentence
     glue/SST-2/{train,dev}.tsv   header "sentence<TAB>label", lower-cased, tokenised
     glue/RTE/{train,dev}.tsv     header "index<TAB>sentence1<TAB>sentence2<TAB>label"
@@ -17,6 +18,12 @@ The tasks are made learnable by construction:
   before its name), O = original. The 30% without a cue keep the task from being trivial (ceiling ~85%).
 * ``odd_man_out``: words come in topics (food, reading, music, ...) and an original sentence keeps verb, object
   and place in one topic; C = the verb or the noun replaced by one of another topic, O = original.
+* ``built_bigram_shift``: not generated but BUILT, by the builder of ``probeft make-probing-data``
+  (:func:`probeft.data.probing_builders.build_probing_data`, task bigram_shift, the same seed and split sizes)
+  from a generated wiki-like corpus of ``4 * n_probing`` lines (the generator of ``wiki.test.raw``, its own
+  stream), with the builder's ``.changes.jsonl`` sidecar; so the demo grid probes one task made the way a
+  task from your own text is made (book page "Probing data from your own text"). Written when every split
+  gets at least two lines.
 * CoLA-like: 1 = grammatical, 0 = word order broken or subject-verb agreement broken.
 * SST-2-like: 1 = positive, 0 = negative sentiment words (with some "x , but y" sentences where y decides).
 * RTE-like: entailment when the hypothesis restates a fact of the premise, not_entailment when it changes the
@@ -32,23 +39,26 @@ interrupted write can be redone); any other folder is refused before a byte is w
 
 This module stays whole (~530 lines) because it is one template grammar: every generator draws from the same
 word lists, which a test checks against the tiny tokenizers' vocabulary, and splitting it would scatter them.
-It imports only :mod:`probeft.core.files` and the probing label names of :mod:`probeft.core.names`.
+It imports only :mod:`probeft.core.files`, the probing label names of :mod:`probeft.core.names` and, for the built
+task, :mod:`probeft.data.probing_builders`.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from probeft.core.files import atomic_write_text
 from probeft.core.names import PROBING_LABELS
 
-__all__ = ["DEMO_MARKER", "DEMO_VOCABULARY", "NAMES", "TOPICS", "is_demo_data", "write_demo_data"]
+__all__ = ["BUILT_TASK", "DEMO_MARKER", "DEMO_VOCABULARY", "NAMES", "TOPICS", "is_demo_data", "write_demo_data"]
 
 # In every folder write_demo_data fills; the only folders it will write into again.
 DEMO_MARKER = ".probeft-demo-data.json"
+BUILT_TASK = "built_bigram_shift"  # the task built by make-probing-data's builder from generated text
 
 # (name, subject pronoun)
 NAMES: tuple[tuple[str, str], ...] = (
@@ -482,6 +492,27 @@ def _wikitext_file(rng: random.Random, n_lines: int) -> str:
     return "\n".join(lines[:n_lines]) + "\n"
 
 
+def _built_probing_files(seed: int, n_probing: int) -> dict[str, str]:
+    """:data:`BUILT_TASK` and its sidecar, built by make-probing-data's builder from a generated corpus.
+
+    Returns:
+        relative path -> text; empty when a split would get fewer than two lines (balanced 2 classes).
+    """
+    from probeft.data.probing_builders import SIDECAR_SUFFIX, BuildSettings, build_probing_data
+
+    sizes = tuple(2 * (size // 2) for size in _split_sizes(n_probing, (0.8, 0.1, 0.1)))
+    if min(sizes) < 2:
+        return {}
+    corpus_text = _wikitext_file(_rng(seed, "built-corpus"), 4 * n_probing)
+    with tempfile.TemporaryDirectory(prefix="probeft-demo-build-") as scratch:
+        corpus, out_dir = Path(scratch) / "corpus.txt", Path(scratch) / "built"
+        corpus.write_text(corpus_text, encoding="utf-8")
+        build_probing_data(corpus, out_dir, ["bigram_shift"], BuildSettings(sizes=sizes, seed=seed))
+        return {f"senteval/{BUILT_TASK}.txt": (out_dir / "bigram_shift.txt").read_text(encoding="utf-8"),
+                f"senteval/{BUILT_TASK}{SIDECAR_SUFFIX}":
+                    (out_dir / f"bigram_shift{SIDECAR_SUFFIX}").read_text(encoding="utf-8")}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Entry point
 # ----------------------------------------------------------------------------------------------------------
@@ -521,6 +552,7 @@ def write_demo_data(
     contents: dict[str, str] = {}  # relative path -> text, in the order written (wiki.test.raw last)
     for task in PROBING_LABELS:
         contents[f"senteval/{task}.txt"] = _probing_file(task, n_probing, seed)
+    contents |= _built_probing_files(seed, n_probing)
     n_train, n_dev = _split_sizes(n_glue, (0.8, 0.2))
     for directory, make in (("CoLA", _cola_file), ("SST-2", _sst_file), ("RTE", _rte_file)):
         for split, size in (("train", n_train), ("dev", n_dev)):

@@ -316,6 +316,7 @@ def _smoke_probing(cell: Cell, data_dir: Any) -> str:
         batch_size=params["batch_size"], max_length=params["max_length"], device=params["device"],
         cache_dir=params["cache_dir"], progress=False, control=params["control"],
         control_seed=params["control_task_seed"], mdl=params["mdl"], cka_reference=params["cka_reference"],
+        probes=params.get("probes", ["linear"]), mlp_seed=params.get("mlp_seed", 0),
     )
     return f"{len(run.rows)} rows"
 

@@ -166,6 +166,8 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
                     params |= {"control_seeds": pr.control_seeds} if pr.control_seeds is not None else {}
                     params |= {"random_control": True} if pr.random_control else {}
                     params |= {"mdl_l2": pr.mdl_l2} if pr.mdl_l2 != "fixed" else {}
+                    if pr.probes_for(model.name) != ["linear"]:
+                        params |= {"probes": pr.probes_for(model.name), "mlp_seed": pr.mlp_seed}
                     # Nothing reads a fine-tuned encoder's features after its cell (CKA reads the pre-trained ones).
                     drop = None if task == names.NO_FINETUNE or pr.keep_finetuned_features else (
                         str(paths.cache_dir / "features"), source)

@@ -74,6 +74,14 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+def _one_or_list(value: Any) -> Any:
+    """``probe: mlp`` means ``[mlp]``."""
+    return [value] if isinstance(value, str) else value
+
+
+# The probes of the probing stage (probeft.probing.stage.PROBES): a name or a list of names.
+ProbeKinds = Annotated[list[Literal["linear", "mlp"]], BeforeValidator(_one_or_list)]
+
 # Floats stay lax (PyYAML reads ``2e-5`` without a dot as a string) but refuse booleans.
 LearningRate = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, strict=False)]
 
@@ -154,6 +162,10 @@ class ProbingSection(_Strict):
     # several control labellings (pages average them); None: [control_seed]
     control_seeds: Annotated[list[int], Unique, NonEmpty] | None = None
     random_control: bool = False  # per-sentence random-label control: the probe's memorisation capacity
+    # linear (the paper's logistic regression), mlp (one hidden layer, probeft.probing.probe_mlp) or both
+    probe: Annotated[ProbeKinds, Unique, NonEmpty] = Field(default_factory=lambda: ["linear"])
+    mlp_seed: int = 0  # seed of the MLP probes' initial weights, example order and dropout
+    mlp_models: list[str] | None = None  # with probe [linear, mlp]: the models that also get the MLP (None: all)
     mdl: bool = True  # online-code MDL rows of the train split (probeft.probing.mdl)
     mdl_l2: Literal["fixed", "dev"] = "fixed"  # online code's L2: one fixed prior, or chosen per prefix on dev
     refits: int = Field(default=0, ge=0)  # probe refits on bootstrap resamples of the train sentences (Delta intervals)
@@ -168,6 +180,19 @@ class ProbingSection(_Strict):
         if not tasks:
             raise ValueError("probing.tasks must name at least one probing task")
         return tasks
+
+    @model_validator(mode="after")
+    def _mlp_models_need_both_probes(self) -> ProbingSection:
+        if self.mlp_models is not None and self.probe != ["linear", "mlp"]:
+            raise ValueError(f"mlp_models restricts the MLP of probe [linear, mlp] to some models, but probe is "
+                             f"{self.probe}")
+        return self
+
+    def probes_for(self, model: str) -> list[str]:
+        """The probes a probing cell of ``model`` fits: ``probe``, without the MLP for a model not in ``mlp_models``."""
+        if self.mlp_models is None or model in self.mlp_models:
+            return list(self.probe)
+        return [probe for probe in self.probe if probe != "mlp"]
 
 
 class AttentionSection(_Strict):
@@ -242,6 +267,9 @@ class GridConfig(_Strict):
             unknown = [m for m in (getattr(section, "models", None) or []) if m not in model_names]
             if unknown:
                 raise ValueError(f"{section_name}.models names unknown model(s) {unknown}; known: {model_names}")
+        unknown = [m for m in ((self.probing.mlp_models if self.probing else None) or []) if m not in model_names]
+        if unknown:
+            raise ValueError(f"probing.mlp_models names unknown model(s) {unknown}; known: {model_names}")
         return self
 
 

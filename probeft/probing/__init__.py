@@ -1,6 +1,7 @@
 """The probing stage (paper Sec. 3.2, 4.1): features of every layer (:mod:`~probeft.probing.extract`,
 cached by :mod:`~probeft.probing.feature_cache`), batched logistic-regression probes
-(:mod:`~probeft.probing.probe`, optimiser :mod:`~probeft.probing.probe_lbfgs`), control tasks
+(:mod:`~probeft.probing.probe`, optimiser :mod:`~probeft.probing.probe_lbfgs`), batched one-hidden-layer MLP
+probes (:mod:`~probeft.probing.probe_mlp`), control tasks
 (:mod:`~probeft.probing.control`), online-code MDL (:mod:`~probeft.probing.mdl`), and the stage itself
 (:mod:`~probeft.probing.stage`, re-exported here).
 
@@ -16,6 +17,7 @@ from probeft.probing.stage import (
     CI_SEED,
     CONTROL_POSITION,
     MDL_SHUFFLE_SEED,
+    PROBES,
     ProbingRun,
     cka_rows,
     mdl_task_rows,
@@ -32,6 +34,7 @@ __all__ = [
     "CI_SEED",
     "CONTROL_POSITION",
     "MDL_SHUFFLE_SEED",
+    "PROBES",
     "ProbingRun",
     "cka_rows",
     "mdl_task_rows",

@@ -52,8 +52,8 @@ from probeft.core.devices import resolve_device
 from probeft.probing.probe_lbfgs import BatchedLogReg, Preconditioner, Spectrum, cpu_threads, lbfgs
 
 __all__ = [
-    "L2_GRID", "ProbeResults", "StandardisedFeatures", "all_finite", "as_features", "as_labels", "fit_probes",
-    "fit_standardised", "sklearn_c", "standardise", "standardise_features",
+    "L2_GRID", "ProbeResults", "StandardisedFeatures", "all_finite", "as_features", "as_labels", "check_labels",
+    "fit_probes", "fit_standardised", "sklearn_c", "standardise", "standardise_features",
 ]
 
 L2_GRID: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -174,7 +174,7 @@ def _check_features(xs: dict[str, torch.Tensor]) -> None:
             )
 
 
-def _check_labels(
+def check_labels(
     labels: dict[str, np.ndarray | torch.Tensor], sizes: dict[str, int]
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Check label shapes and ranges against the splits' sizes; return int64 labels and ``C``."""
@@ -388,7 +388,7 @@ def fit_standardised(
     if set(labels) != {"train", "dev", "test"} or set(xs) < {"train", "dev", "test"}:
         raise ValueError(f"need train, dev and test features and labels, got {sorted(xs)} and {sorted(labels)}")
     target = features.device
-    ys, num_classes = _check_labels(labels, {split: xs[split].shape[1] for split in labels})
+    ys, num_classes = check_labels(labels, {split: xs[split].shape[1] for split in labels})
     ys = {split: y.to(target) for split, y in ys.items()}
     num_probes, _, dim = xs["train"].shape
     weight = None

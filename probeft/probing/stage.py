@@ -65,8 +65,18 @@ eigendecomposition of the train correlation matrices (:class:`probeft.probing.pr
 MDL shuffles the standardised train examples in place and puts them back. A paper-size task (100k / 10k /
 10k sentences, 26 probes of width 768) peaks at about the features' float32 size plus the fits' buffers.
 
+Which probe. Every probe row carries ``probe``: ``"linear"`` (:mod:`probeft.probing.probe`, the paper's,
+always the default) or ``"mlp"`` (:mod:`probeft.probing.probe_mlp`, one sigmoid hidden layer, seed ``mlp_seed``;
+its rows also carry ``mlp_hidden``, ``mlp_dropout`` and ``mlp_seed``, and ``l2`` holds its chosen weight decay,
+which means the same as the linear probe's L2). With ``probes=("linear", "mlp")`` both are fitted on the same
+standardised features, each with its own control probes and selectivity rows. MDL is the linear probe's only
+(rows ``probe="linear"``); CKA rows compare features, not probes (``probe="none"``). The per-sentence test
+correctness (``probe_predictions.npz``, which the Delta intervals and claims read) is the linear probe's; a run
+with the MLP alone saves the MLP's.
+
 Rows of metric ``"accuracy"`` are the same with these options on or off, and the rows of every
-other metric are the same with or without ``cka_reference``.
+other metric are the same with or without ``cka_reference``. The linear rows are the same with or without
+the MLP.
 """
 
 from __future__ import annotations
@@ -87,7 +97,7 @@ from probeft.core import oom
 from probeft.core.devices import resolve_device
 from probeft.core.names import POOLINGS
 from probeft.probing import control as control_tasks
-from probeft.probing import extract, probe
+from probeft.probing import extract, probe, probe_mlp
 from probeft.probing import mdl as mdl_code
 from probeft.results import predictions
 from probeft.verdicts import similarity, uncertainty
@@ -98,6 +108,7 @@ CI_SEED = 0
 MDL_SHUFFLE_SEED = 0
 CONTROL_POSITION = "last"
 REFIT_SEED = 0
+PROBES: tuple[str, ...] = ("linear", "mlp")  # the probe kinds: probeft.probing.probe, probeft.probing.probe_mlp
 
 
 @dataclass
@@ -144,9 +155,23 @@ def _fit_rows(
     labels: dict[str, np.ndarray],
     *,
     metric: str = "accuracy",
+    kind: str = "linear",
+    mlp_seed: int = 0,
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Rows (see :func:`probe_task_rows`, named ``metric``) and ``(P, N_test)`` correctness of standardised probes."""
-    fitted = probe.fit_standardised(standardised, labels)
+    """Rows (see :func:`probe_task_rows`, named ``metric``) and ``(P, N_test)`` correctness of standardised probes.
+
+    ``kind`` picks the probe (``"linear"`` or ``"mlp"``, see the module docstring); every row carries it as ``probe``.
+    """
+    settings: list[dict[str, Any]]
+    if kind == "linear":
+        fitted = probe.fit_standardised(standardised, labels)
+        settings = [{"l2": float(l2)} for l2 in fitted.l2]
+    elif kind == "mlp":
+        fitted = probe_mlp.fit_mlp_standardised(standardised, labels, seed=mlp_seed)
+        settings = [{"l2": float(decay), "mlp_hidden": int(hidden), "mlp_dropout": float(dropout), "mlp_seed": mlp_seed}
+                    for decay, hidden, dropout in zip(fitted.weight_decay, fitted.hidden, fitted.dropout)]
+    else:
+        raise ValueError(f"unknown probe {kind!r}; expected one of {PROBES}")
     accuracy = {"train": fitted.train_acc, "dev": fitted.dev_acc, "test": fitted.test_acc}
     low, high = uncertainty.bootstrap_accuracy_ci(
         fitted.test_correct, resamples=CI_RESAMPLES, confidence=CI_CONFIDENCE, seed=CI_SEED
@@ -155,7 +180,7 @@ def _fit_rows(
     for i, (pooling, layer) in enumerate(index):
         for split in extract.SPLITS:
             row = {"pooling": pooling, "layer": layer, "split": split, "metric": metric,
-                   "value": float(accuracy[split][i]), "l2": float(fitted.l2[i])}
+                   "value": float(accuracy[split][i]), **settings[i], "probe": kind}
             if split == "test":
                 row |= {"ci_low": float(low[i]), "ci_high": float(high[i])}
             rows.append(row)
@@ -293,6 +318,8 @@ def selectivity_rows(
     for row in task_rows:
         out = {"pooling": row["pooling"], "layer": row["layer"], "split": row["split"], "metric": "selectivity",
                "value": float(row["value"]) - float(control[key(row)])}
+        if "probe" in row:
+            out["probe"] = row["probe"]
         if test_intervals is not None and row["split"] == "test":
             i = position[(row["pooling"], row["layer"])]
             out |= {"ci_low": float(test_intervals.low[i]), "ci_high": float(test_intervals.high[i])}
@@ -361,15 +388,15 @@ def mdl_task_rows(
     finally:
         _permute_examples(x, torch.argsort(forward))
     extra = {"l2": result.l2} if l2_choice == "fixed" else {"mdl_l2": "dev"}
-    rows = [{**row, "split": "train", **extra}
+    rows = [{**row, "split": "train", **extra, "probe": "linear"}
             for row in mdl_code.mdl_rows(result, [(layer, pooling) for pooling, layer in index])]
     rows.append({"layer": -1, "pooling": "none", "split": "train", "metric": "uniform_kbits",
-                 "value": float(result.uniform_kbits), **({} if l2_choice == "fixed" else extra)})
+                 "value": float(result.uniform_kbits), **({} if l2_choice == "fixed" else extra), "probe": "linear"})
     if noise:
         floor = mdl_code.noise_floor(x.shape[1], x.shape[2], shuffled, num_classes=num_classes, device=x.device,
                                      heldout_size=None if heldout is None else int(heldout[0].shape[1]), **settings)
         rows.append({"layer": -1, "pooling": "none", "split": "train", "metric": "compression_noise_floor",
-                     "value": floor, **extra})
+                     "value": floor, **extra, "probe": "linear"})
     return rows
 
 
@@ -415,7 +442,8 @@ def cka_rows(
             if similarity.is_constant(ref_layer[0]) or similarity.is_constant(own_layer[0]):
                 continue
             (value,) = similarity.linear_cka_layers(ref_layer, own_layer, device=device)
-            rows.append({"pooling": pooling, "layer": layer, "metric": similarity.METRIC, "value": float(value)})
+            rows.append({"pooling": pooling, "layer": layer, "metric": similarity.METRIC, "value": float(value),
+                         "probe": "none"})
     return rows
 
 
@@ -435,7 +463,7 @@ def probe_task_rows(
         device: where the probes train.
 
     Returns:
-        Rows with ``pooling, layer, split, metric="accuracy", value, l2``; test rows also carry
+        Rows with ``pooling, layer, split, metric="accuracy", value, l2, probe="linear"``; test rows also carry
         ``ci_low, ci_high``, the 95% percentile-bootstrap interval of the test accuracy over test
         sentences (1000 resamples, seed 0).
     """
@@ -466,6 +494,8 @@ def run_probing(
     control_seeds: Sequence[int] | None = None,
     random_control: bool = False,
     mdl_l2: str = "fixed",
+    probes: Sequence[str] = ("linear",),
+    mlp_seed: int = 0,
 ) -> ProbingRun:
     """Probe one encoder on several tasks: the probing-stage rows and the probes' test correctness.
 
@@ -496,6 +526,8 @@ def run_probing(
         cka_reference: model spec of the pre-trained encoder ``model`` was fine-tuned from (None: no
             CKA); adds ``metric="cka"`` test rows comparing its features with ``model``'s, the
             reference features taken from ``cache_dir`` when cached there (module docstring).
+        probes: which probes to fit, ``"linear"`` and/or ``"mlp"`` (module docstring), in this order of rows.
+        mlp_seed: seed of the MLP probes' initial weights, example order and dropout.
 
     Returns:
         :class:`ProbingRun`: rows with ``stage="probing", probe_task, pooling, layer, split, metric,
@@ -507,6 +539,9 @@ def run_probing(
         raise ValueError("probe_tasks is empty: name at least one probing task")
     if refits < 0:
         raise ValueError(f"refits must be >= 0, got {refits}")
+    unknown = [kind for kind in probes if kind not in PROBES]
+    if unknown or not probes or len(set(probes)) != len(probes):
+        raise ValueError(f"probes must name each of {PROBES} at most once, and at least one; got {list(probes)}")
     bad = [p for p in poolings if p not in POOLINGS]
     if bad or not poolings:
         raise ValueError(f"poolings must be a non-empty subset of {POOLINGS}, got {list(poolings)}")
@@ -532,34 +567,45 @@ def run_probing(
                                                          **settings)
         labels = {"train": task_data.train.labels, "dev": task_data.dev.labels, "test": task_data.test.labels}
         # One standardised copy of the features serves the task, control and MDL fits (and one spectrum).
-        standardised, probes = _standardised_probes(features, poolings, target)
-        task_rows, task_correct = _fit_rows(standardised, probes, labels)
-        refitted = refit_correct(standardised, labels, refits) if refits > 0 else None
+        standardised, probes_index = _standardised_probes(features, poolings, target)
+        task_rows: list[dict[str, Any]] = []
         extra_rows: list[dict[str, Any]] = []
+        saved_correct = None
+        controls: list[tuple[int, dict[str, np.ndarray]]] = []  # (control seed, its labels per split)
         if control:
-            gain_rows: list[dict[str, Any]] = []
             for seed_of_control in (control_seeds or [control_seed]):
                 controlled = control_tasks.control_task(task_data, seed=seed_of_control, position=CONTROL_POSITION)
-                control_labels = {"train": controlled.train.labels, "dev": controlled.dev.labels,
-                                  "test": controlled.test.labels}
-                control_rows, control_correct = _fit_rows(standardised, probes, control_labels,
-                                                          metric="control_accuracy")
+                controls.append((seed_of_control, {"train": controlled.train.labels, "dev": controlled.dev.labels,
+                                                   "test": controlled.test.labels}))
+        refitted = None
+        gain_rows: list[dict[str, Any]] = []
+        for kind in probes:
+            kind_rows, kind_correct = _fit_rows(standardised, probes_index, labels, kind=kind, mlp_seed=mlp_seed)
+            task_rows += kind_rows
+            if saved_correct is None or kind == "linear":
+                saved_correct = kind_correct
+            if kind == "linear" and refits > 0:  # refits of the linear probe, whose correctness is saved
+                refitted = refit_correct(standardised, labels, refits)
+            for seed_of_control, control_labels in controls:
+                control_rows, control_correct = _fit_rows(standardised, probes_index, control_labels,
+                                                          metric="control_accuracy", kind=kind, mlp_seed=mlp_seed)
                 # Paired over the same resampled test sentences, the draws of the accuracy intervals.
-                intervals = uncertainty.paired_bootstrap_delta(control_correct, task_correct, resamples=CI_RESAMPLES,
+                intervals = uncertainty.paired_bootstrap_delta(control_correct, kind_correct, resamples=CI_RESAMPLES,
                                                                confidence=CI_CONFIDENCE, seed=CI_SEED)
                 provenance = {"control_seed": seed_of_control, "control_position": CONTROL_POSITION}
-                selective = selectivity_rows(task_rows, control_rows, intervals, probes)
+                selective = selectivity_rows(kind_rows, control_rows, intervals, probes_index)
                 extra_rows += [{**row, **provenance} for row in control_rows + selective]
-                gain_rows += [{**row, **provenance} for row in majority_gain_rows(task_rows, control_rows, labels,
-                                                                                  control_labels)]
-            extra_rows += gain_rows  # after every seed's rows: the rows of control_seed alone stay as they were
+                gain_rows += [{**row, **provenance, "probe": kind} for row in majority_gain_rows(
+                    kind_rows, control_rows, labels, control_labels)]
+        extra_rows += gain_rows  # after every seed's rows: the rows of control_seed alone stay as they were
         if random_control:
-            extra_rows += random_label_rows(standardised, probes, labels, seed=control_seed)
+            extra_rows += [{**row, "probe": "linear"}
+                           for row in random_label_rows(standardised, probes_index, labels, seed=control_seed)]
         if mdl:
             num_classes = int(max(int(np.max(labels[split])) for split in extract.SPLITS)) + 1
             extra_rows += [{**row, "mdl_seed": mdl_seed} for row in mdl_task_rows(
-                standardised, labels["train"], probes, num_classes=num_classes, seed=mdl_seed, l2_choice=mdl_l2,
-                heldout_labels=labels["dev"])]
+                standardised, labels["train"], probes_index, num_classes=num_classes, seed=mdl_seed,
+                l2_choice=mdl_l2, heldout_labels=labels["dev"])]
         del standardised  # before the next task's features are read
         if reference is not None:
             try:
@@ -571,7 +617,7 @@ def run_probing(
         rows += [{**row, "stage": "probing", "probe_task": task_data.task, "wall_time_s": round(elapsed, 2)}
                  for row in task_rows + extra_rows]
         sha = predictions.split_sha256(task_data.test.sentences, task_data.test.labels)
-        correct.append(predictions.TaskPredictions(task_data.task, probes, task_correct, sha, refits=refitted))
+        correct.append(predictions.TaskPredictions(task_data.task, probes_index, saved_correct, sha, refits=refitted))
     return ProbingRun(pd.DataFrame(rows), correct, retries, extraction_dtype=extraction, cache_dtype=cache_dtype)
 
 

@@ -424,6 +424,33 @@ def selectivity_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFra
     return pd.DataFrame(records).set_index(["model", "encoder", "probe_task", "pooling"])
 
 
+def probe_comparison_table(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+    """Linear vs MLP probe side by side (:func:`probeft.results.analysis.probe_comparison`), in points.
+
+    Returns:
+        Rows ``(model, encoder, probe_task, pooling)``; per probe (``linear``, ``mlp``) the columns
+        ``<probe> layer`` (best-accuracy layer), ``<probe> accuracy`` and, with control tasks,
+        ``<probe> selectivity`` (at that layer) and ``<probe> best selectivity`` (over layers); one decimal.
+    """
+    frame = analysis.probe_comparison(table, split=split)
+    quantities = {"layer": "layer", "accuracy": "accuracy", "selectivity": "selectivity",
+                  "best_selectivity": "best selectivity"}
+    present = [q for q in quantities if q in frame.columns]
+    records: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    for row in frame.itertuples(index=False):
+        key = (row.model, encoder_label(row.finetune_task, row.finetune_head), row.probe_task, row.pooling)
+        record = records.setdefault(key, {})
+        for quantity in present:
+            value = getattr(row, quantity)
+            text = str(int(value)) if quantity == "layer" else _number(100 * value, 1)
+            record[f"{row.probe} {quantities[quantity]}"] = text
+    probes = list(dict.fromkeys(frame["probe"]))
+    columns = [f"{probe} {quantities[q]}" for q in present for probe in probes]
+    shown = pd.DataFrame.from_dict(records, orient="index").reindex(columns=columns).fillna("-")
+    shown.index = pd.MultiIndex.from_tuples(list(shown.index), names=["model", "encoder", "probe_task", "pooling"])
+    return shown
+
+
 def config_table(record: Mapping) -> pd.DataFrame:
     """A run's resolved config (``grid.json``'s ``config``) as ``setting -> value`` rows, nested keys dotted."""
     flat: dict[str, str] = {}

@@ -94,7 +94,8 @@ def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "n
     Where the rows carry ``ci_low`` / ``ci_high`` (the test accuracies' bootstrap intervals), they are
     drawn as bands (means over seeds, like the curves).
     """
-    rows = _rows(table, "Figure 1", stage="probing", finetune_task=finetune_task, split=split, metric="accuracy")
+    rows = _rows(analysis.probe_rows(table), "Figure 1", stage="probing", finetune_task=finetune_task, split=split,
+                 metric="accuracy")
     bands = [c for c in ("ci_low", "ci_high") if c in rows.columns]
     curves = rows.groupby(["probe_task", "model", "pooling", "layer"], as_index=False)[["value", *bands]].mean()
     tasks, models = sorted(curves["probe_task"].unique()), sorted(curves["model"].unique())
@@ -158,7 +159,7 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
     colours = {state: f"C{i}" for i, state in enumerate(states)}
     baseline = None
     if baseline_pooling:
-        pre = _rows(table, "pre-trained baseline", stage="probing", finetune_task="none", split=split,
+        pre = _rows(analysis.probe_rows(table), "pre-trained baseline", stage="probing", finetune_task="none", split=split,
                     metric="accuracy", pooling=baseline_pooling)
         baseline = pre.groupby(["model", "probe_task", "layer"], as_index=False)["value"].mean()
     fig, axes = _grid(len(models), len(tasks))

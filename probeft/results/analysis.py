@@ -6,6 +6,10 @@ and 5), fine-tuning summaries (Table 1), the best probing layers, and the per-la
 identified by its task *and* its head (``finetune_head``): two heads of one task are different
 encoders and are never averaged together.
 
+Probes. A run may fit linear and MLP probes (the ``probe`` column). The paper's analyses (Delta, layer
+groups, best layers, selectivity, MDL) read the linear probe's rows (:func:`probe_rows`), so a run with both
+gives the same numbers as a run with the linear probe alone; :func:`probe_comparison` puts the two side by side.
+
 The ``has_*`` predicates say whether a table holds what an analysis needs, so a report page can
 print a note instead of failing on a run that lacks a stage.
 
@@ -36,11 +40,17 @@ __all__ = [
     "has_pretrained_probing",
     "has_selectivity",
     "noise_floor_by_task",
+    "has_probe_comparison",
     "has_stage",
     "layer_groups",
+    "probe_comparison",
+    "probe_rows",
+    "probes_in",
     "probing_delta",
     "selectivity_by_layer",
 ]
+
+LINEAR = "linear"  # the paper's probe: the one every analysis reads unless told otherwise
 
 # Columns that identify one probe of one encoder state (apart from the fine-tuning it had).
 PROBE_KEYS: list[str] = ["model", "probe_task", "pooling", "layer"]
@@ -69,7 +79,27 @@ def has_stage(table: pd.DataFrame, stage: str) -> bool:
     return bool((table["stage"] == stage).any())
 
 
-def _probing_rows(table: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
+def probe_rows(table: pd.DataFrame, probe: str = LINEAR) -> pd.DataFrame:
+    """The probing rows of one probe (``"linear"`` or ``"mlp"``) and every row of other stages.
+
+    A table without a ``probe`` column (written before there was a choice, not read through
+    :func:`probeft.results.load_results`, which fills it) holds linear probes only.
+    """
+    if "probe" not in table.columns:
+        return table if probe == LINEAR else table.iloc[:0]
+    return table[(table["stage"] != "probing") | (table["probe"] == probe) | (table["probe"] == "none")]
+
+
+def probes_in(table: pd.DataFrame) -> list[str]:
+    """The probes whose probing ``accuracy`` rows ``table`` holds, linear first."""
+    if "probe" not in table.columns:
+        return [LINEAR] if bool(((table["stage"] == "probing") & (table["metric"] == "accuracy")).any()) else []
+    found = set(table.loc[(table["stage"] == "probing") & (table["metric"] == "accuracy"), "probe"])
+    return sorted(found, key=lambda probe: (probe != LINEAR, probe))
+
+
+def _probing_rows(table: pd.DataFrame, split: str, metric: str, probe: str = LINEAR) -> pd.DataFrame:
+    table = probe_rows(table, probe)
     return table[(table["stage"] == "probing") & (table["split"] == split) & (table["metric"] == metric)]
 
 
@@ -281,9 +311,9 @@ def best_layers(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
 _PROBE_STATE_KEYS: list[str] = [*FINETUNED_KEYS, "probe_task", "pooling", "layer"]
 
 
-def has_selectivity(table: pd.DataFrame, *, split: str = "test") -> bool:
-    """Whether ``table`` holds probing ``selectivity`` rows (control tasks) of ``split``."""
-    return not _probing_rows(table, split, "selectivity").empty
+def has_selectivity(table: pd.DataFrame, *, split: str = "test", probe: str = LINEAR) -> bool:
+    """Whether ``table`` holds probing ``selectivity`` rows (control tasks) of ``split`` and ``probe``."""
+    return not _probing_rows(table, split, "selectivity", probe).empty
 
 
 def has_compression(table: pd.DataFrame) -> bool:
@@ -291,7 +321,8 @@ def has_compression(table: pd.DataFrame) -> bool:
     return not _probing_rows(table, "train", "compression").empty
 
 
-def _per_layer(table: pd.DataFrame, split: str, metrics: list[str]) -> pd.DataFrame:
+def _per_layer(table: pd.DataFrame, split: str, metrics: list[str], probe: str = LINEAR) -> pd.DataFrame:
+    table = probe_rows(table, probe)
     rows = table[(table["stage"] == "probing") & (table["split"] == split) & table["metric"].isin(metrics)]
     if rows.empty:
         raise ValueError(f"no probing rows with split={split!r} and metric in {metrics}")
@@ -301,10 +332,11 @@ def _per_layer(table: pd.DataFrame, split: str, metrics: list[str]) -> pd.DataFr
     return means.reset_index()
 
 
-def selectivity_by_layer(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+def selectivity_by_layer(table: pd.DataFrame, *, split: str = "test", probe: str = LINEAR) -> pd.DataFrame:
     """Accuracy, control accuracy and selectivity per encoder state and probe, averaged over seeds.
 
     Several control seeds (``probing.control_seeds``) are averaged too, inside each fine-tuning seed.
+    ``probe`` picks the linear (default) or the MLP probes' rows.
 
     Returns:
         Columns ``model, finetune_task, finetune_head, probe_task, pooling, layer, accuracy,
@@ -314,10 +346,10 @@ def selectivity_by_layer(table: pd.DataFrame, *, split: str = "test") -> pd.Data
     Raises:
         ValueError: no selectivity rows (see :func:`has_selectivity`).
     """
-    if not has_selectivity(table, split=split):
-        raise ValueError(f"no probing selectivity rows with split={split!r}")
+    if not has_selectivity(table, split=split, probe=probe):
+        raise ValueError(f"no probing selectivity rows with split={split!r} and probe={probe!r}")
     metrics = ["accuracy", "control_accuracy", "selectivity", "control_gain", "selectivity_gain"]
-    frame = _per_layer(table, split, metrics)
+    frame = _per_layer(table, split, metrics, probe)
     frame = frame.dropna(subset=["selectivity"])
     return frame[[*_PROBE_STATE_KEYS, *[m for m in metrics if m in frame.columns], "seeds"]].reset_index(drop=True)
 
@@ -376,3 +408,50 @@ def cka_by_layer(table: pd.DataFrame) -> pd.DataFrame:
     frame["cka_std"] = grouped.std(ddof=0)
     frame["seeds"] = grouped.size()
     return frame.reset_index()
+
+
+def has_probe_comparison(table: pd.DataFrame) -> bool:
+    """Whether ``table`` holds probing accuracies of the linear probe and of another (the MLP)."""
+    return len(probes_in(table)) > 1
+
+
+def probe_comparison(table: pd.DataFrame, *, split: str = "test") -> pd.DataFrame:
+    """Linear vs MLP probe at each encoder state's best layer: accuracy, control accuracy and selectivity.
+
+    For each encoder state (model, fine-tuning), probing task and pooling that every probe saw, and each probe,
+    the layer with the best ``split`` accuracy (seeds averaged; the lowest layer on ties) and its numbers; where the run has control
+    tasks, also the control accuracy and selectivity of that layer and the best selectivity over layers.
+
+    Returns:
+        Columns ``model, finetune_task, finetune_head, probe_task, pooling, probe, layer, accuracy`` and, with
+        control rows, ``control_accuracy, selectivity, best_selectivity`` (fractions); rows sorted, linear first.
+
+    Raises:
+        ValueError: fewer than two probes in the table (see :func:`has_probe_comparison`).
+    """
+    probes = probes_in(table)
+    if len(probes) < 2:
+        raise ValueError(f"the results table holds probing rows of {probes or 'no'} probe(s); need linear and mlp")
+    parts = []
+    for probe in probes:
+        metrics = ["accuracy", "control_accuracy", "selectivity"]
+        frame = _per_layer(table, split, metrics, probe).dropna(subset=["accuracy"])
+        state = [*FINETUNED_KEYS, "probe_task", "pooling"]
+        best = frame.sort_values([*state, "layer"]).loc[lambda f: f.groupby(state)["accuracy"].idxmax()]
+        best = best.assign(probe=probe)
+        if "selectivity" in frame.columns:
+            best = best.merge(frame.groupby(state, as_index=False)["selectivity"].max()
+                              .rename(columns={"selectivity": "best_selectivity"}), on=state, how="left")
+        parts.append(best)
+    result = pd.concat(parts, ignore_index=True)
+    # Only encoder states and tasks that every probe saw (a grid may fit the MLP for some models only).
+    state = [*FINETUNED_KEYS, "probe_task", "pooling"]
+    result = result[result.groupby(state)["probe"].transform("nunique") == len(probes)]
+    if result.empty:
+        raise ValueError(f"no encoder state and probing task was probed by all of {probes}")
+    columns = [*FINETUNED_KEYS, "probe_task", "pooling", "probe", "layer", "accuracy"]
+    columns += [c for c in ("control_accuracy", "selectivity", "best_selectivity") if c in result.columns]
+    order = {probe: i for i, probe in enumerate(probes)}
+    result = result.sort_values([*FINETUNED_KEYS, "probe_task", "pooling", "probe"],
+                                key=lambda c: c.map(order) if c.name == "probe" else c, kind="stable")
+    return result[columns].reset_index(drop=True)

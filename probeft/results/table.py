@@ -1,7 +1,7 @@
 """The results store: tidy per-cell tables written atomically with provenance, then loaded and gathered.
 
 Every stage (probing, fine-tuning, attention, perplexity) produces rows of one long table whose
-first columns are :data:`RESULT_COLUMNS`; stage-specific columns (``l2``, ``position``,
+first columns are :data:`RESULT_COLUMNS` (``probe``: which probe, see :data:`PROBE_DEFAULT`); stage-specific columns (``l2``, ``position``,
 ``k_replaced``, ...) may follow. Each grid cell writes ``<cell_dir>/results.csv`` and then
 ``<cell_dir>/provenance.json``; the provenance file is written last and is the completion marker,
 so a cell interrupted mid-write never looks complete. The book only reads these tables; the
@@ -38,6 +38,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "epoch",
     "probe_task",
     "pooling",
+    "probe",
     "layer",
     "split",
     "metric",
@@ -52,6 +53,10 @@ STRING_DEFAULTS: dict[str, str] = {
     "split": "none",
 }
 INT_DEFAULTS: dict[str, int] = {"seed": 0, "epoch": 0, "layer": -1}
+# ``probe``: which probe produced a probing row ("linear" or "mlp", :mod:`probeft.probing.stage`). Tables written
+# before there was a choice hold linear probes only, so a probing row without one reads as "linear" (a CKA row,
+# which compares features, as "none"); rows of other stages read as "none".
+PROBE_DEFAULT = "linear"
 REQUIRED_COLUMNS: tuple[str, ...] = ("stage", "model", "metric", "value")
 RESULTS_FILE = "results.csv"
 PROVENANCE_FILE = "provenance.json"
@@ -101,6 +106,12 @@ def validate_results(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
         frame[column] = frame[column].fillna(default).astype(str) if column in frame else default
     for column, default in INT_DEFAULTS.items():
         frame[column] = frame[column].fillna(default).astype("int64") if column in frame else default
+    probed = (frame["stage"] == "probing") & (frame["metric"] != "cka")
+    default_probe = pd.Series(np.where(probed, PROBE_DEFAULT, "none"), index=frame.index)
+    if "probe" in frame:
+        frame["probe"] = frame["probe"].where(frame["probe"].notna(), default_probe).astype(str)
+    else:
+        frame["probe"] = default_probe
     values = pd.to_numeric(frame["value"], errors="coerce")
     bad = ~np.isfinite(values.to_numpy(dtype=float))
     if bad.any():

@@ -173,6 +173,7 @@ class Accuracies:
 
     def __init__(self, table: pd.DataFrame, cells: Sequence[predictions.CellPredictions], *,
                  intervals: pd.DataFrame | None = None, resamples: int = 1000, seed: int = 0) -> None:
+        table = analysis.probe_rows(table)  # the linear probe's rows: the paper's claims
         rows = table[(table["stage"] == "probing") & (table["metric"] == ACCURACY)]
         self._dev = rows[rows["split"] == "dev"].groupby(
             ["model", "finetune_task", "finetune_head", "probe_task", "pooling", "layer"])["value"].mean()
@@ -353,6 +354,7 @@ def _finetuned(table: pd.DataFrame, stage: str) -> pd.DataFrame:
 
 
 def _pretrained_tasks(table: pd.DataFrame) -> pd.DataFrame:
+    table = analysis.probe_rows(table)
     rows = table[(table["stage"] == "probing") & (table["finetune_task"] == NO_FINETUNE) & (table["metric"] == ACCURACY)]
     return rows[["model", "probe_task", "pooling"]].drop_duplicates().sort_values(["model", "probe_task", "pooling"])
 
@@ -385,6 +387,7 @@ def _f2(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
 
 
 def _delta_scopes(table: pd.DataFrame) -> Iterable[tuple[str, str, str, str, str]]:
+    table = analysis.probe_rows(table)
     rows = table[(table["stage"] == "probing") & (table["finetune_task"] != NO_FINETUNE) & (table["metric"] == ACCURACY)]
     keys = ["model", "finetune_task", "finetune_head", "probe_task", "pooling"]
     yield from rows[keys].drop_duplicates().sort_values(keys).itertuples(index=False, name=None)
