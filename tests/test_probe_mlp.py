@@ -154,8 +154,11 @@ def test_linear_rows_are_unchanged_and_mlp_rows_carry_their_probe(both_probes):
     kept = rows[rows["probe"] == "linear"].drop(columns="wall_time_s").reset_index(drop=True)
     pd.testing.assert_frame_equal(kept[columns], linear[columns].reset_index(drop=True))
     mlp = rows[rows["probe"] == "mlp"]
-    # accuracy and control accuracy on 3 splits, selectivity on 3 splits; 2 poolings x 3 layers
-    assert mlp.groupby("metric").size().to_dict() == {"accuracy": 18, "control_accuracy": 18, "selectivity": 18}
+    # accuracy and control accuracy on 3 splits, selectivity and the gains over the majority rates on 3
+    # splits; 2 poolings x 3 layers (the majority rates themselves come once, with the linear probe)
+    assert mlp.groupby("metric").size().to_dict() == {"accuracy": 18, "control_accuracy": 18, "selectivity": 18,
+                                                      "control_gain": 18, "selectivity_gain": 18}
+    assert set(rows.loc[rows["metric"] == "majority_rate", "probe"]) == {"linear"}
     accuracy = mlp[mlp["metric"] == "accuracy"]
     assert set(accuracy["mlp_hidden"]) == {50} and set(accuracy["l2"]) <= {1e-4, 1e-2}
     assert set(accuracy["mlp_dropout"]) <= {0.0, 0.2} and set(accuracy["mlp_seed"]) == {0}

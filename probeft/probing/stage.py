@@ -595,8 +595,9 @@ def run_probing(
                 provenance = {"control_seed": seed_of_control, "control_position": CONTROL_POSITION}
                 selective = selectivity_rows(kind_rows, control_rows, intervals, probes_index)
                 extra_rows += [{**row, **provenance} for row in control_rows + selective]
+                # The majority rates (layer -1) describe the label sets, not a probe: kept once, with the first probe.
                 gain_rows += [{**row, **provenance, "probe": kind} for row in majority_gain_rows(
-                    kind_rows, control_rows, labels, control_labels)]
+                    kind_rows, control_rows, labels, control_labels) if kind == probes[0] or row["layer"] != -1]
         extra_rows += gain_rows  # after every seed's rows: the rows of control_seed alone stay as they were
         if random_control:
             extra_rows += [{**row, "probe": "linear"}
