@@ -14,7 +14,7 @@ from probeft import grid, report, results
 from probeft.core import paper
 from probeft.grid import cell_state, cli
 from probeft.report import html_checks
-from probeft.results import predictions
+from probeft.results import attention_sentences, predictions
 from probeft.verdicts import claims, delta_intervals
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,9 @@ def test_grid_runs_every_stage(grid_run):
     table = results.load_results(root / "run" / "results.csv")
     assert set(table["stage"]) == {"finetune", "probing", "attention", "perplexity"}
     probing = table[(table["stage"] == "probing") & (table["split"] == "test")]
-    assert set(probing["finetune_task"]) == {"none", "cola"} and set(probing["layer"]) == {0, 1, 2}
+    assert set(probing["finetune_task"]) == {"none", "cola"} and set(probing["layer"]) == {-1, 0, 1, 2}
+    # layer -1: the label sets' majority rates, one per task and split (not a probe)
+    assert set(probing.loc[probing["layer"] == -1, "metric"]) == {"majority_rate", "control_majority_rate"}
     assert len(list((root / "run" / "notebooks").glob("*.ipynb"))) == 6
     executed = (root / "run" / "notebooks" / "probing__model-tiny-bert-L2__ft-none__seed-0.ipynb").read_text()
     assert "injected-parameters" in executed
@@ -68,9 +70,13 @@ def test_grid_runs_every_stage(grid_run):
     # The paper's findings are checked on every run: claims.csv equals a fresh evaluation of the run.
     checks = claims.load_claims(root / "run" / "claims.csv")
     assert checks is not None and list(dict.fromkeys(checks["claim"])) == list(claims.CLAIMS)
-    cells = delta_intervals.load_cell_predictions((root / "run" / "cells").glob("*"))
-    fresh = claims.evaluate_claims(table, cells)
+    cell_dirs = sorted((root / "run" / "cells").glob("*"))
+    cells = delta_intervals.load_cell_predictions(cell_dirs)
+    fresh = claims.evaluate_claims(table, cells, attention_cells=attention_sentences.load_attention_cells(cell_dirs))
     pd.testing.assert_frame_equal(checks.reset_index(drop=True), fresh, check_dtype=False)
+    # F8 from the attention cell's per-sentence entropies: an interval over sentences (one seed here)
+    f8 = checks[checks["claim"] == "F8"]
+    assert set(f8["interval"]) == {"95% bootstrap over fine-tuning seeds, then sentences"} and f8["ci_low"].notna().all()
     by_claim = claims.summarise(checks).set_index("claim")["verdict"]
     assert by_claim["F5"] == "not computable"  # no SST-2 in this grid
     decided = [claims.SUPPORTED, claims.CONTRADICTED, claims.INCONCLUSIVE]
