@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import sys
 
 import pandas as pd
@@ -112,5 +113,7 @@ def margins_table() -> pd.DataFrame:
                 and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)):
             name = node.targets[0].id
             text = " ".join(inspect.cleandoc(after.value.value).split())
+            # Plain text for the page: ``literal`` and :role:`name` markup read as their words.
+            text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
             rows.append({"name": name, "value": getattr(module, name), "justification": text})
     return pd.DataFrame(rows, columns=["name", "value", "justification"])
