@@ -78,6 +78,12 @@ def _legend_below(fig: Figure, axes: np.ndarray, *, title: str | None = None, nc
                    fontsize=FONT_SIZE - 1, title=title, title_fontsize=FONT_SIZE - 1, frameon=False)
 
 
+def _panel_title(model: str, task: str) -> str:
+    """``model / task`` on one line, or on two when that is too long for a panel of a four-column grid."""
+    title = f"{model} / {task}"
+    return title if len(title) <= 30 else f"{model}\n{task}"
+
+
 def _panel_letters(axes: Sequence[Axes]) -> None:
     """The paper's panel letters, (a), (b), ... in reading order, at each panel's top left outside the data."""
     for i, ax in enumerate(axes):
@@ -111,7 +117,7 @@ def figure1(table: pd.DataFrame, *, split: str = "test", finetune_task: str = "n
                 if len(bands) == 2 and curve[bands].notna().all(axis=None):
                     ax.fill_between(curve["layer"], 100 * curve["ci_low"], 100 * curve["ci_high"],
                                     color=colour, alpha=0.15, lw=0)
-            ax.set_title(f"{model} / {task}")
+            ax.set_title(_panel_title(model, task))
             ax.set_xlabel("layer")
             ax.set_ylabel(f"{split} accuracy (%)" if c == 0 else "")
             ax.grid(alpha=0.3)
@@ -184,7 +190,7 @@ def figure_delta(table: pd.DataFrame, *, pooling: str, split: str = "test", base
                     joined = curve.merge(ref, on=["model", "probe_task", "layer"])
                     twin.plot(joined["layer"], 100 * (joined["finetuned"] - joined["value"]), ":", color=colour)
             ax.axhline(0, color="grey", lw=0.8)
-            ax.set_title(f"{model} / {task}")
+            ax.set_title(_panel_title(model, task))
             ax.set_xlabel("layer")
             ax.set_ylabel(f"Delta, {pooling} (points)" if c == 0 else "")
             if twin is not None:
@@ -327,7 +333,7 @@ def figure3(table: pd.DataFrame) -> Figure:
             for ax, curve, xlabel in ((axes[2 * r][t], by_epoch, "fine-tuning epoch (0 = pre-trained)"),
                                       (axes[2 * r + 1][t], by_k, "top k layers replaced by pre-trained")):
                 ax.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", ms=3, capsize=3)
-                ax.set_title(f"{model} / {task}")
+                ax.set_title(_panel_title(model, task))
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel("MLM perplexity" if t == 0 else "")
                 ax.grid(alpha=0.3)
