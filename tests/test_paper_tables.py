@@ -71,6 +71,14 @@ def test_the_run_is_set_against_the_papers_lower_and_upper_groups_with_sign_agre
     assert row.tolist() == ["20.00", "5.10", "-0.40", "-", "1/2"]
 
 
+def test_rows_of_tasks_the_paper_did_not_run_can_be_left_out():
+    run = six_layer_run()
+    assert len(report.paper_delta_table(run, {}, paper.PAPER_MODELS, finetune_tasks=["sst2"])) == 0
+    kept = report.paper_delta_table(run, {}, paper.PAPER_MODELS, finetune_tasks=paper.DELTA_FINETUNE_TASKS,
+                                    probe_tasks=paper.DELTA_PROBE_TASKS)
+    assert len(kept) == 2  # cola x bigram_shift, lower and upper group
+
+
 def test_without_a_transcription_the_page_says_why_and_shows_dashes():
     shown = report.paper_delta_table(six_layer_run(), {}, paper.PAPER_MODELS)
     assert set(shown["signs agree"]) == {"-"} and set(shown["albert-base-v1"]) == {"-"}

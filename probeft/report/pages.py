@@ -120,18 +120,27 @@ def delta_table(
 
 
 def paper_delta_table(table: pd.DataFrame, paper_cells: Mapping[tuple[str, str, str, str, str], float],
-                      paper_models: Sequence[str], *, split: str = "test") -> pd.DataFrame:
+                      paper_models: Sequence[str], *, split: str = "test",
+                      finetune_tasks: Sequence[str] | None = None,
+                      probe_tasks: Sequence[str] | None = None) -> pd.DataFrame:
     """The run's layer-group Deltas beside the paper's Tables 2 and 5, as shown.
 
     Numbers from :func:`probeft.results.analysis.delta_vs_paper`, as ``"%.2f"`` points; ``"-"`` for a
     paper cell not transcribed. ``signs agree`` reads e.g. ``"2/3"`` (paper models whose Delta has the
     run's sign, of those transcribed), ``"-"`` when none is.
 
+    Args:
+        finetune_tasks, probe_tasks: only rows of these tasks (the paper's); None: every row of the run.
+
     Returns:
         Rows ``(model, finetune_task, finetune_head, probe_task, pooling, layer_group)``; columns ``ours``,
         one per paper model, ``signs agree``.
     """
     compared = analysis.delta_vs_paper(table, paper_cells, paper_models, split=split)
+    if finetune_tasks is not None:
+        compared = compared[compared["finetune_task"].isin(finetune_tasks)]
+    if probe_tasks is not None:
+        compared = compared[compared["probe_task"].isin(probe_tasks)]
     keys = [*analysis.FINETUNED_KEYS, "probe_task", "pooling", "layer_group"]
     shown = pd.DataFrame({"ours": [f"{v:.2f}" for v in compared["delta"]]}, index=pd.MultiIndex.from_frame(compared[keys]))
     for model in paper_models:
