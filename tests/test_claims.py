@@ -528,3 +528,78 @@ def test_a_stale_claims_csv_is_recomputed_from_the_exported_intervals(tmp_path, 
 def test_float_noise_is_a_tie(estimate, direction, verdict):
     assert claims.judge(estimate, np.nan, np.nan, direction)[0] == verdict
     assert claims.judge(0.01, 2.78e-17, 0.02, ">")[0] == "inconclusive"  # the interval touches 0
+
+
+# --- the claims' own intervals: seeds, probe refits and test sentences, as delta_intervals.csv ----------------
+
+def _seeded_run(rng: np.random.Generator, *, seeds: int, refits: int, sentences: int = 300, delta: float = 0.05,
+                sd_seed: float = 0.03, sd_refit: float = 0.015):
+    """One probe (bigram shift, CLS, layer 0) of a pre-trained and ``seeds`` fine-tuned encoders, true Delta known.
+
+    As ``tests/test_uncertainty.py``'s simulation: sentence difficulty ``u_j`` shared by every fit; a fit is
+    right where ``u_j + noise < p_j + its offset``; a fine-tuning seed adds ``N(0, sd_seed)``.
+
+    Returns:
+        ``(table, cells, (a, refits_a, b, refits_b))``.
+    """
+    difficulty = rng.random(sentences)
+    base = rng.uniform(0.35, 0.65, sentences)
+    gain = rng.uniform(delta - 0.15, delta + 0.15, sentences)
+
+    def fits(probability: np.ndarray) -> np.ndarray:
+        offset = rng.normal(0.0, sd_refit, (refits + 1, 1))
+        return difficulty + 0.05 * rng.standard_normal((refits + 1, sentences)) < probability + offset
+
+    encoders = [(NO_FINETUNE, NO_FINETUNE, 0, fits(base))]
+    encoders += [("cola", "cls", s, fits(base + gain + rng.normal(0.0, sd_seed))) for s in range(seeds)]
+    rows, cells = [], []
+    for ft, head, seed, fitted in encoders:
+        for split in ("dev", "test"):
+            rows.append({"stage": "probing", "model": "m", "finetune_task": ft, "finetune_head": head, "seed": seed,
+                         "epoch": 0, "probe_task": "bigram_shift", "pooling": "cls", "layer": 0, "split": split,
+                         "metric": "accuracy", "value": float(fitted[0].mean())})
+        task = predictions.TaskPredictions("bigram_shift", [("cls", 0)], fitted[:1], "sha", refits=fitted[1:, None])
+        cell = {"model": "m", "finetune_task": ft, "finetune_head": head, "seed": seed, "epoch": 0}
+        cells.append(predictions.CellPredictions(Path(f"{ft}-{seed}.npz"), cell, {"bigram_shift": task}))
+    pre, tuned = encoders[0][3], np.stack([e[3] for e in encoders[1:]])
+    return results.results_frame(rows), cells, (pre[0], pre[1:], tuned[:, 0], tuned[:, 1:])
+
+
+def test_claims_intervals_draw_seeds_and_refits_as_the_delta_intervals_do():
+    table, cells, (a, refits_a, b, refits_b) = _seeded_run(np.random.default_rng(5), seeds=4, refits=6)
+    accuracies = claims.Accuracies(table, cells, resamples=4000, seed=1)
+    assert accuracies.label() == "95% bootstrap over fine-tuning seeds, probe refits, then test sentences"
+    delta = accuracies.delta("m", "cola", "cls", "bigram_shift", "cls", 0)
+    assert delta[0] == pytest.approx(b.mean() - a.mean())  # the full fits' point estimate, seeds averaged
+    low, high = accuracies.delta_interval("m", "cola", "cls", "bigram_shift", "cls", 0)
+    stored = uncertainty.hierarchical_bootstrap_delta(a, b, refits_a=refits_a, refits_b=refits_b, resamples=4000,
+                                                      seed=1)
+    width = stored.high - stored.low
+    assert abs(low - stored.low) < 0.12 * width and abs(high - stored.high) < 0.12 * width
+    # Seeds averaged inside a sentence-only bootstrap (what the claims drew before) is much narrower here.
+    resampled = uncertainty.resampled_accuracies(np.concatenate([a[None], b]), resamples=4000, seed=1)
+    sentences_only = uncertainty.percentile_interval(resampled[1:].mean(axis=0) - resampled[0])
+    assert high - low > 1.3 * (sentences_only[1] - sentences_only[0])
+
+
+def test_claims_intervals_cover_a_known_delta_with_seed_and_refit_variance():
+    rng = np.random.default_rng(2026)
+    covered = []
+    for run in range(120):
+        table, cells, _ = _seeded_run(rng, seeds=3, refits=5)
+        low, high = claims.Accuracies(table, cells, resamples=300, seed=run).delta_interval(
+            "m", "cola", "cls", "bigram_shift", "cls", 0)
+        covered.append(low <= 0.05 <= high)
+    assert 0.88 <= np.mean(covered) <= 1.0
+
+
+def test_one_seed_without_refits_keeps_the_sentence_bootstrap_bit_for_bit():
+    table, cells = synthetic_run(paper_like)
+    accuracies = claims.Accuracies(table, cells, resamples=300, seed=4)
+    assert accuracies.label() == claims.BOOTSTRAP
+    pre = cells[0].tasks["odd_man_out"].correct[[7]]  # (mean, 2)
+    post = cells[1].tasks["odd_man_out"].correct[[7]]
+    sha_index = sorted(["sha-bigram_shift", "sha-odd_man_out"]).index("sha-odd_man_out")
+    expected = (uncertainty.resampled_accuracies(post, resamples=300, seed=4 + sha_index)
+                - uncertainty.resampled_accuracies(pre, resamples=300, seed=4 + sha_index))[0]
+    assert np.array_equal(accuracies.delta("m", "cola", "cls", "odd_man_out", "mean", 2)[1:], expected)

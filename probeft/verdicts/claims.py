@@ -7,11 +7,13 @@
 :mod:`probeft.verdicts.margins`, where each is justified.
 
 Intervals (95%):
-    * Probing findings, from the cells' predictions: percentile bootstrap over test sentences. The test
-      sentences of one probing task are resampled once (:func:`probeft.verdicts.uncertainty.resampled_accuracies`)
-      for every probe of the run on them, so a statistic combining several probes of a task is a paired
-      bootstrap; different tasks are resampled independently. Best layers are chosen on dev accuracy (ties: the
-      lower layer) and held fixed in the resamples. Seeds are averaged inside each resample.
+    * Probing findings, from the cells' predictions: percentile bootstrap, hierarchical where the run has
+      several fine-tuning seeds or probe refits (:class:`Accuracies`): each replicate draws the seeds, one refit
+      per drawn seed, and the test sentences. The test sentences of one probing task are resampled once
+      (:func:`probeft.verdicts.uncertainty.resampled_accuracies`) for every probe of the run on them, so a
+      statistic combining several probes of a task is a paired bootstrap; different tasks are resampled
+      independently. Best layers are chosen on dev accuracy (ties: the lower layer) and held fixed in the
+      resamples. The drawn seeds are averaged inside each replicate.
     * Probing findings of an exported run (no cells, but ``delta_intervals.csv``): a Delta (fine-tuned minus
       pre-trained, per layer or layer group) takes its stored paired interval; a contrast of two different
       probes (mean vs CLS pooling, two tasks) combines the results table's per-probe intervals as if the probes
@@ -165,8 +167,17 @@ def _normal_draws(point: float, low: float, high: float, key: Any, resamples: in
 class Accuracies:
     """Test accuracies and Deltas of every probe of a run: the point value and, where possible, replicates.
 
-    ``get`` returns a ``(1 + R,)`` array (index 0: the results table's test accuracy; then ``R``
-    resampled accuracies) or ``(1,)`` when there is nothing to resample from; seeds averaged.
+    ``get`` returns a ``(1 + R,)`` array (index 0: the results table's test accuracy, seeds averaged; then
+    ``R`` bootstrap replicates) or ``(1,)`` when there is nothing to resample from.
+
+    From the cells' predictions the replicates are hierarchical, as
+    :func:`probeft.verdicts.uncertainty.hierarchical_bootstrap_delta` draws them: replicate ``r`` draws the
+    encoder's ``S`` fine-tuning seeds with replacement, for each drawn seed one of its probe refits (centred on
+    its full fit; the full fit where the cell made none), and the test sentences (one draw per test set,
+    shared by every probe on it). The seed and refit draws of one encoder (model, fine-tuning task, head) are
+    shared by all its probes, so a statistic of several probes of one encoder stays paired; different encoders
+    (e.g. the pre-trained and a fine-tuned one) draw independently, as they were trained independently.
+
     With ``intervals`` (an exported run's ``delta_intervals.csv``) and no cells, the replicates are
     :func:`_normal_draws` from the stored intervals (module docstring).
     """
@@ -179,17 +190,21 @@ class Accuracies:
             ["model", "finetune_task", "finetune_head", "probe_task", "pooling", "layer"])["value"].mean()
         test = rows[rows["split"] == "test"]
         self.exported = not cells and intervals is not None
-        self._values: dict[tuple[Any, ...], list[np.ndarray]] = {}
+        self._resamples, self._seed = resamples, seed
+        # (model, ft, head, task, pooling, layer) -> [(seed, point, replicate levels (K, R) or None), ...]
+        self._values: dict[tuple[Any, ...], list[tuple[int, float, np.ndarray | None]]] = {}
         replicates = self._replicates(cells, resamples, seed)
+        self._levels = _levels_label(replicates, test)
         has_ci = {"ci_low", "ci_high"} <= set(test.columns)
         for row in test.itertuples(index=False):
             key = (row.model, row.finetune_task, row.finetune_head, int(row.seed), row.probe_task, row.pooling,
                    int(row.layer))
-            boot = replicates.get(key)
-            if boot is None and self.exported and has_ci:
-                boot = _normal_draws(float(row.value), float(row.ci_low), float(row.ci_high), key, resamples, seed)
-            value = np.array([float(row.value)]) if boot is None else np.concatenate([[float(row.value)], boot])
-            self._values.setdefault(key[:3] + key[4:], []).append(value)
+            levels = replicates.get(key)
+            if levels is None and self.exported and has_ci:
+                draws = _normal_draws(float(row.value), float(row.ci_low), float(row.ci_high), key, resamples, seed)
+                levels = None if draws is None else draws[None]
+            self._values.setdefault(key[:3] + key[4:], []).append((int(row.seed), float(row.value), levels))
+        self._draws: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._deltas: dict[tuple[Any, ...], tuple[np.ndarray, float, float]] = {}
         if self.exported:
             self._index_intervals(intervals, resamples, seed)
@@ -207,32 +222,75 @@ class Accuracies:
     def label(self, paired: bool = True) -> str:
         """The ``interval`` text of a statistic of this run (``paired``: a Delta of one probe)."""
         if not self.exported:
-            return BOOTSTRAP
+            return self._levels
         return EXPORTED_PAIRED if paired else EXPORTED_UNPAIRED
 
     @staticmethod
     def _replicates(cells: Sequence[predictions.CellPredictions], resamples: int, seed: int
                     ) -> dict[tuple[Any, ...], np.ndarray]:
-        """(model, ft task, head, seed, task, pooling, layer) -> (R,) accuracies, one draw per test set."""
-        by_test_set: dict[str, list[tuple[tuple[Any, ...], np.ndarray]]] = {}
+        """(model, ft task, head, seed, task, pooling, layer) -> ``(K, R)`` resampled accuracies.
+
+        Row 0 alone (``K = 1``) for a probe without refits: its full fit on each sentence resample. With
+        ``K`` refits, the refits' accuracies on the same resamples, each shifted by the refits' mean
+        all-sentence accuracy minus the full fit's (the refits contribute their spread, not the lower
+        accuracy of a fit on ~63% distinct training sentences; as in ``hierarchical_bootstrap_delta``).
+        """
+        by_test_set: dict[str, list[tuple[tuple[Any, ...], np.ndarray, np.ndarray | None]]] = {}
         for cell in cells:
             c = cell.cell
             for task, entry in cell.tasks.items():
-                for (pooling, layer), correct in zip(entry.probes, entry.correct, strict=True):
+                for index, ((pooling, layer), correct) in enumerate(zip(entry.probes, entry.correct, strict=True)):
                     key = (c["model"], c["finetune_task"], c["finetune_head"], int(c["seed"]), task, pooling, int(layer))
-                    by_test_set.setdefault(entry.test_sha256, []).append((key, correct))
+                    refits = None if entry.refits is None else entry.refits[:, index]  # (K, N)
+                    by_test_set.setdefault(entry.test_sha256, []).append((key, correct, refits))
         out: dict[tuple[Any, ...], np.ndarray] = {}
         for index, sha in enumerate(sorted(by_test_set)):
-            keys, correct = zip(*by_test_set[sha], strict=True)
-            accuracies = uncertainty.resampled_accuracies(np.stack(correct), resamples=resamples, seed=seed + index)
-            out.update(zip(keys, accuracies, strict=True))
+            entries = by_test_set[sha]
+            rows = [correct[None] if refits is None else np.concatenate([correct[None], refits])
+                    for _, correct, refits in entries]
+            # One call: every row (full fits and refits) sees the same sentence resamples.
+            accuracies = uncertainty.resampled_accuracies(np.concatenate(rows), resamples=resamples, seed=seed + index)
+            start = 0
+            for (key, correct, refits), block in zip(entries, rows, strict=True):
+                own = accuracies[start : start + len(block)]
+                start += len(block)
+                if refits is None:
+                    out[key] = own
+                else:
+                    shift = refits.mean() - correct.mean()  # mean refit accuracy - full fit's, all sentences
+                    out[key] = own[1:] - shift
         return out
+
+    def _seed_and_refit_draws(self, encoder: tuple[str, str, str], seeds: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(R, S)`` drawn seed positions and ``(R, S)`` uniform numbers picking a refit, one set per encoder."""
+        cached = self._draws.get(encoder)
+        if cached is None or cached[0].shape[1] != seeds:
+            rng = np.random.default_rng([self._seed, 2, zlib.crc32(repr(encoder).encode())])
+            drawn = rng.integers(0, seeds, size=(self._resamples, seeds)) if seeds > 1 else np.zeros(
+                (self._resamples, 1), dtype=np.int64)
+            cached = (drawn, rng.random((self._resamples, seeds)))
+            self._draws[encoder] = cached
+        return cached
 
     def get(self, model: str, finetune_task: str, finetune_head: str, probe_task: str, pooling: str,
             layer: int) -> np.ndarray | None:
         """Seed-averaged point + replicates of one probe, or None when the run lacks it."""
         values = self._values.get((model, finetune_task, finetune_head, probe_task, pooling, int(layer)))
-        return None if not values else _mean(values)
+        if not values:
+            return None
+        values = sorted(values, key=lambda v: v[0])
+        point = float(np.mean([v[1] for v in values]))
+        levels = [v[2] for v in values]
+        if any(level is None for level in levels):
+            return np.array([point])
+        if self.exported:  # normal draws of each seed's stored interval: averaged, as before
+            return np.concatenate([[point], np.mean(np.stack([level[0] for level in levels]), axis=0)])
+        drawn, pick = self._seed_and_refit_draws((model, finetune_task, finetune_head), len(levels))
+        sizes = np.array([len(level) for level in levels])  # refits per seed (1: the full fit)
+        refit = np.minimum((pick * sizes[drawn]).astype(np.int64), sizes[drawn] - 1)  # (R, S)
+        padded = np.stack([np.pad(level, ((0, sizes.max() - len(level)), (0, 0))) for level in levels])  # (S, K, R)
+        drawn_accuracies = padded[drawn, refit, np.arange(self._resamples)[:, None]]  # (R, S)
+        return np.concatenate([[point], drawn_accuracies.mean(axis=1)])
 
     def layers(self, model: str, finetune_task: str, finetune_head: str, probe_task: str, pooling: str) -> list[int]:
         """The probed layers of one (encoder, task, pooling), ascending."""
@@ -294,6 +352,14 @@ class Accuracies:
                 return None
             deltas.append(delta)
         return _mean(deltas) if deltas else None
+
+
+def _levels_label(replicates: Mapping[tuple[Any, ...], np.ndarray], test: pd.DataFrame) -> str:
+    """The bootstrap's ``interval`` text: which levels a run's replicates draw (seeds, refits, sentences)."""
+    seeds = test.groupby(["model", "finetune_task", "finetune_head"])["seed"].nunique()
+    levels = (["fine-tuning seeds"] if len(seeds) and int(seeds.max()) > 1 else []) + (
+        ["probe refits"] if any(len(r) > 1 for r in replicates.values()) else [])
+    return BOOTSTRAP if not levels else f"95% bootstrap over {', '.join(levels)}, then test sentences"
 
 
 def _aligned(*arrays: np.ndarray) -> list[np.ndarray]:
@@ -467,7 +533,7 @@ def _f3(table: pd.DataFrame, acc: Accuracies) -> list[dict[str, Any]]:
         checks.append(_check("F3", model, scope, "depth slope of per-layer |Delta| (bottom to top) - noise floor",
                              ">", effect=margins.F3_TREND, estimate=estimate, low=low, high=high,
                              interval=f"95% normal, bootstrap SD ({acc.label(paired=False)})" if acc.exported
-                             else "95% normal, bootstrap SD over test sentences",
+                             else f"95% normal, SD of the {acc.label(paired=False).removeprefix('95% ')}",
                              why_no_interval="no per-sentence predictions or delta_intervals.csv",
                              note=f"noise floor {_show(floor, ACCURACY)}"))
         (k_up, n_up), (k_low, n_low) = (_significant_share(acc, own, lower) for lower in (False, True))
