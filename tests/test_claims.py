@@ -603,3 +603,25 @@ def test_one_seed_without_refits_keeps_the_sentence_bootstrap_bit_for_bit():
     expected = (uncertainty.resampled_accuracies(post, resamples=300, seed=4 + sha_index)
                 - uncertainty.resampled_accuracies(pre, resamples=300, seed=4 + sha_index))[0]
     assert np.array_equal(accuracies.delta("m", "cola", "cls", "odd_man_out", "mean", 2)[1:], expected)
+
+
+def test_an_exported_run_keeps_f8s_interval_over_seeds_and_sentences(tmp_path):
+    """``probeft export`` copies the attention cells' per-sentence entropies, so F8 is re-checked the same way."""
+    cell = _attention_sentences(0.3, 0.05, seeds=3, n=200, noise=0.5)
+    rows = _attention_rows([0.3] * 3, [0.05] * 3)
+    run = tmp_path / "run"
+    cell_dir = run / "cells" / "attention__model-m__ft-cola__task-bigram_shift"
+    cell_dir.mkdir(parents=True)
+    attention_sentences.save_attention_sentences(cell_dir, cell.arrays, cell.info, model="m")
+    results.write_cell(cell_dir, rows, params={}, started=0.0, device="cpu")
+    rows.to_csv(run / results.RESULTS_FILE, index=False)
+    in_run = by_claim(claims.claims_of_run(run, resamples=300).checks, "F8")
+    assert set(in_run["interval"]) == {"95% bootstrap over fine-tuning seeds, then sentences"}
+    assert cli.main(["export", str(run), str(tmp_path / "exported")]) == 0
+    exported = tmp_path / "exported"
+    assert (exported / "attention" / cell_dir.name / attention_sentences.ATTENTION_SENTENCES_FILE).is_file()
+    (exported / claims.CLAIMS_FILE).unlink(missing_ok=True)
+    pd.DataFrame(columns=delta_intervals.COLUMNS).to_csv(exported / delta_intervals.DELTA_INTERVALS_FILE, index=False)
+    found = claims.claims_of_run(exported, resamples=300)
+    assert found.source == "exported"
+    pd.testing.assert_frame_equal(by_claim(found.checks, "F8").reset_index(drop=True), in_run.reset_index(drop=True))

@@ -987,20 +987,23 @@ def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
     complete = [d for d in sorted((run_dir / "cells").glob("*")) if results.cell_complete(d)]
     cells = delta_intervals.load_cell_predictions(complete)
     options = {"resamples": resamples, "seed": seed}
-    attention_cells = attention_sentences.load_attention_cells(complete)
+    attention_cells = (attention_sentences.load_attention_cells(complete) if complete
+                       else attention_sentences.load_exported_attention(run_dir))
     if point_estimates:
         return RunClaims(evaluate_claims(table, [], **options), "point estimates",
                          "POINT ESTIMATES ONLY (asked for): no intervals, so noise can decide a verdict")
-    if cells:
+    if cells or (complete and attention_cells):
         return RunClaims(evaluate_claims(table, cells, attention_cells=attention_cells, **options), "computed",
-                         f"95% bootstrap intervals from the per-sentence predictions of {len(cells)} complete cells")
+                         f"95% bootstrap intervals from the per-sentence predictions of "
+                         f"{len(cells) + len(attention_cells)} complete cells")
     stored, stale = _stored(run_dir / CLAIMS_FILE)
     if stored is not None:
         return RunClaims(stored, "stored", f"{run_dir / CLAIMS_FILE}: the verdicts computed with intervals and stored "
                          "with the run (an exported run); the book shows the same")
     intervals = delta_intervals.load_delta_intervals(run_dir / delta_intervals.DELTA_INTERVALS_FILE)
     if intervals is not None:
-        return RunClaims(evaluate_claims(table, [], intervals=intervals, **options), "exported",
+        return RunClaims(evaluate_claims(table, [], intervals=intervals, attention_cells=attention_cells, **options),
+                         "exported",
                          f"intervals from the exported {delta_intervals.DELTA_INTERVALS_FILE} and results table "
                          f"(contrasts of two probes unpaired, conservative){stale}")
     return RunClaims(evaluate_claims(table, [], **options), "point estimates",
