@@ -492,26 +492,22 @@ def test_cli_claims_csv_and_book_agree_on_the_committed_runs(name, capsys):
     book = claims.summarise(stored).set_index("claim")["verdict"]  # what the real-weight page shows
     assert cli.main(["claims", str(run), "--no-write"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].endswith("an exported run); the book shows the same")
     cli_verdicts = {}
     for line in printed[2:]:
         claim, rest = line.strip().split(maxsplit=1)
         cli_verdicts[claim] = next(v for v in claims.VERDICTS if rest.startswith(v))
     assert cli_verdicts == book.to_dict()
-    # the stored file is what the exported tables give today (delta_intervals.csv + results.csv) ...
-    table = results.load_results(run / results.RESULTS_FILE)
-    intervals = delta_intervals.load_delta_intervals(run / delta_intervals.DELTA_INTERVALS_FILE)
-    recomputed = claims.evaluate_claims(table, intervals=intervals,
-                                        attention_cells=attention_sentences.load_exported_attention(run))
-    if stored["interval"].isin([claims.EXPORTED_PAIRED, claims.EXPORTED_UNPAIRED]).any():
-        pd.testing.assert_frame_equal(recomputed, stored, check_dtype=False)
-    else:  # ... or, written by the grid from the cells' predictions (paired contrasts), the same checks and numbers
-        pd.testing.assert_frame_equal(recomputed[["claim", "model", "scope", "quantity"]],
-                                      stored[["claim", "model", "scope", "quantity"]])
-        same = ~stored["quantity"].str.contains("noise floor")  # the floor comes from the replicates
-        np.testing.assert_allclose(recomputed["estimate"][same], stored["estimate"][same], rtol=1e-12, atol=1e-12)
-        f8 = stored["claim"] == "F8"  # the per-sentence entropies travel with the export: the same interval
-        pd.testing.assert_frame_equal(recomputed[f8], stored[f8], check_dtype=False)
+    # the stored file is what the committed files give today: recomputed from the per-sentence files exported
+    # with the run, the grid's own computation; or, an older export without them, from delta_intervals.csv
+    found = claims.claims_of_run(run)
+    if (run / results.PER_SENTENCE_DIR).is_dir():
+        assert found.source == "computed" and printed[0].endswith(f"exported with the run ({run / 'per_sentence'})")
+        pd.testing.assert_frame_equal(found.checks, stored, check_dtype=False)
+    else:
+        assert found.source == "stored" and printed[0].endswith("an exported run); the book shows the same")
+        table = results.load_results(run / results.RESULTS_FILE)
+        intervals = delta_intervals.load_delta_intervals(run / delta_intervals.DELTA_INTERVALS_FILE)
+        pd.testing.assert_frame_equal(claims.evaluate_claims(table, intervals=intervals), stored, check_dtype=False)
 
 
 def test_a_stale_claims_csv_is_recomputed_from_the_exported_intervals(tmp_path, capsys):
@@ -614,23 +610,33 @@ def test_one_seed_without_refits_keeps_the_sentence_bootstrap_bit_for_bit():
     assert np.array_equal(accuracies.delta("m", "cola", "cls", "odd_man_out", "mean", 2)[1:], expected)
 
 
-def test_an_exported_run_keeps_f8s_interval_over_seeds_and_sentences(tmp_path):
-    """``probeft export`` copies the attention cells' per-sentence entropies, so F8 is re-checked the same way."""
-    cell = _attention_sentences(0.3, 0.05, seeds=3, n=200, noise=0.5)
-    rows = _attention_rows([0.3] * 3, [0.05] * 3)
+def test_an_exported_run_is_recomputed_from_its_per_sentence_files(tmp_path):
+    """``probeft export`` copies the cells' per-sentence files: the export gives the run's checks exactly."""
+    table, cells = synthetic_run(paper_like)
+    attention = _attention_sentences(0.3, 0.05, seeds=3, n=200, noise=0.5)
+    attention_rows = _attention_rows([0.3] * 3, [0.05] * 3)
     run = tmp_path / "run"
+    for cell in cells:
+        cell_dir = run / "cells" / f"probing__model-m__ft-{cell.cell['finetune_task']}"
+        cell_dir.mkdir(parents=True)
+        predictions.save_predictions(cell_dir, list(cell.tasks.values()), **cell.cell)
+        own = table[table["finetune_task"] == cell.cell["finetune_task"]]
+        results.write_cell(cell_dir, own, params={}, started=0.0, device="cpu")
     cell_dir = run / "cells" / "attention__model-m__ft-cola__task-bigram_shift"
     cell_dir.mkdir(parents=True)
-    attention_sentences.save_attention_sentences(cell_dir, cell.arrays, cell.info, model="m")
-    results.write_cell(cell_dir, rows, params={}, started=0.0, device="cpu")
-    rows.to_csv(run / results.RESULTS_FILE, index=False)
-    in_run = by_claim(claims.claims_of_run(run, resamples=300).checks, "F8")
-    assert set(in_run["interval"]) == {"95% bootstrap over fine-tuning seeds, then sentences"}
-    assert cli.main(["export", str(run), str(tmp_path / "exported")]) == 0
+    attention_sentences.save_attention_sentences(cell_dir, attention.arrays, attention.info, model="m")
+    results.write_cell(cell_dir, attention_rows, params={}, started=0.0, device="cpu")
+    results.gather(sorted((run / "cells").iterdir()), run / results.RESULTS_FILE)
+    in_run = claims.claims_of_run(run, resamples=300)
+    assert in_run.source == "computed"
+    f8 = by_claim(in_run.checks, "F8")
+    assert set(f8["interval"]) == {"95% bootstrap over fine-tuning seeds, then sentences"}
     exported = tmp_path / "exported"
-    assert (exported / "attention" / cell_dir.name / attention_sentences.ATTENTION_SENTENCES_FILE).is_file()
+    assert cli.main(["export", str(run), str(exported)]) == 0
+    copied = sorted(p.relative_to(exported) for p in exported.rglob("*.npz"))
+    assert copied == sorted(Path(results.PER_SENTENCE_DIR) / p.relative_to(run / "cells") for p in run.rglob("*.npz"))
+    assert len(copied) == 3
     (exported / claims.CLAIMS_FILE).unlink(missing_ok=True)
-    pd.DataFrame(columns=delta_intervals.COLUMNS).to_csv(exported / delta_intervals.DELTA_INTERVALS_FILE, index=False)
     found = claims.claims_of_run(exported, resamples=300)
-    assert found.source == "exported"
-    pd.testing.assert_frame_equal(by_claim(found.checks, "F8").reset_index(drop=True), in_run.reset_index(drop=True))
+    assert found.source == "computed" and "exported with the run" in found.note
+    pd.testing.assert_frame_equal(found.checks, in_run.checks)

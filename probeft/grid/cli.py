@@ -169,13 +169,14 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR, *,
         book_input_dir: the folder written (replaced whole).
         notebooks: also copy the executed notebooks of the complete cells (``notebooks/``); without
             them the folder holds only small tables, what ``probeft export`` commits under ``validation/``.
-            The attention cells' per-sentence statistics go to ``attention/<cell>/`` (F8's intervals).
+            The complete cells' per-sentence files (probe predictions, attention statistics) go to
+            ``per_sentence/<cell>/``.
 
     Raises:
         FileNotFoundError: the run has no ``results.csv`` (run the grid first).
     """
     from probeft import report, results
-    from probeft.results import attention_sentences
+    from probeft.results import attention_sentences, predictions
     from probeft.verdicts import claims, delta_intervals
 
     results_csv = run_dir / results.RESULTS_FILE
@@ -190,12 +191,13 @@ def prepare_book_inputs(run_dir: Path, book_input_dir: Path = BOOK_INPUT_DIR, *,
                 shutil.copy2(run_dir / name, staging / name)
         cells = sorted(run_dir.glob("cells/*/provenance.json"))
         provenance = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in cells}
-        # F8's interval over seeds and sentences needs the attention cells' per-sentence statistics (~1 MB a cell).
-        for cell in cells:
-            per_sentence = cell.parent / attention_sentences.ATTENTION_SENTENCES_FILE
-            if per_sentence.is_file() and results.cell_complete(cell.parent):
-                (staging / attention_sentences.EXPORTED_DIR / cell.parent.name).mkdir(parents=True)
-                shutil.copy2(per_sentence, staging / attention_sentences.EXPORTED_DIR / cell.parent.name / per_sentence.name)
+        # The complete cells' per-sentence files (~80 kB a probing cell, ~1 MB an attention cell): with them an
+        # exported run's intervals and verdicts are recomputed exactly as from the run (claims_of_run).
+        for cell in (c.parent for c in cells if results.cell_complete(c.parent)):
+            for name in (predictions.PREDICTIONS_FILE, attention_sentences.ATTENTION_SENTENCES_FILE):
+                if (cell / name).is_file():
+                    (staging / results.PER_SENTENCE_DIR / cell.name).mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(cell / name, staging / results.PER_SENTENCE_DIR / cell.name / name)
         (staging / "provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
         for notebook in sorted((run_dir / "notebooks").glob("*.ipynb")) if notebooks else []:
             if results.cell_complete(run_dir / "cells" / notebook.stem):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from probeft.results.table import (
     INT_DEFAULTS,
+    PER_SENTENCE_DIR,
     PROVENANCE_FILE,
     REQUIRED_COLUMNS,
     RESULT_COLUMNS,
@@ -37,6 +38,7 @@ from probeft.results.table import (
 
 __all__ = [
     "INT_DEFAULTS",
+    "PER_SENTENCE_DIR",
     "PROVENANCE_FILE",
     "REQUIRED_COLUMNS",
     "RESULTS_FILE",

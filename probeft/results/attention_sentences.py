@@ -20,12 +20,10 @@ import numpy as np
 
 from probeft.core import files
 
-__all__ = ["ATTENTION_SENTENCES_FILE", "EXPORTED_DIR", "AttentionSentences", "load_attention_cells",
-           "load_attention_sentences", "load_exported_attention", "save_attention_sentences"]
+__all__ = ["ATTENTION_SENTENCES_FILE", "AttentionSentences", "load_attention_cells", "load_attention_sentences",
+           "save_attention_sentences"]
 
 ATTENTION_SENTENCES_FILE = "attention_per_sentence.npz"
-# Where an exported run (``probeft export``: no cells) keeps them: ``<run>/attention/<cell name>/<file>``.
-EXPORTED_DIR = "attention"
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,3 @@ def load_attention_cells(cell_dirs: Iterable[str | Path]) -> list[AttentionSente
     found = (load_attention_sentences(d) for d in cell_dirs)
     return [cell for cell in found if cell is not None]
 
-
-def load_exported_attention(run_dir: str | Path) -> list[AttentionSentences]:
-    """The per-sentence statistics an exported run keeps under ``<run_dir>/attention/`` (empty when none)."""
-    return load_attention_cells(sorted(p for p in (Path(run_dir) / EXPORTED_DIR).glob("*") if p.is_dir()))

@@ -60,6 +60,9 @@ PROBE_DEFAULT = "linear"
 REQUIRED_COLUMNS: tuple[str, ...] = ("stage", "model", "metric", "value")
 RESULTS_FILE = "results.csv"
 PROVENANCE_FILE = "provenance.json"
+# An exported run (``probeft export``: no cells) keeps each cell's small per-sentence files (probe predictions,
+# attention statistics) under ``<run>/per_sentence/<cell name>/``, so its intervals can be recomputed.
+PER_SENTENCE_DIR = "per_sentence"
 TRACKED_PACKAGES = ("probeft", "torch", "transformers", "tokenizers", "datasets", "huggingface-hub", "accelerate",
                     "safetensors", "numpy", "pandas", "scikit-learn", "scipy", "papermill")
 

@@ -974,9 +974,11 @@ def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
                   point_estimates: bool = False) -> RunClaims:
     """The paper's findings on a run, from the same function and inputs as the grid's ``claims.csv``.
 
-    The complete cells' ``probe_predictions.npz`` give bootstrap intervals (as the grid's gather step
-    computes them); an exported run without cells keeps its stored ``claims.csv``, or, when that is
-    absent or stale, is recomputed from its ``delta_intervals.csv``; only without any of these, or
+    The complete cells' ``probe_predictions.npz`` (and attention cells' per-sentence statistics) give
+    bootstrap intervals, as the grid's gather step computes them; an exported run holds the same files
+    under ``per_sentence/`` (``probeft export``) and is recomputed from them. An older export without
+    them keeps its stored ``claims.csv``, or, when that is absent or stale, is recomputed from its
+    ``delta_intervals.csv``; only without any of these, or
     when asked (``point_estimates``), are the verdicts computed from the results table's point estimates.
 
     Raises:
@@ -985,25 +987,26 @@ def claims_of_run(run_dir: str | Path, *, resamples: int = 1000, seed: int = 0,
     run_dir = Path(run_dir)
     table = results.load_results(run_dir / results.RESULTS_FILE)
     complete = [d for d in sorted((run_dir / "cells").glob("*")) if results.cell_complete(d)]
-    cells = delta_intervals.load_cell_predictions(complete)
+    # An exported run has no cells, but may keep their per-sentence files (probeft export): the same inputs.
+    exported = [] if complete else sorted(d for d in (run_dir / results.PER_SENTENCE_DIR).glob("*") if d.is_dir())
+    cells = delta_intervals.load_cell_predictions(complete or exported)
     options = {"resamples": resamples, "seed": seed}
-    attention_cells = (attention_sentences.load_attention_cells(complete) if complete
-                       else attention_sentences.load_exported_attention(run_dir))
+    attention_cells = attention_sentences.load_attention_cells(complete or exported)
     if point_estimates:
         return RunClaims(evaluate_claims(table, [], **options), "point estimates",
                          "POINT ESTIMATES ONLY (asked for): no intervals, so noise can decide a verdict")
-    if cells or (complete and attention_cells):
+    if cells or ((complete or exported) and attention_cells):
+        where = f", exported with the run ({run_dir / results.PER_SENTENCE_DIR})" if exported else ""
         return RunClaims(evaluate_claims(table, cells, attention_cells=attention_cells, **options), "computed",
                          f"95% bootstrap intervals from the per-sentence predictions of "
-                         f"{len(cells) + len(attention_cells)} complete cells")
+                         f"{len(cells) + len(attention_cells)} complete cells{where}")
     stored, stale = _stored(run_dir / CLAIMS_FILE)
     if stored is not None:
         return RunClaims(stored, "stored", f"{run_dir / CLAIMS_FILE}: the verdicts computed with intervals and stored "
                          "with the run (an exported run); the book shows the same")
     intervals = delta_intervals.load_delta_intervals(run_dir / delta_intervals.DELTA_INTERVALS_FILE)
     if intervals is not None:
-        return RunClaims(evaluate_claims(table, [], intervals=intervals, attention_cells=attention_cells, **options),
-                         "exported",
+        return RunClaims(evaluate_claims(table, [], intervals=intervals, **options), "exported",
                          f"intervals from the exported {delta_intervals.DELTA_INTERVALS_FILE} and results table "
                          f"(contrasts of two probes unpaired, conservative){stale}")
     return RunClaims(evaluate_claims(table, [], **options), "point estimates",
