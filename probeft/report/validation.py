@@ -25,8 +25,9 @@ class CommittedRun:
     Attributes:
         table: the long results table.
         intervals: paired Delta intervals, or None when the run has no ``delta_intervals.csv``.
-        checks: the claims checks of :func:`probeft.verdicts.claims.claims_of_run`: ``claims.csv``, or, when
-            absent or stale, recomputed from ``delta_intervals.csv`` (point estimates without it).
+        checks: the claims checks of :func:`probeft.verdicts.claims.claims_of_run`: recomputed from the
+            per-sentence files exported with the run (``per_sentence/``); an older export's ``claims.csv``, or,
+            when absent or stale, recomputed from ``delta_intervals.csv`` (point estimates without it).
         summary: one line naming the config, cells, wall time, device and versions.
     """
 
@@ -49,7 +50,8 @@ def load_committed(run_dir: str | Path) -> CommittedRun | None:
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name}: missing from an exported run; re-run `probeft export`")
     table = results.load_results(run_dir / results.RESULTS_FILE)
-    # what `probeft claims` shows: the stored claims.csv, else recomputed from delta_intervals.csv, else points
+    # what `probeft claims` shows: from the exported per-sentence files, else the stored claims.csv, else
+    # recomputed from delta_intervals.csv, else points
     checks = claims.claims_of_run(run_dir).checks
     summary = pages.run_summary(json.loads((run_dir / "grid.json").read_text()),
                                  json.loads((run_dir / "provenance.json").read_text()))
