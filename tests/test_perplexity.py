@@ -302,7 +302,7 @@ def test_replacement_failure_keeps_the_epoch_rows(monkeypatch, tokenizer, stream
     def refuse(*args, **kwargs):
         raise layer_swap.LayerSwapError("no known layer layout")
 
-    monkeypatch.setattr(perplexity.layer_swap, "replace_top_layers", refuse)
+    monkeypatch.setattr(perplexity.layer_swap, "replace_layers", refuse)
     blocks = make_masked_blocks(stream, tokenizer, block_size=BLOCK_SIZE, mask_seed=0, max_blocks=2)
     notes: list[str] = []
     with pytest.warns(UserWarning, match="no layer replacement"):

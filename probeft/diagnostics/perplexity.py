@@ -6,7 +6,14 @@ mlm_head_from=pretrained)``) and measure how well the pair still predicts masked
 WikiText-2 (test, raw). Layer replacement (Fig. 3c/d) copies the top ``k`` pre-trained layers back
 into the fine-tuned encoder (``layer_swap.replace_top_layers``) for ``k = 0..L``; for ALBERT, whose
 layers share one set of weights, the last ``k`` *applications* of the shared layer use the
-pre-trained weights (see :mod:`probeft.models.layer_swap`).
+pre-trained weights (see :mod:`probeft.models.layer_swap`). As a contrast (issue 26, F7) the *bottom*
+``k`` layers can be restored instead (``layer_swap.replace_bottom_layers``): rows say which in
+``replaced_layers`` (``top`` / ``bottom``; ``none`` for plain evaluations).
+
+Which masked-LM head: by default the pre-trained checkpoint's own (``mlm_head="pretrained"``, the paper's).
+An encoder published without one (all-MiniLM-L6-v2) can take a head *fitted* on its frozen pre-trained
+encoder instead (:mod:`probeft.diagnostics.mlm_head`, passed as ``mlm_head_from``): an analogue of the
+paper's head, labelled ``mlm_head="fitted"`` in every row.
 
 Evaluation text and masks:
 
@@ -49,7 +56,9 @@ from probeft.finetune import checkpoints as checkpoint_store
 from probeft.models import layer_swap
 
 __all__ = [
+    "FITTED_HEAD",
     "IGNORE_INDEX",
+    "PRETRAINED_HEAD",
     "MaskedBlocks",
     "finetune_checkpoints",
     "make_masked_blocks",
@@ -61,6 +70,7 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100  # label of positions that are not predicted (the transformers convention)
+PRETRAINED_HEAD, FITTED_HEAD = "pretrained", "fitted"  # values of the rows' ``mlm_head`` column
 MASK_PROB = 0.15
 MASK_TOKEN_PROB = 0.8  # of the selected positions; then half the rest random, half unchanged
 RANDOM_TOKEN_PROB = 0.1
@@ -278,21 +288,25 @@ def replacement_curve(
     pretrained: str,
     blocks: MaskedBlocks,
     *,
+    side: str = "top",
+    mlm_head_from: str | None = None,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
 ) -> dict[int, float]:
-    """Perplexity after replacing the top ``k`` fine-tuned layers by pre-trained ones, k = 0..L.
+    """Perplexity after replacing ``k`` fine-tuned layers at one end by pre-trained ones, k = 0..L.
 
-    The fine-tuned encoder gets the pre-trained MLM head; ``layer_swap.replace_top_layers`` copies
-    the last ``k`` pre-trained transformer layers (embeddings untouched; ALBERT: the last ``k``
-    applications of the shared layer). Layers are replaced
-    cumulatively in one model (replacing the top k+1 after the top k equals replacing the top k+1
-    of the original).
+    The fine-tuned encoder gets the pre-trained MLM head (or ``mlm_head_from``'s); ``layer_swap.replace_layers``
+    copies the last (``side="top"``) or first (``side="bottom"``) ``k`` pre-trained transformer layers
+    (embeddings untouched; ALBERT: the last / first ``k`` applications of the shared layer). Layers are
+    replaced cumulatively in one model (replacing k+1 after k equals replacing k+1 of the original).
 
     Args:
         finetuned: fine-tuned encoder checkpoint (or the pre-trained spec for a trivial check).
         pretrained: the pre-trained model spec (MLM head and replacement layers).
         blocks: masked blocks.
+        side: ``"top"`` or ``"bottom"`` (:data:`probeft.models.layer_swap.LAYER_SIDES`).
+        mlm_head_from: a masked-LM model whose head replaces the pre-trained one (a fitted head,
+            :mod:`probeft.diagnostics.mlm_head`); None: ``pretrained``'s own.
         batch_size: blocks per forward pass.
         device: where to run.
 
@@ -302,11 +316,13 @@ def replacement_curve(
     Raises:
         layer_swap.LayerSwapError: the architecture has no layer layout that can be replaced.
     """
-    pretrained_mlm = models.load_mlm_model(pretrained, device=device)
-    model = models.load_mlm_model(str(finetuned), mlm_head_from=pretrained, device=device)
+    if side not in layer_swap.LAYER_SIDES:
+        raise ValueError(f"side must be one of {list(layer_swap.LAYER_SIDES)}, got {side!r}")
+    pretrained_mlm = models.load_mlm_model(pretrained, mlm_head_from=mlm_head_from, device=device)
+    model = models.load_mlm_model(str(finetuned), mlm_head_from=mlm_head_from or pretrained, device=device)
     curve = {}
     for k in range(models.num_hidden_layers(model) + 1):
-        layer_swap.replace_top_layers(model, pretrained_mlm, k)
+        layer_swap.replace_layers(model, pretrained_mlm, k, side=side)
         curve[k] = masked_lm_perplexity(model, blocks, batch_size=batch_size, device=device)
     return curve
 
@@ -336,7 +352,7 @@ def _replacement_or_note(
         return replacement_curve(finetuned, pretrained, blocks, **run)
     except layer_swap.LayerSwapError as error:
         # The epoch rows are already computed; losing them over an undefined swap would waste the run.
-        note = f"no layer replacement for {finetuned}: {error}"
+        note = f"no layer replacement ({run.get('side', 'top')} layers) for {finetuned}: {error}"
         warnings.warn(note, stacklevel=3)
         if notes is not None:
             notes.append(note)
@@ -354,6 +370,9 @@ def perplexity_table(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     replacement: bool = True,
+    sides: Sequence[str] = ("top",),
+    mlm_head_from: str | None = None,
+    mlm_head: str = PRETRAINED_HEAD,
     notes: list[str] | None = None,
 ) -> pd.DataFrame:
     """Perplexity rows: pre-trained (epoch 0), every fine-tuned epoch, and layer replacement.
@@ -370,7 +389,12 @@ def perplexity_table(
         finetune_head: ``finetune_head`` of the fine-tuned rows.
         batch_size: blocks per forward pass.
         device: where to run.
-        replacement: also compute the k = 0..L replacement curve for each seed's final epoch.
+        replacement: also compute the k = 0..L replacement curves for each seed's final epoch.
+        sides: which replacement curves: ``"top"`` (the paper's Fig. 3c/d) and / or ``"bottom"`` (the
+            first k layers restored, the F7 contrast).
+        mlm_head_from: a masked-LM model whose head is used instead of ``pretrained``'s (a head fitted on
+            the frozen pre-trained encoder, :mod:`probeft.diagnostics.mlm_head`); None: ``pretrained``'s own.
+        mlm_head: the rows' ``mlm_head`` label: :data:`PRETRAINED_HEAD` or :data:`FITTED_HEAD`.
         notes: if given, one note is appended per replacement curve that could not be computed
             (an architecture without a known layer layout, :class:`layer_swap.LayerSwapError`); such a
             curve is skipped with a warning and every other row is kept.
@@ -379,44 +403,56 @@ def perplexity_table(
         Rows ``stage="perplexity"``, ``metric="perplexity"``, ``split="test"``, ``layer=-1``: the
         pre-trained model (``finetune_task="none"``, epoch 0); per seed, an epoch-0 row with the same
         value (the start of that run's curve, carrying its task / head / seed) and one row per
-        completed epoch (``k_replaced=-1``); per seed, the final epoch with ``k_replaced`` = 0..L.
-        Extra columns ``k_replaced`` (-1 for plain evaluations), ``masked_tokens``, ``blocks``,
+        completed epoch (``k_replaced=-1``); per seed and side, the final epoch with ``k_replaced`` = 0..L.
+        Extra columns ``k_replaced`` (-1 for plain evaluations), ``replaced_layers`` (``top`` /
+        ``bottom``; ``none`` for plain evaluations), ``mlm_head``, ``masked_tokens``, ``blocks``,
         ``block_size``, ``mask_seed``, ``masks_sha256``.
 
     Raises:
-        ValueError: the pre-trained checkpoint has no masked-LM head (from ``models.load_mlm_model``),
-            or a seed has no epochs.
+        ValueError: the pre-trained checkpoint (or ``mlm_head_from``) has no masked-LM head (from
+            ``models.load_mlm_model``), a seed has no epochs, or an unknown side or head label.
     """
+    unknown = [side for side in sides if side not in layer_swap.LAYER_SIDES]
+    if unknown or len(set(sides)) != len(sides):
+        raise ValueError(f"sides must be distinct values of {list(layer_swap.LAYER_SIDES)}, got {list(sides)}")
+    if mlm_head not in (PRETRAINED_HEAD, FITTED_HEAD):
+        raise ValueError(f"mlm_head must be {PRETRAINED_HEAD!r} or {FITTED_HEAD!r}, got {mlm_head!r}")
     for seed, epochs in checkpoints.items():  # before any model runs: a bad run fails fast
         if not epochs:
             raise ValueError(f"fine-tuning seed {seed} has no completed epochs")
-    extra = {"masked_tokens": blocks.num_masked, "blocks": blocks.num_blocks, "block_size": blocks.block_size,
-             "mask_seed": blocks.mask_seed, "masks_sha256": blocks.sha256()}
+    extra = {"mlm_head": mlm_head, "masked_tokens": blocks.num_masked, "blocks": blocks.num_blocks,
+             "block_size": blocks.block_size, "mask_seed": blocks.mask_seed, "masks_sha256": blocks.sha256()}
     pretrained_cols = {"finetune_task": "none", "finetune_head": "none", "seed": 0, "epoch": 0}
     run = {"batch_size": batch_size, "device": device}
+    head = pretrained if mlm_head_from is None else mlm_head_from  # what supplies the head of every model
 
-    def row(columns: Mapping[str, Any], value: float, k: int) -> dict[str, Any]:
+    def row(columns: Mapping[str, Any], value: float, k: int, side: str = "none") -> dict[str, Any]:
         # Keys in the order of the results contract, then the stage's extra columns.
         return {"stage": "perplexity", "model": model_name, **columns, "probe_task": "none", "pooling": "none",
-                "layer": -1, "split": "test", "metric": "perplexity", "value": value, "k_replaced": k, **extra}
+                "layer": -1, "split": "test", "metric": "perplexity", "value": value, "k_replaced": k,
+                "replaced_layers": side, **extra}
 
-    pretrained_mlm = models.load_mlm_model(pretrained, device=device)  # fails early on a headless model
+    # fails early on a headless model
+    pretrained_mlm = models.load_mlm_model(pretrained, mlm_head_from=mlm_head_from, device=device)
     pretrained_value = masked_lm_perplexity(pretrained_mlm, blocks, **run)
     rows = [row(pretrained_cols, pretrained_value, -1)]
     del pretrained_mlm
+    curve_run = {**run, "mlm_head_from": mlm_head_from}
     if not checkpoints and replacement:
-        curve = _replacement_or_note(pretrained, pretrained, blocks, notes, **run)
-        rows += [row(pretrained_cols, value, k) for k, value in curve.items()]
+        for side in sides:
+            curve = _replacement_or_note(pretrained, pretrained, blocks, notes, side=side, **curve_run)
+            rows += [row(pretrained_cols, value, k, side) for k, value in curve.items()]
     for seed, epochs in checkpoints.items():
         columns = {"finetune_task": finetune_task, "finetune_head": finetune_head, "seed": int(seed)}
         # Epoch 0 of every run's curve is the pre-trained model (Fig. 3a/b start there).
         rows.append(row({**columns, "epoch": 0}, pretrained_value, -1))
         for epoch in sorted(epochs):
-            model = models.load_mlm_model(str(epochs[epoch]), mlm_head_from=pretrained, device=device)
+            model = models.load_mlm_model(str(epochs[epoch]), mlm_head_from=head, device=device)
             value = masked_lm_perplexity(model, blocks, **run)
             rows.append(row({**columns, "epoch": int(epoch)}, value, -1))
         if replacement:
             final = max(epochs)
-            curve = _replacement_or_note(epochs[final], pretrained, blocks, notes, **run)
-            rows += [row({**columns, "epoch": int(final)}, value, k) for k, value in curve.items()]
+            for side in sides:
+                curve = _replacement_or_note(epochs[final], pretrained, blocks, notes, side=side, **curve_run)
+                rows += [row({**columns, "epoch": int(final)}, value, k, side) for k, value in curve.items()]
     return pd.DataFrame.from_records(rows)

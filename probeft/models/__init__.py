@@ -1,6 +1,6 @@
 """Encoders by spec: loading and fingerprints (:mod:`~probeft.models.loading`, re-exported here), the tiny
 random encoders (:mod:`~probeft.models.tiny`), the packaged all-mpnet-base-v2 (:mod:`~probeft.models.packaged`)
-and replacing the top layers with pre-trained ones (:mod:`~probeft.models.layer_swap`).
+and replacing the top or bottom layers with pre-trained ones (:mod:`~probeft.models.layer_swap`).
 
 May import: :mod:`probeft.core`.
 """
@@ -17,9 +17,11 @@ from probeft.models.loading import (
     hub_repo_id,
     load_config,
     load_encoder,
+    load_encoder_weights,
     load_mlm_model,
     load_tokenizer,
     model_fingerprint,
+    new_mlm_model,
     num_hidden_layers,
     resolve_model,
     revision_kwargs,
@@ -35,9 +37,11 @@ __all__ = [
     "hub_repo_id",
     "load_config",
     "load_encoder",
+    "load_encoder_weights",
     "load_mlm_model",
     "load_tokenizer",
     "model_fingerprint",
+    "new_mlm_model",
     "num_hidden_layers",
     "resolve_model",
     "revision_kwargs",

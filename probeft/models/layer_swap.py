@@ -2,6 +2,9 @@
 
 "Replace the top ``k`` layers" means: the last ``k`` of the L layer *applications* of the encoder use
 the pre-trained weights, everything below them (and the embeddings) keeps the fine-tuned weights.
+"Replace the bottom ``k`` layers" (:func:`replace_bottom_layers`, the contrast of issue 26's F7 check)
+means the first ``k`` applications use the pre-trained weights and everything above them keeps the
+fine-tuned ones.
 
 * BERT / RoBERTa (``encoder.layer``, one module per layer): application ``i`` is layer ``i``.
 * ALBERT (``encoder.albert_layer_groups``): the encoder applies group ``int(i / (L / G))`` at step ``i``
@@ -23,7 +26,10 @@ from transformers import PreTrainedModel
 
 from probeft.models.loading import check_same_architecture
 
-__all__ = ["LayerSwapError", "layer_applications", "replace_top_layers", "untie_shared_layers"]
+__all__ = ["LAYER_SIDES", "LayerSwapError", "layer_applications", "replace_bottom_layers", "replace_layers",
+           "replace_top_layers", "untie_shared_layers"]
+
+LAYER_SIDES = ("top", "bottom")  # which end of the encoder replace_layers restores
 
 
 class LayerSwapError(ValueError):
@@ -87,20 +93,23 @@ def untie_shared_layers(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
-def replace_top_layers(
-    finetuned: PreTrainedModel, pretrained: PreTrainedModel, k: int, *, replace_embeddings: bool = False
+def replace_layers(
+    finetuned: PreTrainedModel, pretrained: PreTrainedModel, k: int, *, side: str = "top",
+    replace_embeddings: bool = False,
 ) -> PreTrainedModel:
-    """Let the last ``k`` layer applications of ``finetuned`` use the weights of ``pretrained`` (in place).
+    """Let ``k`` layer applications at one end of ``finetuned`` use the weights of ``pretrained`` (in place).
 
-    ``k = 0`` changes no output; ``k = L`` gives every application the pre-trained layer weights. The
-    embeddings (and any task or MLM head) are not touched unless ``replace_embeddings=True``. An ALBERT
-    ``finetuned`` is untied first (see :func:`untie_shared_layers`); ``pretrained`` is never modified.
-    Calls accumulate: replacing the top k + 1 after the top k equals replacing the top k + 1 of the original.
+    ``side="top"``: the last ``k`` applications; ``side="bottom"``: the first ``k``. ``k = 0`` changes no
+    output; ``k = L`` gives every application the pre-trained layer weights (either side). The embeddings
+    (and any task or MLM head) are not touched unless ``replace_embeddings=True``. An ALBERT ``finetuned``
+    is untied first (see :func:`untie_shared_layers`); ``pretrained`` is never modified. Calls on one side
+    accumulate: replacing k + 1 layers after k equals replacing k + 1 layers of the original.
 
     Args:
         finetuned: model to modify (a bare encoder or e.g. a ``*ForMaskedLM``).
         pretrained: model of the same architecture providing the weights.
-        k: number of top layer applications to replace, 0 <= k <= L.
+        k: number of layer applications to replace, 0 <= k <= L.
+        side: ``"top"`` or ``"bottom"`` (:data:`LAYER_SIDES`).
         replace_embeddings: also copy the embedding layer (token, position, type embeddings + LayerNorm;
             for ALBERT also the embedding-to-hidden projection).
 
@@ -109,8 +118,10 @@ def replace_top_layers(
 
     Raises:
         LayerSwapError: a model with no known layer layout.
-        ValueError: different architectures / layer counts, or k out of range.
+        ValueError: different architectures / layer counts, k out of range, or an unknown ``side``.
     """
+    if side not in LAYER_SIDES:
+        raise ValueError(f"side must be one of {list(LAYER_SIDES)}, got {side!r}")
     layer_applications(finetuned, "fine-tuned")  # refuse an unknown layout before anything changes
     source = layer_applications(pretrained, "pre-trained")
     check_same_architecture(finetuned.config, pretrained.config, "fine-tuned model", "pre-trained model")
@@ -120,8 +131,9 @@ def replace_top_layers(
     target = layer_applications(untie_shared_layers(finetuned), "fine-tuned")
     if len(target) != num_layers:
         raise ValueError(f"layer counts differ: fine-tuned {len(target)}, pre-trained {num_layers}")
+    replaced = range(num_layers - k, num_layers) if side == "top" else range(k)
     with torch.no_grad():
-        for index in range(num_layers - k, num_layers):
+        for index in replaced:
             target[index].load_state_dict(source[index].state_dict())
         if replace_embeddings:
             finetuned.base_model.embeddings.load_state_dict(pretrained.base_model.embeddings.state_dict())
@@ -130,3 +142,24 @@ def replace_top_layers(
                     pretrained.base_model.encoder.embedding_hidden_mapping_in.state_dict()
                 )
     return finetuned
+
+
+def replace_top_layers(
+    finetuned: PreTrainedModel, pretrained: PreTrainedModel, k: int, *, replace_embeddings: bool = False
+) -> PreTrainedModel:
+    """Let the last ``k`` layer applications of ``finetuned`` use the weights of ``pretrained`` (in place).
+
+    :func:`replace_layers` with ``side="top"`` (see there for arguments, errors and ALBERT).
+    """
+    return replace_layers(finetuned, pretrained, k, side="top", replace_embeddings=replace_embeddings)
+
+
+def replace_bottom_layers(
+    finetuned: PreTrainedModel, pretrained: PreTrainedModel, k: int, *, replace_embeddings: bool = False
+) -> PreTrainedModel:
+    """Let the first ``k`` layer applications of ``finetuned`` use the weights of ``pretrained`` (in place).
+
+    :func:`replace_layers` with ``side="bottom"``: the contrast to :func:`replace_top_layers` (does restoring
+    the lower layers recover as much as restoring the upper ones?).
+    """
+    return replace_layers(finetuned, pretrained, k, side="bottom", replace_embeddings=replace_embeddings)

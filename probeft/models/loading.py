@@ -53,9 +53,11 @@ __all__ = [
     "hub_repo_id",
     "load_config",
     "load_encoder",
+    "load_encoder_weights",
     "load_mlm_model",
     "load_tokenizer",
     "model_fingerprint",
+    "new_mlm_model",
     "num_hidden_layers",
     "resolve_model",
     "revision_kwargs",
@@ -252,17 +254,61 @@ def load_mlm_model(
     if missing_encoder:
         raise ValueError(f"{head_spec} ({head_resolved}) is missing encoder weights {missing_encoder[:5]}")
     if mlm_head_from is not None and resolve_model(encoder_spec) != head_resolved:
-        encoder = load_encoder(encoder_spec, device="cpu")
-        check_same_architecture(encoder.config, model.config, encoder_spec, head_spec)
-        base = model.base_model
-        encoder_state = {k: v for k, v in encoder.state_dict().items() if not _is_pooler_key(k)}
-        result = base.load_state_dict(encoder_state, strict=False)
-        missing = [k for k in result.missing_keys if not _is_pooler_key(k)]
-        if missing or result.unexpected_keys:
-            raise ValueError(
-                f"encoder of {encoder_spec} does not fit the masked-LM model of {head_spec}: "
-                f"missing {missing[:5]}, unexpected {list(result.unexpected_keys)[:5]}"
-            )
+        load_encoder_weights(model, encoder_spec, into=f"the masked-LM model of {head_spec}")
+    return model.to(resolve_device(device)).eval()
+
+
+def load_encoder_weights(model: PreTrainedModel, encoder_spec: str, *, into: str = "the model") -> PreTrainedModel:
+    """Copy the encoder weights of ``encoder_spec`` into ``model.base_model`` (in place; the pooler is left out).
+
+    Tied weights follow: a masked-LM head's decoder tied to the input word embeddings uses the copied ones.
+
+    Args:
+        model: e.g. an ``AutoModelForMaskedLM`` of the same architecture.
+        encoder_spec: model spec or checkpoint directory providing the encoder.
+        into: how error messages name ``model``.
+
+    Returns:
+        ``model`` (the same object).
+
+    Raises:
+        ValueError: different architectures, or encoder weights that do not fit ``model.base_model``.
+    """
+    encoder = load_encoder(encoder_spec, device="cpu")
+    check_same_architecture(encoder.config, model.config, encoder_spec, into)
+    encoder_state = {k: v for k, v in encoder.state_dict().items() if not _is_pooler_key(k)}
+    result = model.base_model.load_state_dict(encoder_state, strict=False)
+    missing = [k for k in result.missing_keys if not _is_pooler_key(k)]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"encoder of {encoder_spec} does not fit {into}: "
+            f"missing {missing[:5]}, unexpected {list(result.unexpected_keys)[:5]}"
+        )
+    return model
+
+
+def new_mlm_model(encoder_spec: str, *, seed: int = 0, device: str | torch.device = "cpu") -> PreTrainedModel:
+    """A masked-LM model of ``encoder_spec``'s architecture: its encoder weights, a newly initialised head.
+
+    For encoders published without a masked-LM head (e.g. all-MiniLM-L6-v2), whose head
+    :mod:`probeft.diagnostics.mlm_head` then fits. The head's output embedding is tied to the input word
+    embeddings, as ``AutoModelForMaskedLM`` builds it; its other weights get the model's own initialisation
+    from ``seed`` (the global torch RNG is left as it was).
+
+    Args:
+        encoder_spec: model spec or checkpoint directory providing the encoder.
+        seed: seed of the head's initialisation.
+        device: where to put the model.
+
+    Returns:
+        An ``AutoModelForMaskedLM`` in eval mode.
+    """
+    config = load_config(encoder_spec)
+    with torch.random.fork_rng(devices=[]):  # the caller's RNG stream stays as it was
+        torch.manual_seed(seed)
+        with quiet_transformers():
+            model = AutoModelForMaskedLM.from_config(config)
+    load_encoder_weights(model, encoder_spec, into=f"a masked-LM model of {encoder_spec}")
     return model.to(resolve_device(device)).eval()
 
 
