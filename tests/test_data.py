@@ -412,6 +412,15 @@ def test_read_wikitext(tmp_path: Path) -> None:
         data.resolve_wikitext_file(tmp_path, split="valid")
 
 
+def test_read_wikitext_valid_prefers_raw_and_names_both_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"neither .*wiki\.valid\.raw nor .*wiki\.valid\.tokens"):
+        data.read_wikitext_valid(tmp_path)
+    tokens = _write(tmp_path / "wikitext-2" / "wiki.valid.tokens", " = B = \n \n <unk> text .\n")
+    assert data.read_wikitext_valid(tmp_path) == (tokens.read_text(), str(tokens))
+    raw = _write(tmp_path / "wikitext-2" / "wiki.valid.raw", " = B = \n \n Rare text .\n")
+    assert data.read_wikitext_valid(tmp_path) == (raw.read_text(), str(raw))
+
+
 def test_without_a_data_dir_squad_and_wikitext_come_from_the_hub(monkeypatch):
     import datasets
 

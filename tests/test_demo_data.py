@@ -21,6 +21,7 @@ EXPECTED_DEFAULT_DIGESTS = {  # sha256[:16] of write_demo_data(seed=0) with the 
     "senteval/bigram_shift.txt": "437c8b31cd86bccb", "senteval/coordination_inversion.txt": "320937ea3b9632c3",
     "senteval/odd_man_out.txt": "93ef4b91274dcfbf", "squad/dev-v1.1.json": "7c6a5bd4978ec375",
     "squad/train-v1.1.json": "70745b75cf1914cf", "wikitext-2/wiki.test.raw": "50839a107cd41a6f",
+    "wikitext-2/wiki.valid.tokens": "22a500da62dca694",
     "senteval/built_bigram_shift.txt": "35b75fc9befadf87", "senteval/built_bigram_shift.changes.jsonl": "7e02eda2fdc2d132",
 }
 
@@ -42,7 +43,7 @@ def test_layout_matches_the_real_data(demo_dir: Path) -> None:
         "glue/SST-2/dev.tsv", "glue/SST-2/train.tsv",
         "senteval/bigram_shift.txt", "senteval/built_bigram_shift.changes.jsonl", "senteval/built_bigram_shift.txt",
         "senteval/coordination_inversion.txt", "senteval/odd_man_out.txt",
-        "squad/dev-v1.1.json", "squad/train-v1.1.json", "wikitext-2/wiki.test.raw",
+        "squad/dev-v1.1.json", "squad/train-v1.1.json", "wikitext-2/wiki.test.raw", "wikitext-2/wiki.valid.tokens",
     ]  # fmt: skip
 
 
@@ -105,6 +106,13 @@ def test_squad_files_read_back_with_correct_spans(demo_dir: Path) -> None:
         assert 2 <= example.context.count(".") <= 4  # 2-4 facts per context
         assert example.context.count(example.answers[0]) >= 1
     assert any(len(e.answers) > 1 for e in dev)
+
+
+def test_wikitext_valid_is_a_fitting_text_of_its_own(demo_dir: Path) -> None:
+    """The validation split: the tokenised release's form (``<unk>`` markers), other text than the test split."""
+    text, source = data.read_wikitext_valid(demo_dir)
+    assert source.endswith("wikitext-2/wiki.valid.tokens") and len(text.split("\n")) - 1 == SIZES["n_wiki_lines"]
+    assert "<unk>" in text and text != data.read_wikitext(data.resolve_wikitext_file(demo_dir))
 
 
 def test_wikitext_layout(demo_dir: Path) -> None:

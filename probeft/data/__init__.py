@@ -6,7 +6,8 @@
   :func:`read_glue` (:mod:`probeft.data.glue`).
 * SQuAD v1.1 official JSON, or the hub: :func:`read_squad`, :func:`read_squad_splits`
   (:mod:`probeft.data.squad`).
-* WikiText raw text, or the hub: :func:`read_wikitext`, :func:`read_wikitext_test`
+* WikiText raw text, or the hub: :func:`read_wikitext`, :func:`read_wikitext_test`,
+  :func:`read_wikitext_valid` (the fitting text of a masked-LM head)
   (:mod:`probeft.data.wikitext`).
 * Caps: :func:`seeded_subset` (:mod:`probeft.data.caps`).
 * Where the data lie: :mod:`probeft.data.locations`; generated offline demo data: :mod:`probeft.data.demo`.
@@ -21,6 +22,7 @@ Where the data lie is decided by :func:`probeft.data.locations.data_location` (a
     <data_dir>/glue/{CoLA,SST-2,RTE}/{train,dev}.tsv
     <data_dir>/squad/{train-v1.1.json | train-subset.json, dev-v1.1.json}
     <data_dir>/wikitext-2/wiki.test.raw
+    <data_dir>/wikitext-2/{wiki.valid.raw | wiki.valid.tokens}
 
 May import: :mod:`probeft.core`.
 """
@@ -47,7 +49,13 @@ from probeft.data.senteval import (
     resolve_probing_file,
 )
 from probeft.data.squad import SquadExample, read_squad, read_squad_splits, resolve_squad_files
-from probeft.data.wikitext import read_wikitext, read_wikitext_test, resolve_wikitext_file
+from probeft.data.wikitext import (
+    read_wikitext,
+    read_wikitext_test,
+    read_wikitext_valid,
+    resolve_wikitext_file,
+    resolve_wikitext_valid_file,
+)
 
 __all__ = [
     "PROBING_TASKS",
@@ -71,5 +79,7 @@ __all__ = [
     "resolve_squad_files",
     "read_wikitext",
     "read_wikitext_test",
+    "read_wikitext_valid",
     "resolve_wikitext_file",
+    "resolve_wikitext_valid_file",
 ]

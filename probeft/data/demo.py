@@ -9,6 +9,9 @@
     glue/RTE/{train,dev}.tsv     header "index<TAB>sentence1<TAB>sentence2<TAB>label"
     squad/{train-v1.1.json,dev-v1.1.json}   official v1.1 JSON layout
     wikitext-2/wiki.test.raw     " = Title = " headings, paragraphs, blank lines written as " "
+    wikitext-2/wiki.valid.tokens the same kind of text from its own stream, years after 1950 written as
+                                 "<unk>" (the tokenised release's marker of a rare word): a masked-LM head's
+                                 fitting text (probeft.diagnostics.mlm_head)
 
 The tasks are made learnable by construction:
 
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -492,6 +496,12 @@ def _wikitext_file(rng: random.Random, n_lines: int) -> str:
     return "\n".join(lines[:n_lines]) + "\n"
 
 
+def _wikitext_tokens_file(rng: random.Random, n_lines: int) -> str:
+    """Wiki-like lines as the tokenised release has them: some rare words (here years after 1950) as ``<unk>``."""
+    text = _wikitext_file(rng, n_lines)
+    return re.sub(r"\b19[5-9][0-9]\b", "<unk>", text)
+
+
 def _built_probing_files(seed: int, n_probing: int) -> dict[str, str]:
     """:data:`BUILT_TASK` and its sidecar, built by make-probing-data's builder from a generated corpus.
 
@@ -535,7 +545,7 @@ def write_demo_data(
         n_probing: lines per probing task, split tr/va/te 80/10/10.
         n_glue: examples per GLUE task, split train/dev 80/20.
         n_squad: questions, split train/dev 80/20.
-        n_wiki_lines: lines of ``wiki.test.raw``.
+        n_wiki_lines: lines of ``wiki.test.raw`` and of ``wiki.valid.tokens``.
 
     Returns:
         ``out_dir`` as a Path.
@@ -562,6 +572,7 @@ def write_demo_data(
         _rng(seed, "squad/train"), squad_train, seed, 0, with_variants=False)
     contents["squad/dev-v1.1.json"] = _squad_file(
         _rng(seed, "squad/dev"), squad_dev, seed, squad_train, with_variants=True)
+    contents["wikitext-2/wiki.valid.tokens"] = _wikitext_tokens_file(_rng(seed, "wikitext-valid"), n_wiki_lines)
     contents["wikitext-2/wiki.test.raw"] = _wikitext_file(_rng(seed, "wikitext"), n_wiki_lines)
     _claim_folder(out_dir, contents, {"generator": __name__, "seed": seed, "n_probing": n_probing,
                                       "n_glue": n_glue, "n_squad": n_squad, "n_wiki_lines": n_wiki_lines})
