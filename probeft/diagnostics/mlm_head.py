@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -50,6 +51,7 @@ from probeft.diagnostics import perplexity
 
 __all__ = [
     "ANALOGUE_NOTE",
+    "HEAD_FOLDER",
     "RECORD_FILE",
     "FittedHead",
     "HeadFitSettings",
@@ -58,12 +60,14 @@ __all__ = [
     "head_label",
     "head_module",
     "head_parameters",
+    "record_rows",
     "save_fitted_head",
     "verify_fitted_head",
 ]
 
 RECORD_FILE = "mlm_head.json"  # in a saved head's folder, written last: what was fitted, how, and file digests
 RECORD_FORMAT = 1
+HEAD_FOLDER = "head"  # where a head-fitting notebook saves the head inside its output folder
 ANALOGUE_NOTE = ("analogue: head fitted on the frozen pre-trained encoder (WikiText-2 valid), "
                  "not the paper's pre-trained head")
 MIN_FIT_BLOCKS = 1  # blocks to fit on, and the same again held out: fewer and there is nothing to fit or judge
@@ -408,3 +412,28 @@ def head_label(mlm_head_from: str | Path | None) -> str:
     if mlm_head_from is None or not (Path(str(mlm_head_from)) / RECORD_FILE).is_file():
         return perplexity.PRETRAINED_HEAD
     return str(verify_fitted_head(mlm_head_from)["mlm_head"])
+
+
+def record_rows(record: dict[str, Any], *, model_name: str) -> pd.DataFrame:
+    """The fit's perplexities as result rows (``stage="mlm_head"``; the perplexity figure does not read them).
+
+    Args:
+        record: a fit's record (:attr:`FittedHead.record` or :func:`verify_fitted_head`).
+        model_name: the ``model`` column.
+
+    Returns:
+        Three rows, ``metric="perplexity"``: ``split="fit"`` (the fitting positions) and ``split="heldout"``
+        with the fitted head at its best epoch (``epoch``), and ``split="heldout"`` with ``epoch=0`` (the
+        untrained head). Extra columns ``mlm_head`` ("fitted"), ``fitting_text``, ``blocks_fit``,
+        ``blocks_heldout``, ``masked_fit``, ``masked_heldout``.
+    """
+    best = int(record["best_epoch"])
+    extra = {"mlm_head": record["mlm_head"], "fitting_text": record["fitting_text"],
+             **{key: record[key] for key in ("blocks_fit", "blocks_heldout", "masked_fit", "masked_heldout")}}
+    rows = [(split, epoch, record[key]) for split, epoch, key in (
+        ("fit", best, "fit_perplexity"), ("heldout", best, "heldout_perplexity"),
+        ("heldout", 0, "heldout_perplexity_untrained"))]
+    return pd.DataFrame.from_records([
+        {"stage": "mlm_head", "model": model_name, "finetune_task": "none", "finetune_head": "none", "seed": 0,
+         "epoch": epoch, "probe_task": "none", "pooling": "none", "layer": -1, "split": split,
+         "metric": "perplexity", "value": float(value), **extra} for split, epoch, value in rows])

@@ -12,7 +12,8 @@ seal, so a cell whose notebook could not be saved (disk full), or whose results 
 afterwards, is not complete: it is not gathered, and the grid runs it again. A cell whose model spec is a
 local folder (not a fine-tuning run: checkpoints carry their own weight digests) also records that
 folder's weight fingerprint, so weights changed in place make it run again. A fine-tuning cell is also
-incomplete while any epoch it was asked for lacks its checkpoint.
+incomplete while any epoch it was asked for lacks its checkpoint, and a head-fitting cell while its saved head
+(``head/``, not covered by the seal) does not match the digests its record holds.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from probeft import models, results
 from probeft.core import names
 from probeft.core.data_reads import sha256_of_file
 from probeft.data import locations
+from probeft.diagnostics import mlm_head
 from probeft.finetune import checkpoints
 from probeft.grid.schema import GridConfig
 from probeft.probing import feature_cache
@@ -36,6 +38,7 @@ from probeft.probing import feature_cache
 # probeft/grid/cells.py -> the repository root, whose notebooks/ the cells run (an editable install).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+MLM_HEAD_NOTEBOOK = "mlm_head.ipynb"  # the cells that fit a masked-LM head (stage "perplexity")
 
 
 @dataclass(frozen=True)
@@ -245,8 +248,14 @@ def seal_problems(cell: Cell, executed: Path) -> list[str]:
     return problems
 
 
+def is_mlm_head_cell(cell: Cell) -> bool:
+    """Whether ``cell`` fits a masked-LM head (its notebook is :data:`MLM_HEAD_NOTEBOOK`)."""
+    return cell.notebook.name == MLM_HEAD_NOTEBOOK
+
+
 def incomplete_reasons(cell: Cell, executed: Path) -> list[str]:
-    """Why a cell is not complete (empty when it is): results, notebook, seal and, for fine-tuning, every epoch."""
+    """Why a cell is not complete (empty when it is): results, notebook, seal and, for fine-tuning, every epoch;
+    for a head-fitting cell, the saved head's files against their digests."""
     cell_dir = Path(cell.parameters["output_dir"])
     if not results.cell_complete(cell_dir):
         if (cell_dir / results.PROVENANCE_FILE).is_file():
@@ -260,4 +269,9 @@ def incomplete_reasons(cell: Cell, executed: Path) -> list[str]:
         missing = checkpoints.missing_epochs(cell_dir, planned)
         if missing:
             problems.append(f"{cell_dir}: no complete checkpoint for epoch(s) {missing}")
+    if is_mlm_head_cell(cell):
+        try:
+            mlm_head.verify_fitted_head(cell_dir / mlm_head.HEAD_FOLDER)
+        except (OSError, ValueError) as error:
+            problems.append(str(error))
     return problems

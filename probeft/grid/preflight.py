@@ -4,7 +4,8 @@ For every model and data source of a config it says where it resolves to (hub co
 local folder and weight hash, data files and their sizes), whether the device and precision are usable,
 how much disk the run's checkpoints and feature caches will take against the free space, and then runs
 each stage once on tiny slices with the config's own models and data (fine-tuning one epoch on 16
-examples, probing 64 sentences, attention on 8, perplexity on 2 blocks), chained as the grid chains them.
+examples, probing 64 sentences, attention on 8, perplexity on 2 blocks, a fitted masked-LM head on 4), chained as
+the grid chains them.
 
 Each line of the result is ``ok``, ``failed`` (with the reason) or ``unverified`` (what could not be checked
 here, e.g. a hub model on an offline machine); the command exits 1 when anything failed. Nothing is
@@ -32,10 +33,10 @@ from probeft.core.names import NO_FINETUNE, SENTEVAL_TASKS, default_epochs
 from probeft.data import locations
 from probeft.data.hub_datasets import HUB_DATASETS
 from probeft.data.senteval import downloads_disabled, senteval_blob_sha1s
-from probeft.diagnostics import attention, perplexity
+from probeft.diagnostics import attention, mlm_head, perplexity
 from probeft.finetune import checkpoints
 from probeft.grid import disk
-from probeft.grid.cells import Cell, GridPaths
+from probeft.grid.cells import Cell, GridPaths, is_mlm_head_cell
 from probeft.grid.pinning import hub_sources
 from probeft.grid.runner import expand
 from probeft.grid.schema import GridConfig
@@ -48,6 +49,8 @@ SMOKE_FINETUNE = {"epochs": 1, "max_train": 16, "max_eval": 8, "batch_size": 8, 
 SMOKE_PROBING = {"max_train": 64, "max_eval": 32}
 SMOKE_SENTENCES = 8
 SMOKE_BLOCKS = 2
+SMOKE_HEAD_FIT = {"max_blocks": 4, "epochs": 1}  # a head fitted on 3 blocks, judged on 1
+WIKITEXT_VALID = "wikitext-valid"  # the data source a fitted head needs besides the test split
 
 
 @dataclass(frozen=True)
@@ -162,11 +165,12 @@ def _check_data(config: GridConfig, data_dir: Path | None, pinned: dict[str, dic
         for task in getattr(section, "finetune_tasks", None) or [getattr(section, "finetune_task", None)]:
             if task and task != NO_FINETUNE and task not in finetune_tasks:
                 finetune_tasks.append(task)
-    text_sources = [*finetune_tasks, *(["wikitext"] if config.perplexity else [])]
+    text_sources = [*finetune_tasks, *(["wikitext"] if config.perplexity else []),
+                    *([WIKITEXT_VALID] if config.perplexity and config.perplexity.mlm_head == "fitted" else [])]
     for task in text_sources:
         started = time.monotonic()
         if data_dir is None:
-            repo_id, subset = HUB_DATASETS[task]
+            repo_id, subset = HUB_DATASETS["wikitext" if task == WIKITEXT_VALID else task]
             commit = hub.hub_commit("datasets", repo_id)
             if commit is None:
                 unusable.add(task)
@@ -179,8 +183,9 @@ def _check_data(config: GridConfig, data_dir: Path | None, pinned: dict[str, dic
                                      f"hub commit {commit[:12]}{note}", time.monotonic() - started))
             continue
         try:
-            if task == "wikitext":
-                text, source = data.read_wikitext_test(data_dir)
+            if task in ("wikitext", WIKITEXT_VALID):
+                read = data.read_wikitext_test if task == "wikitext" else data.read_wikitext_valid
+                text, source = read(data_dir)
                 found = f"{source}: {len(text):,} characters"
             elif task == "squad":
                 train, dev = data.read_squad_splits(data_dir)
@@ -342,13 +347,29 @@ def _smoke_perplexity(cell: Cell, data_dir: Any) -> str:
     blocks = perplexity.make_masked_blocks(perplexity.tokenize_stream(text, tokenizer), tokenizer,
                                            block_size=params["block_size"], mask_seed=params["mask_seed"],
                                            max_blocks=SMOKE_BLOCKS)
+    head_from = params.get("mlm_head_from")
     table = perplexity.perplexity_table(
         params["model"], perplexity.finetune_checkpoints(params["finetune_runs"]), blocks,
         model_name=params["model_name"], finetune_task=params["finetune_task"],
         finetune_head=params["finetune_head"], batch_size=params["batch_size"], device=params["device"],
+        sides=("top", "bottom") if params.get("replace_bottom", True) else ("top",),
+        mlm_head_from=head_from, mlm_head=mlm_head.head_label(head_from),
     )
     pretrained = table[(table["finetune_task"] == NO_FINETUNE)]["value"].iloc[0]
     return f"pre-trained perplexity {pretrained:.1f} on {SMOKE_BLOCKS} blocks"
+
+
+def _smoke_mlm_head(cell: Cell, data_dir: Any) -> str:
+    """Fit a head on a few blocks of the fitting text and save it where the perplexity smoke reads it."""
+    params = cell.parameters
+    text, source = data.read_wikitext_valid(data_dir)
+    known = {field.name for field in dataclasses.fields(mlm_head.HeadFitSettings)}
+    settings = mlm_head.HeadFitSettings(**{**{k: v for k, v in params.items() if k in known}, **SMOKE_HEAD_FIT})
+    fitted = mlm_head.fit_mlm_head(params["model"], text, text_source=source, settings=settings,
+                                   device=params["device"])
+    mlm_head.save_fitted_head(fitted, Path(params["output_dir"]) / mlm_head.HEAD_FOLDER)
+    return (f"head fitted on {fitted.record['blocks_fit']} blocks: held-out perplexity "
+            f"{fitted.record['heldout_perplexity_untrained']:.1f} -> {fitted.record['heldout_perplexity']:.1f}")
 
 
 SMOKES: dict[str, Callable[[Cell, Any], str]] = {
@@ -372,11 +393,14 @@ def _smoke_cells(cells: list[Cell]) -> list[Cell]:
                 continue
         elif cell.stage == "probing":
             key = ("probing", params["model_name"], params["finetune_task"] == NO_FINETUNE)
+        elif is_mlm_head_cell(cell):
+            key = ("mlm_head", params["model_name"])
         elif cell.stage == "perplexity":
             key = ("perplexity", params["model_name"])
             runs = dict(list(params["finetune_runs"].items())[:1])
+            dropped = {Path(run).name for run in params["finetune_runs"].values()} - {Path(r).name for r in runs.values()}
             cell = dataclasses.replace(cell, parameters={**params, "finetune_runs": runs},
-                                       depends_on=tuple(Path(run).name for run in runs.values()))
+                                       depends_on=tuple(d for d in cell.depends_on if d not in dropped))
         else:
             key = (cell.name,)
         if key not in seen:
@@ -402,7 +426,7 @@ def _run_smoke(cells: list[Cell], data_dir: Any, blocked: dict[str, str], log: C
         started = time.monotonic()
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the Trainer prints a metrics dict per epoch
-                found = SMOKES[cell.stage](cell, data_dir)
+                found = (_smoke_mlm_head if is_mlm_head_cell(cell) else SMOKES[cell.stage])(cell, data_dir)
             rows.append(CheckRow("smoke", cell.name, OK, found, time.monotonic() - started))
             outcome[cell.name] = OK
         except Exception as error:  # noqa: BLE001 - reported as the row's reason
@@ -419,7 +443,7 @@ def _blocked_cells(cells: list[Cell], unusable_models: set[str], unusable_data: 
         model = params.get("model")
         needs = [params.get("task"), params.get("probe_task"), *params.get("probe_tasks", [])]
         if cell.stage == "perplexity":
-            needs.append("wikitext")
+            needs.append(WIKITEXT_VALID if is_mlm_head_cell(cell) else "wikitext")
         if model in unusable_models:
             blocked[cell.name] = f"model {model} is not available here"
         elif bad := [n for n in needs if n in unusable_data]:

@@ -13,6 +13,7 @@ run again with ``rerun_changed`` (:mod:`probeft.grid.cell_state`).
 Output layout::
 
     <output_dir>/cells/<cell>/{results.csv, provenance.json, epoch-<e>/ ...}
+    <output_dir>/cells/mlm_head__model-<m>/head/   a fitted masked-LM head (perplexity.mlm_head: fitted)
     <output_dir>/notebooks/<cell>.ipynb      executed notebooks (rendered by the book)
     <output_dir>/results.csv                 all complete cells, gathered
     <output_dir>/delta_intervals.csv         paired Delta intervals from the probing cells'
@@ -43,7 +44,9 @@ from probeft import results
 from probeft.core import files, names, progress
 from probeft.data import locations
 from probeft.grid import cell_state, pinning
+from probeft.diagnostics import mlm_head
 from probeft.grid.cells import (
+    MLM_HEAD_NOTEBOOK,
     NOTEBOOK_DIR,
     Cell,
     GridPaths,
@@ -64,6 +67,7 @@ __all__ = [
     "finetune_cell_name",
     "finished_cells",
     "gather_outputs",
+    "mlm_head_cell_name",
     "run_grid",
     "visible_gpu_ids",
 ]
@@ -74,6 +78,11 @@ LOCK_FILE = "grid.lock"  # in the output dir while a run holds it (probeft.core.
 def finetune_cell_name(model: str, task: str, head: str, seed: int) -> str:
     """Deterministic name of a fine-tuning cell."""
     return f"finetune__model-{model}__task-{task}__head-{names.head_for(task, head)}__seed-{seed}"
+
+
+def mlm_head_cell_name(model: str) -> str:
+    """Deterministic name of the cell that fits ``model``'s masked-LM head (``perplexity.mlm_head: fitted``)."""
+    return f"mlm_head__model-{model}"
 
 
 def _section_models(config: GridConfig, section: Any) -> list[ModelEntry]:
@@ -118,7 +127,8 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
     Returns:
         Fine-tuning cells, then probing (per model the pre-trained encoder first; fine-tuned cells get
         ``cka_reference`` = the pre-trained spec when ``probing.cka`` and ``none`` is probed too),
-        attention and perplexity cells.
+        attention and perplexity cells (with ``perplexity.mlm_head: fitted``, per model first the cell
+        fitting its head, stage ``perplexity``, notebook ``mlm_head.ipynb``, on which its perplexity cells depend).
     """
     # No data dir anywhere: the notebooks read from the hub ("hub"), never the offline demo data.
     common = {"data_dir": str(paths.data_dir) if paths.data_dir else locations.HUB, "device": config.device}
@@ -193,6 +203,12 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
     if config.perplexity:
         pp = config.perplexity
         for model in _section_models(config, pp):
+            head_cell = None
+            if pp.mlm_head == "fitted":  # one head per model, shared by every task and seed of it
+                head_cell = mlm_head_cell_name(model.name)
+                params = {"model": model.spec, "model_name": model.name, "block_size": pp.block_size,
+                          **pp.fit_settings().model_dump()}
+                cells.append(_cell(head_cell, "perplexity", MLM_HEAD_NOTEBOOK, params, common, paths))
             for task in pp.finetune_tasks:
                 runs = {seed: finetuned_dir(model, task, pp.head, seed) for seed in pp.seeds}
                 params = {
@@ -200,8 +216,13 @@ def expand(config: GridConfig, paths: GridPaths) -> list[Cell]:
                     "finetune_runs": runs, "block_size": pp.block_size, "max_blocks": pp.max_blocks,
                     "mask_seed": pp.mask_seed, "batch_size": pp.batch_size,
                 }
-                name = f"perplexity__model-{model.name}__ft-{task}-{pp.head}"
+                # Only when not the default, so cells that ran before these settings existed stay complete.
+                params |= {} if pp.bottom_layers else {"replace_bottom": False}
                 depends = tuple(Path(p).name for p in runs.values())
+                if head_cell is not None:
+                    params["mlm_head_from"] = str(paths.cells_dir / head_cell / mlm_head.HEAD_FOLDER)
+                    depends += (head_cell,)
+                name = f"perplexity__model-{model.name}__ft-{task}-{pp.head}"
                 cells.append(_cell(name, "perplexity", "perplexity.ipynb", params, common, paths, depends))
     return cells
 

@@ -35,6 +35,7 @@ __all__ = [
     "AttentionSection",
     "FinetuneSection",
     "GridConfig",
+    "HeadFitSection",
     "ModelEntry",
     "PerplexitySection",
     "ProbingSection",
@@ -220,8 +221,32 @@ class AttentionSection(_Strict):
 
 
 
+# A share strictly between 0 and 1 (lax like LearningRate: YAML may give 0.1 as a float or an int-looking string).
+Fraction = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, lt=1, strict=False)]
+
+
+class HeadFitSection(_Strict):
+    """How ``perplexity.mlm_head: fitted`` fits a masked-LM head on each frozen pre-trained encoder, once per
+    model (:class:`probeft.diagnostics.mlm_head.HeadFitSettings`; the block size is the perplexity's)."""
+
+    max_blocks: int | None = Field(default=1000, ge=2)  # fitting blocks of WikiText-2 valid (None: all)
+    heldout_fraction: Fraction = 0.1  # the last blocks, held out to choose the epoch
+    epochs: int = Field(default=10, ge=1)
+    patience: int = Field(default=2, ge=1)  # epochs without a lower held-out perplexity before stopping
+    learning_rate: LearningRate = 1e-3
+    batch_size: int = Field(default=256, ge=1)  # masked positions per Adam step
+    seed: int = 0  # head initialisation and minibatch order
+    mask_seed: int = 1  # masks of the fitting text (its own, not the evaluation's)
+
+
 class PerplexitySection(_Strict):
-    """Perplexity cells: per model x fine-tuning task, over fine-tuning seeds and epochs."""
+    """Perplexity cells: per model x fine-tuning task, over fine-tuning seeds and epochs.
+
+    ``mlm_head``: ``pretrained`` puts each model's own pre-trained masked-LM head on the fine-tuned encoders
+    (the paper's); ``fitted`` first fits a head on the frozen pre-trained encoder (one cell per model,
+    ``head_fit`` settings, WikiText-2 valid) and uses it instead: an analogue for encoders published without
+    a head. ``bottom_layers`` also restores the bottom k layers (the F7 contrast), besides the top k.
+    """
 
     models: list[str] | None = None
     finetune_tasks: Annotated[list[FinetuneTask], Unique, NonEmpty] = Field(default_factory=lambda: ["cola", "sst2"])
@@ -231,6 +256,20 @@ class PerplexitySection(_Strict):
     max_blocks: int | None = Field(default=None, ge=1)
     mask_seed: int = 0
     batch_size: int = Field(default=16, ge=1)
+    mlm_head: Literal["pretrained", "fitted"] = "pretrained"
+    head_fit: HeadFitSection | None = None  # only with mlm_head: fitted (None there: the defaults)
+    bottom_layers: bool = True
+
+    @model_validator(mode="after")
+    def _head_fit_needs_a_fitted_head(self) -> PerplexitySection:
+        if self.head_fit is not None and self.mlm_head != "fitted":
+            raise ValueError(f"head_fit sets how a masked-LM head is fitted, but mlm_head is {self.mlm_head!r}; "
+                             "set mlm_head: fitted or drop head_fit")
+        return self
+
+    def fit_settings(self) -> HeadFitSection:
+        """The head-fitting settings: ``head_fit``, else the defaults."""
+        return self.head_fit or HeadFitSection()
 
 
 

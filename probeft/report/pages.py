@@ -521,7 +521,8 @@ def findings_table(summary: pd.DataFrame) -> pd.DataFrame:
                         index=shown.index)
 
 
-_STAGE_TITLES = {"finetune": "Fine-tuning", "probing": "Probing", "attention": "Attention", "perplexity": "Perplexity"}
+_STAGE_TITLES = {"finetune": "Fine-tuning", "probing": "Probing", "attention": "Attention", "perplexity": "Perplexity",
+                 "mlm_head": "Masked-LM head fitted"}
 
 
 def notebook_title(cell_name: str) -> str:
