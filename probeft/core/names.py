@@ -12,7 +12,10 @@ from __future__ import annotations
 __all__ = [
     "CLASSIFICATION_TASKS",
     "FINETUNE_TASKS",
+    "FITTED_HEAD_NOTE",
     "HEADS",
+    "MLM_HEAD_FITTED",
+    "MLM_HEAD_PRETRAINED",
     "NO_FINETUNE",
     "POOLINGS",
     "PROBING_LABELS",
@@ -35,6 +38,11 @@ CLASSIFICATION_TASKS: tuple[str, ...] = ("cola", "sst2", "rte")
 NO_FINETUNE = "none"  # the pre-trained encoder, in the results' finetune_task column
 PRETRAINED_LABEL = "pretrained"  # the pre-trained encoder's label in attention statistics
 HEADS: tuple[str, ...] = ("cls", "mean")  # sentence-level fine-tuning heads (paper Sec. 3.4 and 5.1)
+# Which masked-LM head a perplexity row was computed with (its ``mlm_head`` column): the pre-trained model's own
+# (the paper's), or one fitted on the frozen pre-trained encoder for an encoder published without a head.
+MLM_HEAD_PRETRAINED, MLM_HEAD_FITTED = "pretrained", "fitted"
+FITTED_HEAD_NOTE = ("analogue: head fitted on the frozen pre-trained encoder (WikiText-2 valid), "
+                    "not the paper's pre-trained head")
 SQUAD_HEAD = "span"  # SQuAD always uses the token-level span head
 POOLINGS: tuple[str, ...] = ("cls", "mean")  # probing feature poolings (paper Sec. 3.2)
 PROBING_TASKS: tuple[str, ...] = ("bigram_shift", "coordination_inversion", "odd_man_out")

@@ -46,6 +46,7 @@ from probeft import models
 from probeft.core.data_reads import sha256_of_file
 from probeft.core.devices import resolve_device
 from probeft.core.files import atomic_directory, atomic_write_text
+from probeft.core.names import FITTED_HEAD_NOTE
 from probeft.core.quiet import quiet_transformers
 from probeft.diagnostics import perplexity
 
@@ -68,8 +69,7 @@ __all__ = [
 RECORD_FILE = "mlm_head.json"  # in a saved head's folder, written last: what was fitted, how, and file digests
 RECORD_FORMAT = 1
 HEAD_FOLDER = "head"  # where a head-fitting notebook saves the head inside its output folder
-ANALOGUE_NOTE = ("analogue: head fitted on the frozen pre-trained encoder (WikiText-2 valid), "
-                 "not the paper's pre-trained head")
+ANALOGUE_NOTE = FITTED_HEAD_NOTE  # how every result computed with a fitted head is labelled
 MIN_FIT_BLOCKS = 1  # blocks to fit on, and the same again held out: fewer and there is nothing to fit or judge
 UNK_MARKER = "<unk>"  # the tokenised WikiText release's rare-word marker
 

@@ -52,6 +52,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from probeft import models
 from probeft.core.devices import resolve_device
+from probeft.core.names import MLM_HEAD_FITTED, MLM_HEAD_PRETRAINED
 from probeft.finetune import checkpoints as checkpoint_store
 from probeft.models import layer_swap
 
@@ -70,7 +71,7 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100  # label of positions that are not predicted (the transformers convention)
-PRETRAINED_HEAD, FITTED_HEAD = "pretrained", "fitted"  # values of the rows' ``mlm_head`` column
+PRETRAINED_HEAD, FITTED_HEAD = MLM_HEAD_PRETRAINED, MLM_HEAD_FITTED  # values of the rows' ``mlm_head`` column
 MASK_PROB = 0.15
 MASK_TOKEN_PROB = 0.8  # of the selected positions; then half the rest random, half unchanged
 RANDOM_TOKEN_PROB = 0.1

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from probeft.core.names import NO_FINETUNE
+from probeft.core.names import MLM_HEAD_PRETRAINED, NO_FINETUNE
 
 __all__ = [
     "best_layers",
@@ -41,6 +41,7 @@ __all__ = [
     "has_selectivity",
     "noise_floor_by_task",
     "has_probe_comparison",
+    "perplexity_rows",
     "has_stage",
     "layer_groups",
     "probe_comparison",
@@ -77,6 +78,26 @@ def layer_groups(num_layers: int) -> dict[str, tuple[int, int]]:
 def has_stage(table: pd.DataFrame, stage: str) -> bool:
     """Whether ``table`` holds rows of ``stage``."""
     return bool((table["stage"] == stage).any())
+
+
+def perplexity_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The masked-LM perplexity rows, with the columns that older tables lack filled in.
+
+    Returns:
+        Rows ``stage == "perplexity"``, ``metric == "perplexity"`` (a copy) with ``k_replaced`` (-1: a plain
+        evaluation), ``replaced_layers`` (``top`` / ``bottom`` for a replacement row, ``none`` for a plain one;
+        tables from before bottom replacement had only the top, so a replacement row without it is ``top``)
+        and ``mlm_head`` (``pretrained`` / ``fitted``; tables from before fitted heads used the pre-trained
+        head, so a row without it is ``pretrained``).
+    """
+    rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")].copy()
+    k = rows["k_replaced"] if "k_replaced" in rows else pd.Series(-1, index=rows.index)
+    rows["k_replaced"] = k.fillna(-1).astype("int64")
+    side = pd.Series(np.where(rows["k_replaced"] >= 0, "top", "none"), index=rows.index)
+    rows["replaced_layers"] = rows["replaced_layers"].fillna(side) if "replaced_layers" in rows else side
+    head = rows["mlm_head"].fillna(MLM_HEAD_PRETRAINED) if "mlm_head" in rows else MLM_HEAD_PRETRAINED
+    rows["mlm_head"] = head
+    return rows
 
 
 def probe_rows(table: pd.DataFrame, probe: str = LINEAR) -> pd.DataFrame:
