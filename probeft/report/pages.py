@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import pandas as pd
 
-from probeft.core.names import NO_FINETUNE
+from probeft.core.names import FITTED_HEAD_NOTE, MLM_HEAD_PRETRAINED, NO_FINETUNE
 from probeft.results import analysis
 
 __all__ = [
@@ -206,24 +206,41 @@ def attention_summary(table: pd.DataFrame, *, position: str = "first") -> str:
     return "\n".join(lines)
 
 
+def _perplexity_groups(table: pd.DataFrame) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+    """(model, fine-tuning task, MLM head, rows) of the fine-tuned perplexity rows (:func:`analysis.perplexity_rows`)."""
+    rows = analysis.perplexity_rows(table)
+    if rows.empty:
+        raise ValueError("no perplexity rows in the results table")
+    tuned = rows[rows["finetune_task"] != NO_FINETUNE]
+    for (model, task, head), part in tuned.groupby(["model", "finetune_task", "mlm_head"]):
+        yield str(model), str(task), str(head), part
+
+
+def _replacement_means(part: pd.DataFrame, side: str) -> pd.Series:
+    """Mean perplexity over seeds per k with the ``side`` layers replaced."""
+    replaced = part[(part["k_replaced"] >= 0) & (part["replaced_layers"] == side)]
+    return replaced.groupby("k_replaced")["value"].mean()
+
+
 def perplexity_summary(table: pd.DataFrame) -> str:
-    """Perplexity before and after fine-tuning, and with the top layers replaced, per model and task.
+    """Perplexity before and after fine-tuning, and with the top (or bottom) layers replaced, per model and task.
+
+    A fitted masked-LM head is named on its line with :data:`~probeft.core.names.FITTED_HEAD_NOTE`.
 
     Raises:
         ValueError: no perplexity rows.
     """
-    rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")]
-    if rows.empty:
-        raise ValueError("no perplexity rows in the results table")
     lines = []
-    for (model, task), part in rows[rows["finetune_task"] != NO_FINETUNE].groupby(["model", "finetune_task"]):
+    for model, task, head, part in _perplexity_groups(table):
         epochs = part[part["k_replaced"] == -1].groupby("epoch")["value"].mean()
-        text = f"{model} / {task}: pre-trained {epochs.get(0, float('nan')):.2f}"
+        label = model if head == MLM_HEAD_PRETRAINED else f"{model} ({head} MLM head: {FITTED_HEAD_NOTE})"
+        text = f"{label} / {task}: pre-trained {epochs.get(0, float('nan')):.2f}"
         if len(epochs) > 1:
             text += f", after epoch {epochs.index.max()} {epochs.iloc[-1]:.2f}"
-        replaced = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].mean()
-        if not replaced.empty:
-            text += "; top layers replaced: " + ", ".join(f"k={int(k)}: {v:.2f}" for k, v in replaced.items())
+        for side in ("top", "bottom"):
+            replaced = _replacement_means(part, side)
+            if not replaced.empty:
+                text += f"; {side} layers replaced: " + ", ".join(f"k={int(k)}: {v:.2f}" for k, v in replaced.items())
         lines.append(text)
     return "\n".join(lines)
 
@@ -382,25 +399,29 @@ def perplexity_table(table: pd.DataFrame) -> pd.DataFrame:
     """The numbers of :func:`perplexity_summary` as a table, two decimals.
 
     Returns:
-        Rows ``(model, finetune_task)``; columns ``pre-trained``, ``after epoch E`` and ``k=K replaced``.
+        Rows ``(model, finetune_task)``; columns ``pre-trained``, ``after epoch E``, ``top K replaced`` and, where
+        the run restored the bottom layers too, ``bottom K replaced``. When any row used a fitted masked-LM head,
+        a first column ``MLM head`` says which head each row used (``fitted (analogue)`` or ``pre-trained``).
 
     Raises:
         ValueError: no perplexity rows.
     """
-    rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")]
-    if rows.empty:
-        raise ValueError("no perplexity rows in the results table")
     records = []
-    for (model, task), part in rows[rows["finetune_task"] != NO_FINETUNE].groupby(["model", "finetune_task"]):
+    for model, task, head, part in _perplexity_groups(table):
         epochs = part[part["k_replaced"] == -1].groupby("epoch")["value"].mean()
-        record = {"model": model, "finetune_task": task, "pre-trained": _number(epochs.get(0, float("nan")), 2)}
+        record = {"model": model, "finetune_task": task,
+                  "MLM head": "pre-trained" if head == MLM_HEAD_PRETRAINED else f"{head} (analogue)",
+                  "pre-trained": _number(epochs.get(0, float("nan")), 2)}
         if len(epochs) > 1:
             record[f"after epoch {int(epochs.index.max())}"] = _number(epochs.iloc[-1], 2)
-        replaced = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].mean()
-        for k, value in replaced.items():
-            record[f"top {int(k)} replaced"] = _number(value, 2)
+        for side in ("top", "bottom"):
+            for k, value in _replacement_means(part, side).items():
+                record[f"{side} {int(k)} replaced"] = _number(value, 2)
         records.append(record)
-    return pd.DataFrame(records).set_index(["model", "finetune_task"]).fillna("-")
+    shown = pd.DataFrame(records)
+    if (shown["MLM head"] == "pre-trained").all():
+        shown = shown.drop(columns="MLM head")  # the paper's setting: nothing to tell apart
+    return shown.set_index(["model", "finetune_task"]).fillna("-")
 
 
 def _optional_points(row: pd.Series, column: str) -> str:

@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from probeft.core.names import MLM_HEAD_PRETRAINED
 from probeft.results import analysis
 
 POOLING_STYLE = {"mean": "-", "cls": "--"}
@@ -318,26 +319,43 @@ def figure3(table: pd.DataFrame) -> Figure:
 
     Per model two rows, as in the paper: (a, b) perplexity after each epoch (0 = pre-trained), one
     panel per fine-tuning task; (c, d) perplexity when the top k layers are replaced by the
-    pre-trained ones. Panels are lettered in reading order.
+    pre-trained ones, and, where the run has them, when the bottom k layers are (the F7 contrast, a dashed
+    line; the legend below says which). A model whose rows used a masked-LM head fitted on its frozen
+    pre-trained encoder (``mlm_head`` = ``fitted``) is titled "<model>, fitted MLM head". Panels are lettered
+    in reading order.
     """
-    rows = _rows(table, "Figure 3", stage="perplexity", metric="perplexity")
+    _rows(table, "Figure 3", stage="perplexity", metric="perplexity")
+    rows = analysis.perplexity_rows(table)
+    fitted = rows["mlm_head"] != MLM_HEAD_PRETRAINED
+    rows = rows.assign(model=rows["model"].where(~fitted, rows["model"] + ", " + rows["mlm_head"] + " MLM head"))
     models, tasks = sorted(rows["model"].unique()), sorted(t for t in rows["finetune_task"].unique() if t != "none")
     if not tasks:
         raise ValueError("Figure 3 needs perplexity rows of fine-tuned models")
+    both_sides = (rows["replaced_layers"] == "bottom").any()
     fig, axes = _grid(2 * len(models), len(tasks), height=2.4)
     for r, model in enumerate(models):
         for t, task in enumerate(tasks):
             part = rows[(rows["model"] == model) & (rows["finetune_task"] == task)]
             by_epoch = part[part["k_replaced"] == -1].groupby("epoch")["value"].agg(["mean", "std"]).fillna(0.0)
-            by_k = part[part["k_replaced"] >= 0].groupby("k_replaced")["value"].agg(["mean", "std"]).fillna(0.0)
-            for ax, curve, xlabel in ((axes[2 * r][t], by_epoch, "fine-tuning epoch (0 = pre-trained)"),
-                                      (axes[2 * r + 1][t], by_k, "top k layers replaced by pre-trained")):
-                ax.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", ms=3, capsize=3)
+            replaced = part[part["k_replaced"] >= 0]
+            curves = {side: replaced[replaced["replaced_layers"] == side].groupby("k_replaced")["value"].agg(
+                ["mean", "std"]).fillna(0.0) for side in ("top", "bottom")}
+            epoch_ax, swap_ax = axes[2 * r][t], axes[2 * r + 1][t]
+            epoch_ax.errorbar(by_epoch.index, by_epoch["mean"], yerr=by_epoch["std"], marker="o", ms=3, capsize=3)
+            epoch_ax.set_xlabel("fine-tuning epoch (0 = pre-trained)")
+            for side, style in (("top", "-"), ("bottom", "--")):
+                curve = curves[side]
+                if not curve.empty:
+                    swap_ax.errorbar(curve.index, curve["mean"], yerr=curve["std"], marker="o", ms=3, capsize=3,
+                                     linestyle=style, label=f"{side} k layers restored")
+            swap_ax.set_xlabel("k layers replaced by pre-trained" if both_sides else "top k layers replaced by pre-trained")
+            for ax in (epoch_ax, swap_ax):
                 ax.set_title(_panel_title(model, task))
-                ax.set_xlabel(xlabel)
                 ax.set_ylabel("MLM perplexity" if t == 0 else "")
                 ax.grid(alpha=0.3)
     _panel_letters(list(axes.flat))
+    if both_sides:
+        _legend_below(fig, axes)
     return fig
 
 

@@ -20,7 +20,10 @@ Intervals (95%):
       were independent, which widens the interval (the probes' errors are positively correlated): conservative.
       Both enter as normal draws matched to the stored interval ends (:func:`_normal_draws`).
     * Perplexity (F6, F7) and attention (F8): t intervals over fine-tuning seeds (Welch's for a difference of
-      two sets of seeds); with one seed there is no interval.
+      two sets of seeds; F7's last-k vs first-k contrast is paired by seed); with one seed there is no interval.
+      Perplexity computed with a masked-LM head *fitted* on the frozen pre-trained encoder (``mlm_head`` =
+      ``fitted``, for encoders published without a head) is checked separately from the pre-trained head's;
+      its checks name it in the scope and say in the reason that they are an analogue, not the paper's head.
     Without an interval the verdict follows the point estimate and ``reason`` says so.
 
 Verdicts (:func:`judge`): *supported*, *contradicted* (the interval excludes the claimed effect size or
@@ -43,7 +46,7 @@ from scipy import stats
 
 from probeft import results
 from probeft.core import files
-from probeft.core.names import NO_FINETUNE, PRETRAINED_LABEL
+from probeft.core.names import FITTED_HEAD_NOTE, MLM_HEAD_PRETRAINED, NO_FINETUNE, PRETRAINED_LABEL
 from probeft.results import analysis, attention_sentences, predictions
 from probeft.verdicts import delta_intervals, margins, power, uncertainty
 
@@ -66,7 +69,7 @@ CLAIMS: dict[str, str] = {
     "F5": "SST-2 fine-tuning lowers bigram-shift and odd-man-out accuracy.",
     "F6": "MLM perplexity rises with fine-tuning, more for SST-2 than for CoLA.",
     "F7": "Replacing only the last few fine-tuned layers (k <= L/4) by pre-trained ones recovers most of the "
-          "perplexity rise.",
+          "perplexity rise (and, where the run restores the first k layers too, more than those do).",
     "F8": "CLS-head fine-tuning raises the first token's attention entropy in the last three layers, more than "
           "mean-head fine-tuning.",
     "F9": "Where fine-tuning gives CLS pooling a gain, CLS pooling still does not exceed the pre-trained "
@@ -664,17 +667,23 @@ def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return estimate, estimate - half, estimate + half
 
 
-def _perplexity_rises(table: pd.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
-    """(model, ft task, head) -> per-seed perplexity rise, final epoch minus pre-trained."""
-    rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")]
-    plain = rows[rows["k_replaced"] == -1] if "k_replaced" in rows else rows
-    pre = plain[plain["finetune_task"] == NO_FINETUNE].groupby("model")["value"].mean()
+def _head_scope(mlm_head: str) -> tuple[str, str]:
+    """The scope suffix and note of checks computed with a fitted masked-LM head (nothing for the pre-trained one)."""
+    if mlm_head == MLM_HEAD_PRETRAINED:
+        return "", ""
+    return f", {mlm_head} MLM head", FITTED_HEAD_NOTE
+
+
+def _perplexity_rises(table: pd.DataFrame) -> dict[tuple[str, str, str, str], np.ndarray]:
+    """(model, ft task, head, MLM head) -> per-seed perplexity rise, final epoch minus pre-trained."""
+    plain = (rows := analysis.perplexity_rows(table))[rows["k_replaced"] == -1]
+    pre = plain[plain["finetune_task"] == NO_FINETUNE].groupby(["model", "mlm_head"])["value"].mean()
     tuned = plain[(plain["finetune_task"] != NO_FINETUNE) & (plain["epoch"] > 0)]
     rises = {}
-    for (model, ft, head), runs in tuned.groupby(["model", "finetune_task", "finetune_head"]):
-        if model in pre:
+    for (model, ft, head, mlm_head), runs in tuned.groupby(["model", "finetune_task", "finetune_head", "mlm_head"]):
+        if (model, mlm_head) in pre:
             final = runs.loc[runs.groupby("seed")["epoch"].idxmax()].sort_values("seed")
-            rises[(model, ft, head)] = final["value"].to_numpy() - pre[model]
+            rises[(model, ft, head, mlm_head)] = final["value"].to_numpy() - pre[(model, mlm_head)]
     return rises
 
 
@@ -682,44 +691,82 @@ def _f6(table: pd.DataFrame) -> list[dict[str, Any]]:
     checks = []
     rises = _perplexity_rises(table)
     one_seed = {"why_no_interval": "one seed", "interval": SEEDS_T, "unit": "perplexity"}
-    for (model, ft, head), rise in sorted(rises.items()):
+    for (model, ft, head, mlm_head), rise in sorted(rises.items()):
         mean, low, high = _t_interval(rise)
-        checks.append(_check("F6", model, f"ft={ft}-{head}", "perplexity after the last epoch - pre-trained", ">",
-                             estimate=mean, low=low, high=high, **one_seed))
-    for (model, ft, head), sst in sorted(rises.items()):
-        cola = rises.get((model, "cola", head))
+        suffix, note = _head_scope(mlm_head)
+        checks.append(_check("F6", model, f"ft={ft}-{head}{suffix}", "perplexity after the last epoch - pre-trained",
+                             ">", estimate=mean, low=low, high=high, note=note, **one_seed))
+    for (model, ft, head, mlm_head), sst in sorted(rises.items()):
+        cola = rises.get((model, "cola", head, mlm_head))
         if ft != "sst2" or cola is None:
             continue
         estimate, low, high = _welch(sst, cola)
-        checks.append(_check("F6", model, f"head={head}", "perplexity rise: SST-2 - CoLA", ">", estimate=estimate,
-                             low=low, high=high, **{**one_seed, "interval": "95% Welch t interval over seeds"}))
+        suffix, note = _head_scope(mlm_head)
+        checks.append(_check("F6", model, f"head={head}{suffix}", "perplexity rise: SST-2 - CoLA", ">",
+                             estimate=estimate, low=low, high=high, note=note,
+                             **{**one_seed, "interval": "95% Welch t interval over seeds"}))
     return checks
 
 
 def _f7(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """The last k <= L/4 layers restored recover more than ``F7_RECOVERY`` of the perplexity rise."""
-    rows = table[(table["stage"] == "perplexity") & (table["metric"] == "perplexity")]
-    if "k_replaced" not in rows:
+    """The last k <= L/4 layers restored recover more than ``F7_RECOVERY`` of the perplexity rise, and (where the
+    run restored the first k layers too) more of it than the first k layers do."""
+    rows = analysis.perplexity_rows(table)
+    if "k_replaced" not in table:
         return []
-    pre = rows[(rows["k_replaced"] == -1) & (rows["finetune_task"] == NO_FINETUNE)].groupby("model")["value"].mean()
+    pre = rows[(rows["k_replaced"] == -1) & (rows["finetune_task"] == NO_FINETUNE)].groupby(
+        ["model", "mlm_head"])["value"].mean()
     swapped = rows[(rows["k_replaced"] >= 0) & (rows["finetune_task"] != NO_FINETUNE)]
     checks = []
-    for (model, ft, head), runs in swapped.groupby(["model", "finetune_task", "finetune_head"]):
-        depth = int(runs["k_replaced"].max())
-        k = max(1, int(np.floor(depth * margins.F7_DEPTH_FRACTION)))
-        by_seed = runs.pivot_table(index="seed", columns="k_replaced", values="value")
-        if depth == 0 or model not in pre or k not in by_seed or 0 not in by_seed:
+    for (model, ft, head, mlm_head), runs in swapped.groupby(["model", "finetune_task", "finetune_head", "mlm_head"]):
+        top, bottom = (runs[runs["replaced_layers"] == side] for side in ("top", "bottom"))
+        if top.empty:
             continue
+        depth = int(top["k_replaced"].max())
+        k = max(1, int(np.floor(depth * margins.F7_DEPTH_FRACTION)))
+        by_seed = top.pivot_table(index="seed", columns="k_replaced", values="value")
+        if depth == 0 or (model, mlm_head) not in pre or k not in by_seed or 0 not in by_seed:
+            continue
+        suffix, head_note = _head_scope(mlm_head)
+        scope = f"ft={ft}-{head}, k={k} of L={depth}{suffix}"
         recovered = (by_seed[0] - by_seed[k]).to_numpy()
-        rise = (by_seed[0] - pre[model]).to_numpy()
+        rise = (by_seed[0] - pre[(model, mlm_head)]).to_numpy()
         excess = recovered - margins.F7_RECOVERY * rise
         mean, low, high = _t_interval(excess[np.isfinite(excess)])
         share = float(np.nanmean(recovered) / np.nanmean(rise)) if abs(np.nanmean(rise)) > TIE else np.nan
-        checks.append(_check("F7", model, f"ft={ft}-{head}, k={k} of L={depth}",
+        note = "; ".join(part for part in (f"recovered share {share:.2f}", head_note) if part)
+        checks.append(_check("F7", model, scope,
                              f"perplexity recovered by the last {k} layers - {margins.F7_RECOVERY:g} x the rise", ">",
                              estimate=mean, low=low, high=high, unit="perplexity", interval=SEEDS_T,
-                             why_no_interval="one seed", note=f"recovered share {share:.2f}"))
+                             why_no_interval="one seed", note=note))
+        contrast = _first_k_contrast(by_seed, bottom, k)
+        if contrast is not None:
+            difference, last, first = contrast
+            mean, low, high = _t_interval(difference)
+            note = "; ".join(part for part in (f"recovered: last {k} layers {last:.2f}, first {k} layers {first:.2f}",
+                                               head_note) if part)
+            checks.append(_check("F7", model, scope,
+                                 f"perplexity recovered by the last {k} layers - by the first {k} layers", ">",
+                                 effect=margins.F7_FIRST_K_CONTRAST, estimate=mean, low=low, high=high,
+                                 unit="perplexity", interval=SEEDS_T, why_no_interval="one seed", note=note))
     return checks
+
+
+def _first_k_contrast(top_by_seed: pd.DataFrame, bottom: pd.DataFrame, k: int
+                      ) -> tuple[np.ndarray, float, float] | None:
+    """Per seed, the perplexity the last ``k`` layers recover minus what the first ``k`` recover; with the means
+    of both. None when the run did not restore the first ``k`` layers of the same seeds (k and 0)."""
+    if bottom.empty:
+        return None
+    by_seed = bottom.pivot_table(index="seed", columns="k_replaced", values="value")
+    seeds = top_by_seed.index.intersection(by_seed.index)
+    if k not in by_seed or 0 not in by_seed or seeds.empty:
+        return None
+    last = (top_by_seed.loc[seeds, 0] - top_by_seed.loc[seeds, k]).to_numpy()
+    first = (by_seed.loc[seeds, 0] - by_seed.loc[seeds, k]).to_numpy()
+    difference = last - first
+    keep = np.isfinite(difference)
+    return difference[keep], float(np.mean(last[keep])), float(np.mean(first[keep]))
 
 
 def _entropies(rows: pd.DataFrame, layers: tuple[int, int]) -> pd.Series:

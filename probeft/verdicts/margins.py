@@ -32,7 +32,7 @@ import sys
 import pandas as pd
 
 __all__ = ["margins_table", "ALPHA", "CKA_EFFECT", "CONFIDENCE", "DIRECTION_ONLY", "EFFECT", "F3_TREND", "F4_RATIO",
-           "F7_DEPTH_FRACTION", "F7_RECOVERY", "F8_LAST_LAYERS", "F9_MARGIN", "POWER"]
+           "F7_DEPTH_FRACTION", "F7_FIRST_K_CONTRAST", "F7_RECOVERY", "F8_LAST_LAYERS", "F9_MARGIN", "POWER"]
 
 CONFIDENCE = 0.95
 """Every interval is a 95% interval (two-sided), as the grid's ``delta_intervals.csv``."""
@@ -84,6 +84,16 @@ F7_DEPTH_FRACTION = 0.25
 F7_RECOVERY = 0.5
 """F7: replacing the last k <= L/4 layers by pre-trained ones recovers "most" of the perplexity rise:
 more than half of it."""
+
+F7_FIRST_K_CONTRAST = DIRECTION_ONLY
+"""F7 contrast (issue 26): restoring the last k <= L/4 layers recovers more of the perplexity rise than restoring
+the first k: direction only.
+
+The paper reports top-k replacement alone, so it commits to no size for the contrast; what makes "the last
+layers carry the rise" more than "any k layers would do" is only the sign of (recovered by the last k) - (recovered
+by the first k), paired by fine-tuning seed. Direction only, as F6: a run contradicts it only when the first k
+layers recover significantly more.
+"""
 
 F8_LAST_LAYERS = 3
 """F8: the paper's attention-entropy finding concerns the last three layers (audit; paraphrase)."""
