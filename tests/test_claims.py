@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from probeft import results
-from probeft.core.names import NO_FINETUNE
+from probeft.core.names import FITTED_HEAD_NOTE, NO_FINETUNE
 from probeft.grid import cli
 from probeft.results import attention_sentences, predictions
 from probeft.verdicts import claims, delta_intervals, margins, power, uncertainty
@@ -340,6 +340,64 @@ def test_f7_small_k_recovers_most_of_the_rise(recovered, rises, verdict):
     f7 = by_claim(claims.evaluate_claims(_perplexity_rows({"sst2": rises}, recovered)), "F7").iloc[0]
     assert f7["scope"] == "ft=sst2-cls, k=1 of L=4" and f7["verdict"] == verdict
     assert f7["estimate"] == pytest.approx((recovered - 0.5) * np.mean(rises))
+
+
+def _with_bottom_rows(table: pd.DataFrame, rises: list[float], recovered_by_first: float, depth: int = 4) -> pd.DataFrame:
+    """``table`` plus bottom-replacement rows: restoring the first layer recovers ``recovered_by_first`` of the rise."""
+    rows = []
+    for seed, rise in enumerate(rises):
+        for k in range(depth + 1):
+            left = 1.0 if k == 0 else (1 - recovered_by_first) * (1 - (k - 1) / (depth - 1))
+            rows.append({"stage": "perplexity", "model": "m", "finetune_task": "sst2", "finetune_head": "cls",
+                         "seed": seed, "epoch": 2, "metric": "perplexity", "split": "test",
+                         "value": 10.0 + rise * left, "k_replaced": k, "replaced_layers": "bottom"})
+    return results.results_frame([*table.to_dict("records"), *rows])
+
+
+@pytest.mark.parametrize(("last", "first", "rises", "verdict"), [
+    (0.9, 0.1, [5.0, 6.0, 7.0], SUPPORTED),  # the last layer carries the rise, the first little of it
+    (0.1, 0.9, [5.0, 6.0, 7.0], CONTRADICTED),  # restoring the first layer recovers more
+    (0.5, 0.5, [5.0, 6.0, 7.0], INCONCLUSIVE),  # no difference: the interval [0, 0] includes 0
+])
+def test_f7_last_k_against_first_k(last, first, rises, verdict):
+    table = _with_bottom_rows(_perplexity_rows({"sst2": rises}, last), rises, first)
+    f7 = by_claim(claims.evaluate_claims(table), "F7")
+    assert len(f7) == 2
+    share, contrast = f7.iloc[0], f7.iloc[1]
+    assert share["quantity"] == "perplexity recovered by the last 1 layers - 0.5 x the rise"
+    assert share["estimate"] == pytest.approx((last - 0.5) * np.mean(rises))  # the first check is unchanged
+    assert contrast["scope"] == "ft=sst2-cls, k=1 of L=4"
+    assert contrast["quantity"] == "perplexity recovered by the last 1 layers - by the first 1 layers"
+    assert contrast["estimate"] == pytest.approx((last - first) * np.mean(rises))
+    half = 4.302652729911275 * abs(last - first) / np.sqrt(3)  # t(0.975, 2) * sd of (last - first) x rises 5, 6, 7
+    assert (contrast["ci_low"], contrast["ci_high"]) == pytest.approx(
+        ((last - first) * 6 - half, (last - first) * 6 + half), abs=1e-9)
+    assert contrast["verdict"] == verdict and contrast["effect"] == margins.F7_FIRST_K_CONTRAST == 0.0
+    assert f"first 1 layers {first * np.mean(rises):.2f}" in contrast["reason"]
+
+
+def test_f7_contrast_with_one_seed_and_without_bottom_rows():
+    one = by_claim(claims.evaluate_claims(_with_bottom_rows(_perplexity_rows({"sst2": [4.0]}, 0.9), [4.0], 0.2)), "F7")
+    assert one["interval"].tolist() == ["none", "none"] and one["verdict"].tolist() == [SUPPORTED, SUPPORTED]
+    # A table written before bottom replacement (no replaced_layers column): the F7 check alone, as before.
+    old = _perplexity_rows({"sst2": [5.0, 6.0, 7.0]}, 0.9)
+    assert "replaced_layers" not in old
+    assert by_claim(claims.evaluate_claims(old), "F7")["quantity"].tolist() == [
+        "perplexity recovered by the last 1 layers - 0.5 x the rise"]
+
+
+def test_fitted_head_perplexity_is_checked_apart_and_labelled_an_analogue():
+    pretrained = _perplexity_rows({"cola": [1.0, 2.0, 3.0]}, 0.9)
+    fitted = _perplexity_rows({"cola": [-3.0, -2.0, -1.0]}, 0.9).assign(mlm_head="fitted")
+    checks = claims.evaluate_claims(results.results_frame([*pretrained.to_dict("records"), *fitted.to_dict("records")]))
+    f6 = by_claim(checks, "F6").set_index("scope")
+    assert list(f6.index) == ["ft=cola-cls", "ft=cola-cls, fitted MLM head"]
+    assert f6.loc["ft=cola-cls", "estimate"] == pytest.approx(2.0)  # the pre-trained head's, unchanged
+    assert f6.loc["ft=cola-cls, fitted MLM head", "estimate"] == pytest.approx(-2.0)
+    assert FITTED_HEAD_NOTE in f6.loc["ft=cola-cls, fitted MLM head", "reason"]
+    assert FITTED_HEAD_NOTE not in f6.loc["ft=cola-cls", "reason"]
+    f7 = by_claim(checks, "F7")
+    assert f7["scope"].tolist() == ["ft=cola-cls, k=1 of L=4", "ft=cola-cls, k=1 of L=4, fitted MLM head"]
 
 
 def test_one_seed_perplexity_has_no_interval():

@@ -83,6 +83,47 @@ def test_expand_orders_dependencies_and_names_cells(tmp_path):
     assert sorted(perplexity.parameters["finetune_runs"]) == [0, 1]
 
 
+@pytest.mark.parametrize(("perplexity", "message"), [
+    ({"mlm_head": "random"}, r"perplexity\.mlm_head: Input should be 'pretrained' or 'fitted'"),
+    ({"mlm_head": True}, r"perplexity\.mlm_head: Input should be 'pretrained' or 'fitted'"),
+    ({"head_fit": {"epochs": 3}}, r"head_fit sets how a masked-LM head is fitted, but mlm_head is 'pretrained'"),
+    ({"mlm_head": "fitted", "head_fit": {"epochs": 0}}, r"perplexity\.head_fit\.epochs: Input should be greater"),
+    ({"mlm_head": "fitted", "head_fit": {"heldout_fraction": 1.5}}, r"perplexity\.head_fit\.heldout_fraction: .*less than 1"),
+    ({"mlm_head": "fitted", "head_fit": {"max_blocks": 1}}, r"perplexity\.head_fit\.max_blocks: .*greater than or equal to 2"),
+    ({"mlm_head": "fitted", "head_fit": {"learning_rate": True}}, r"perplexity\.head_fit\.learning_rate"),
+    ({"mlm_head": "fitted", "head_fit": {"lr": 0.1}}, r"perplexity\.head_fit\.lr: Extra inputs are not permitted"),
+    ({"bottom_layers": "yes"}, r"perplexity\.bottom_layers: Input should be a valid boolean"),
+])
+def test_bad_mlm_head_options_name_the_key(tmp_path, perplexity, message):
+    with pytest.raises(ValueError, match=message):
+        grid.load_config(write_config(tmp_path, {**CONFIG, "perplexity": {**CONFIG["perplexity"], **perplexity}}))
+
+
+def test_a_fitted_head_is_one_cell_per_model_that_every_perplexity_cell_reads(tmp_path):
+    section = {"finetune_tasks": ["cola", "sst2"], "seeds": [0, 1], "mlm_head": "fitted",
+               "head_fit": {"max_blocks": 50, "epochs": 3}, "bottom_layers": False}
+    config = grid.load_config(write_config(tmp_path, {**CONFIG, "perplexity": section}))
+    cells = grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "out")))
+    heads = [c for c in cells if c.notebook.name == "mlm_head.ipynb"]
+    assert [c.name for c in heads] == ["mlm_head__model-tiny-bert", "mlm_head__model-rob"]
+    assert {c.stage for c in heads} == {"perplexity"}
+    params = heads[0].parameters
+    assert (params["model"], params["block_size"], params["max_blocks"], params["epochs"], params["learning_rate"],
+            params["seed"], params["mask_seed"]) == ("tiny-bert", 128, 50, 3, 1e-3, 0, 1)
+    names = [c.name for c in cells]
+    for cell in (c for c in cells if c.notebook.name == "perplexity.ipynb"):
+        model = cell.parameters["model_name"]
+        assert f"mlm_head__model-{model}" in cell.depends_on
+        assert names.index(f"mlm_head__model-{model}") < names.index(cell.name)
+        assert cell.parameters["mlm_head_from"] == str(tmp_path / "out" / "cells" / f"mlm_head__model-{model}" / "head")
+        assert cell.parameters["replace_bottom"] is False
+    # The default (the pre-trained head, bottom layers too) adds no parameter: cells that ran before stay complete.
+    plain = grid.load_config(write_config(tmp_path, CONFIG))
+    before = [c for c in grid.expand(plain, grid.resolve_paths(plain, output_dir=str(tmp_path / "out")))
+              if c.stage == "perplexity"]
+    assert len(before) == 1 and not {"mlm_head_from", "replace_bottom"} & set(before[0].parameters)
+
+
 def test_attention_over_several_seeds_compares_every_head_and_seed_in_one_cell(tmp_path):
     config = grid.load_config(write_config(tmp_path, {**CONFIG, "attention": {**CONFIG["attention"], "seeds": [0, 1]}}))
     cells = grid.expand(config, grid.resolve_paths(config, output_dir=str(tmp_path / "out")))

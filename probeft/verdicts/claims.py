@@ -674,6 +674,12 @@ def _head_scope(mlm_head: str) -> tuple[str, str]:
     return f", {mlm_head} MLM head", FITTED_HEAD_NOTE
 
 
+def _pretrained_head_first(item: tuple[tuple[str, str, str, str], Any]) -> tuple:
+    """Sort key of ``((model, ft task, head, MLM head), value)``: within a model and task the paper's head first."""
+    (model, ft, head, mlm_head), _ = item
+    return model, ft, head, mlm_head != MLM_HEAD_PRETRAINED, mlm_head
+
+
 def _perplexity_rises(table: pd.DataFrame) -> dict[tuple[str, str, str, str], np.ndarray]:
     """(model, ft task, head, MLM head) -> per-seed perplexity rise, final epoch minus pre-trained."""
     plain = (rows := analysis.perplexity_rows(table))[rows["k_replaced"] == -1]
@@ -691,12 +697,12 @@ def _f6(table: pd.DataFrame) -> list[dict[str, Any]]:
     checks = []
     rises = _perplexity_rises(table)
     one_seed = {"why_no_interval": "one seed", "interval": SEEDS_T, "unit": "perplexity"}
-    for (model, ft, head, mlm_head), rise in sorted(rises.items()):
+    for (model, ft, head, mlm_head), rise in sorted(rises.items(), key=_pretrained_head_first):
         mean, low, high = _t_interval(rise)
         suffix, note = _head_scope(mlm_head)
         checks.append(_check("F6", model, f"ft={ft}-{head}{suffix}", "perplexity after the last epoch - pre-trained",
                              ">", estimate=mean, low=low, high=high, note=note, **one_seed))
-    for (model, ft, head, mlm_head), sst in sorted(rises.items()):
+    for (model, ft, head, mlm_head), sst in sorted(rises.items(), key=_pretrained_head_first):
         cola = rises.get((model, "cola", head, mlm_head))
         if ft != "sst2" or cola is None:
             continue
@@ -718,7 +724,8 @@ def _f7(table: pd.DataFrame) -> list[dict[str, Any]]:
         ["model", "mlm_head"])["value"].mean()
     swapped = rows[(rows["k_replaced"] >= 0) & (rows["finetune_task"] != NO_FINETUNE)]
     checks = []
-    for (model, ft, head, mlm_head), runs in swapped.groupby(["model", "finetune_task", "finetune_head", "mlm_head"]):
+    groups = swapped.groupby(["model", "finetune_task", "finetune_head", "mlm_head"])
+    for (model, ft, head, mlm_head), runs in sorted(groups, key=_pretrained_head_first):
         top, bottom = (runs[runs["replaced_layers"] == side] for side in ("top", "bottom"))
         if top.empty:
             continue
