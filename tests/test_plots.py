@@ -101,6 +101,23 @@ def test_figure3_panels_carry_the_papers_letters_in_reading_order():
     assert [ax.get_xlabel().startswith("fine-tuning epoch") for ax in fig.get_axes()] == [True, True, False, False]
 
 
+def test_figure3_bottom_curve_and_fitted_head_are_shown():
+    rows = [{"stage": "perplexity", "model": "m", "finetune_task": "cola", "finetune_head": "cls", "seed": 0,
+             "epoch": epoch, "split": "test", "metric": "perplexity", "value": value, "k_replaced": k,
+             "replaced_layers": side, "mlm_head": "fitted"}
+            for epoch, k, side, value in ((0, -1, "none", 10.0), (1, -1, "none", 14.0), (1, 0, "top", 14.0),
+                                          (1, 1, "top", 11.0), (1, 0, "bottom", 14.0), (1, 1, "bottom", 13.5))]
+    fig = plots.figure3(results.results_frame(rows))
+    epoch_ax, swap_ax = fig.get_axes()
+    assert epoch_ax.get_title(loc="left") == "(a) m, fitted MLM head / cola"
+    lines = {line.get_label(): np.asarray(line.get_ydata(), dtype=float) for line in swap_ax.get_lines()
+             if not line.get_label().startswith("_")}
+    np.testing.assert_allclose(lines["top k layers restored"], [14.0, 11.0])
+    np.testing.assert_allclose(lines["bottom k layers restored"], [14.0, 13.5])
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["top k layers restored",
+                                                                        "bottom k layers restored"]
+
+
 def test_figure_delta_one_line_per_head():
     # Issue 7: cls- and mean-head fine-tunes of one task were averaged into one line.
     rows = []

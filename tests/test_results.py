@@ -10,6 +10,7 @@ import pytest
 
 from probeft import report, results
 from probeft.core import files, paper
+from probeft.core.names import FITTED_HEAD_NOTE
 from probeft.results import analysis
 
 
@@ -125,6 +126,22 @@ def test_perplexity_summary_by_hand():
                                           ("cola", 1, 14.0, 0), ("cola", 1, 11.0, 1)]]
     summary = report.perplexity_summary(results.results_frame(rows))
     assert summary == "m / cola: pre-trained 10.00, after epoch 1 14.00; top layers replaced: k=0: 14.00, k=1: 11.00"
+
+
+def test_perplexity_summary_and_table_show_the_bottom_curve_and_the_fitted_head():
+    rows = [{"stage": "perplexity", "model": "m", "finetune_task": task, "epoch": epoch, "metric": "perplexity",
+             "value": value, "k_replaced": k, "replaced_layers": side, "mlm_head": "fitted"}
+            for task, epoch, value, k, side in [("none", 0, 10.0, -1, "none"), ("cola", 0, 10.0, -1, "none"),
+                                                ("cola", 1, 14.0, -1, "none"), ("cola", 1, 11.0, 1, "top"),
+                                                ("cola", 1, 13.0, 1, "bottom")]]
+    table = results.results_frame(rows)
+    summary = report.perplexity_summary(table)
+    assert summary == (f"m (fitted MLM head: {FITTED_HEAD_NOTE}) / cola: pre-trained 10.00, after epoch 1 14.00; "
+                       "top layers replaced: k=1: 11.00; bottom layers replaced: k=1: 13.00")
+    shown = report.perplexity_table(table)
+    assert shown.loc[("m", "cola")].to_dict() == {"MLM head": "fitted (analogue)", "pre-trained": "10.00",
+                                                   "after epoch 1": "14.00", "top 1 replaced": "11.00",
+                                                   "bottom 1 replaced": "13.00"}
 
 
 def test_two_heads_of_one_task_are_separate_rows():

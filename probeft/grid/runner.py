@@ -43,8 +43,8 @@ from typing import Any
 from probeft import results
 from probeft.core import files, names, progress
 from probeft.data import locations
-from probeft.grid import cell_state, pinning
 from probeft.diagnostics import mlm_head
+from probeft.grid import cell_state, pinning
 from probeft.grid.cells import (
     MLM_HEAD_NOTEBOOK,
     NOTEBOOK_DIR,
