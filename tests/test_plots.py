@@ -110,8 +110,7 @@ def test_figure3_bottom_curve_and_fitted_head_are_shown():
     fig = plots.figure3(results.results_frame(rows))
     epoch_ax, swap_ax = fig.get_axes()
     assert epoch_ax.get_title(loc="left") == "(a) m, fitted MLM head / cola"
-    lines = {line.get_label(): np.asarray(line.get_ydata(), dtype=float) for line in swap_ax.get_lines()
-             if not line.get_label().startswith("_")}
+    lines = {bars.get_label(): np.asarray(bars.lines[0].get_ydata(), dtype=float) for bars in swap_ax.containers}
     np.testing.assert_allclose(lines["top k layers restored"], [14.0, 11.0])
     np.testing.assert_allclose(lines["bottom k layers restored"], [14.0, 13.5])
     assert [text.get_text() for text in fig.legends[0].get_texts()] == ["top k layers restored",
