@@ -48,6 +48,7 @@ def test_hand_runs_go_under_the_runs_folder_not_the_temp_folder(tmp_path, monkey
     ("attention__model-tiny-roberta__ft-cola__task-bigram_shift",
      "Attention: tiny-roberta fine-tuned on cola (bigram_shift sentences)"),
     ("perplexity__model-tiny-bert__ft-sst2-cls", "Perplexity: tiny-bert fine-tuned on sst2 (cls)"),
+    ("mlm_head__model-all-minilm-l6-v2", "Masked-LM head fitted: all-minilm-l6-v2"),
 ])
 def test_executed_notebooks_get_one_title_per_cell(cell, title):
     assert report.notebook_title(cell) == title

@@ -111,6 +111,12 @@ def test_perplexity_table_labels_the_fitted_head(bert_dir, head_dir, test_blocks
     assert own["mlm_head"].tolist() == ["pretrained"] and own["value"].item() != table["value"].item()
 
 
+def test_unigram_perplexity_by_hand():
+    # Frequencies (2+1, 0+1, 1+1) / 6 over a vocabulary of 3; held out: tokens 0 and 2.
+    value = mlm_head.unigram_perplexity(torch.tensor([0, 0, 2]), torch.tensor([0, 2]), 3)
+    assert value == pytest.approx(1 / ((3 / 6) * (2 / 6)) ** 0.5)
+
+
 @pytest.mark.parametrize(("text", "match"), [
     ("  \n \n", "valid.txt: the fitting text is empty"),
     ("the " * 40, r"valid.txt: 40 tokens give 1 block\(s\) of 32 tokens; a head fit needs at least 2"),

@@ -63,6 +63,7 @@ __all__ = [
     "head_parameters",
     "record_rows",
     "save_fitted_head",
+    "unigram_perplexity",
     "verify_fitted_head",
 ]
 
@@ -199,6 +200,22 @@ def _cross_entropy(head: torch.nn.Module, hidden: Tensor, labels: Tensor, *, bat
             total += float(F.cross_entropy(logits.float(), labels[start: start + batch_size].to(device),
                                            reduction="sum").double())
     return total / len(labels)
+
+
+def unigram_perplexity(fit_labels: Tensor, heldout_labels: Tensor, vocab_size: int) -> float:
+    """Held-out perplexity of the fitting positions' token frequencies (add-one smoothed over the vocabulary).
+
+    What a head that ignores the context can reach at best (its bias alone): a fitted head near this number
+    learned the word frequencies and little from the encoder.
+
+    Args:
+        fit_labels: tokens to predict at the fitting positions, int64 (M,).
+        heldout_labels: tokens at the held-out positions, int64 (H,).
+        vocab_size: V.
+    """
+    counts = torch.bincount(fit_labels, minlength=vocab_size).double() + 1.0  # (V,)
+    log_probability = torch.log(counts / counts.sum())
+    return math.exp(-float(log_probability[heldout_labels].mean()))
 
 
 def _fitting_blocks(text: str, tokenizer: PreTrainedTokenizerBase, settings: HeadFitSettings,
@@ -348,6 +365,7 @@ def fit_mlm_head(
         "fit_perplexity": math.exp(_cross_entropy(head, fit_hidden, fit_labels, **evaluate)),
         "heldout_perplexity": math.exp(best[0]),
         "heldout_perplexity_untrained": math.exp(untrained),
+        "heldout_perplexity_unigram": unigram_perplexity(fit_labels, heldout_labels, model.config.vocab_size),
         "history": history,
         "encode_seconds": round(encode_seconds, 2),
         "fit_seconds": round(fit_seconds, 2),
