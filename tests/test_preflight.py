@@ -50,6 +50,24 @@ def test_a_small_grid_passes_with_a_smoke_run_of_every_stage_chained(tmp_path, d
     assert not (tmp_path / "out").exists()  # the check writes nothing into the run's folder
 
 
+def test_a_fitted_head_is_smoke_fitted_and_read_by_the_perplexity_smoke(tmp_path, demo_data_dir, tiny_models):
+    config = grid.load_config(write_config(tmp_path, {
+        "name": "t", "output_dir": str(tmp_path / "out"), "data_dir": str(demo_data_dir), "device": "cpu",
+        "models": ["tiny-bert"], "finetune": {"tasks": ["cola"], "seeds": [0, 1]},
+        "perplexity": {"finetune_tasks": ["cola"], "seeds": [0, 1], "block_size": 32, "mlm_head": "fitted"},
+    }))
+    rows = preflight.check_config(config, grid.resolve_paths(config), log=lambda _: None)
+    assert [r for r in rows if r.status != preflight.OK] == []
+    found = _by_item(rows)
+    assert found["wikitext-valid"].detail.startswith(str(demo_data_dir / "wikitext-2" / "wiki.valid.tokens"))
+    assert [r.item for r in rows if r.area == "smoke"] == [
+        "finetune__model-tiny-bert__task-cola__head-cls__seed-0", "mlm_head__model-tiny-bert",
+        "perplexity__model-tiny-bert__ft-cola-cls"]
+    assert found["mlm_head__model-tiny-bert"].detail.startswith("head fitted on 3 blocks: held-out perplexity")
+    assert found["perplexity__model-tiny-bert__ft-cola-cls"].detail.startswith("pre-trained perplexity")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failing_stage_fails_the_check_and_its_dependants_are_not_run(tmp_path, demo_data_dir, monkeypatch):
     config = grid.load_config(write_config(tmp_path, {
         "name": "t", "output_dir": str(tmp_path / "out"), "data_dir": str(demo_data_dir), "device": "cpu",
