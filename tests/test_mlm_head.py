@@ -111,6 +111,15 @@ def test_perplexity_table_labels_the_fitted_head(bert_dir, head_dir, test_blocks
     assert own["mlm_head"].tolist() == ["pretrained"] and own["value"].item() != table["value"].item()
 
 
+def test_record_rows(fitted):
+    rows = mlm_head.record_rows(fitted.record, model_name="m").set_index(["split", "epoch", "metric"])["value"]
+    best = fitted.record["best_epoch"]
+    assert rows.to_dict() == {("fit", best, "perplexity"): fitted.record["fit_perplexity"],
+                              ("heldout", best, "perplexity"): fitted.record["heldout_perplexity"],
+                              ("heldout", 0, "perplexity"): fitted.record["heldout_perplexity_untrained"],
+                              ("heldout", 0, "perplexity_token_frequencies"): fitted.record["heldout_perplexity_unigram"]}
+
+
 def test_unigram_perplexity_by_hand():
     # Frequencies (2+1, 0+1, 1+1) / 6 over a vocabulary of 3; held out: tokens 0 and 2.
     value = mlm_head.unigram_perplexity(torch.tensor([0, 0, 2]), torch.tensor([0, 2]), 3)

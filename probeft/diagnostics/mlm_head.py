@@ -442,16 +442,20 @@ def record_rows(record: dict[str, Any], *, model_name: str) -> pd.DataFrame:
     Returns:
         Three rows, ``metric="perplexity"``: ``split="fit"`` (the fitting positions) and ``split="heldout"``
         with the fitted head at its best epoch (``epoch``), and ``split="heldout"`` with ``epoch=0`` (the
-        untrained head). Extra columns ``mlm_head`` ("fitted"), ``fitting_text``, ``blocks_fit``,
-        ``blocks_heldout``, ``masked_fit``, ``masked_heldout``.
+        untrained head); where the record has it, a fourth, ``metric="perplexity_token_frequencies"`` (the
+        held-out perplexity of the fitting positions' token frequencies, :func:`unigram_perplexity`). Extra
+        columns ``mlm_head`` ("fitted"), ``fitting_text``, ``blocks_fit``, ``blocks_heldout``, ``masked_fit``,
+        ``masked_heldout``.
     """
     best = int(record["best_epoch"])
     extra = {"mlm_head": record["mlm_head"], "fitting_text": record["fitting_text"],
              **{key: record[key] for key in ("blocks_fit", "blocks_heldout", "masked_fit", "masked_heldout")}}
-    rows = [(split, epoch, record[key]) for split, epoch, key in (
+    rows = [(split, epoch, "perplexity", record[key]) for split, epoch, key in (
         ("fit", best, "fit_perplexity"), ("heldout", best, "heldout_perplexity"),
         ("heldout", 0, "heldout_perplexity_untrained"))]
+    if "heldout_perplexity_unigram" in record:
+        rows.append(("heldout", 0, "perplexity_token_frequencies", record["heldout_perplexity_unigram"]))
     return pd.DataFrame.from_records([
         {"stage": "mlm_head", "model": model_name, "finetune_task": "none", "finetune_head": "none", "seed": 0,
          "epoch": epoch, "probe_task": "none", "pooling": "none", "layer": -1, "split": split,
-         "metric": "perplexity", "value": float(value), **extra} for split, epoch, value in rows])
+         "metric": metric, "value": float(value), **extra} for split, epoch, metric, value in rows])
