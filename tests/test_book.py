@@ -398,7 +398,7 @@ def test_claims_page_shows_the_run_evaluation(tmp_path):
     assert (summary["verdict"].drop(index=[c for c in summary.index if counts[c] == 0]) == "supported").all()
 
 
-@pytest.mark.parametrize(("run", "figures"), [("minilm", 4), ("mpnet", 4)])
+@pytest.mark.parametrize(("run", "figures"), [("minilm", 5), ("mpnet", 4)])
 def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_path, run, figures):
     from probeft import report
     from probeft.verdicts import claims, delta_intervals
@@ -418,7 +418,7 @@ def test_validation_pages_read_the_committed_tables_or_note_their_absence(tmp_pa
     # the summary of every finding first, then every check
     pd.testing.assert_frame_equal(out["displayed"][0], report.findings_table(claims.summarise(checks)))
     pd.testing.assert_frame_equal(out["displayed"][1], report.claims_checks_table(checks))
-    assert out["figures"] == figures  # Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA
+    assert out["figures"] == figures  # Figure 1, Figure 4 (CLS Deltas), Figure 2, CKA; MiniLM: Figure 3 (analogue)
     (tmp_path / "elsewhere" / "book").mkdir(parents=True)
     absent = run_page(BOOK_DIR / f"validation_{run}.md", tmp_path / "elsewhere" / "book")
     assert NOTE in absent["printed"] and not absent["displayed"] and absent["figures"] == 0

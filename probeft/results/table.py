@@ -261,7 +261,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"results table not found: {path}")
     try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        # low_memory=False: one type per column over the whole file (chunked reading mixes them, and warns)
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise ValueError(f"{path}: not a readable results CSV ({error})") from error
     return validate_results(frame, source=str(path))
