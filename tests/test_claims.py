@@ -699,3 +699,12 @@ def test_an_exported_run_is_recomputed_from_its_per_sentence_files(tmp_path):
     found = claims.claims_of_run(exported, resamples=300)
     assert found.source == "computed" and "exported with the run" in found.note
     pd.testing.assert_frame_equal(found.checks, in_run.checks)
+
+
+def test_the_summary_says_when_a_finding_was_checked_with_a_fitted_head():
+    fitted = {"claim": "F6", "model": "m", "scope": "ft=cola-cls, fitted MLM head", "quantity": "q", "direction": ">",
+              "effect": 0.0, "estimate": 5.0, "ci_low": 1.0, "ci_high": 9.0, "interval": "t", "unit": "perplexity",
+              "mde": 3.0, "verdict": SUPPORTED, "reason": f"interval excludes 0 on the claimed side; {FITTED_HEAD_NOTE}"}
+    summary = claims.summarise(pd.DataFrame([fitted], columns=claims.CHECK_COLUMNS)).set_index("claim")
+    assert summary.loc["F6", "reason"] == "1 supported; all with a fitted MLM head (an analogue)"
+    assert summary.loc["F7", "verdict"] == claims.NOT_COMPUTABLE and "fitted" not in summary.loc["F7", "reason"]

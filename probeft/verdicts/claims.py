@@ -984,6 +984,9 @@ def summarise(checks: pd.DataFrame) -> pd.DataFrame:
             reason += f" ({weak} underpowered)" if weak else ""
             if (computable["interval"] == "none").all():
                 reason += "; point estimates only"
+            fitted = int(computable["reason"].str.contains(FITTED_HEAD_NOTE, regex=False).sum())
+            if fitted:  # the summary row must not read as the paper's own setup
+                reason += f"; {'all' if fitted == len(computable) else fitted} with a fitted MLM head (an analogue)"
         rows.append({"claim": claim, "finding": finding, "checks": len(computable), **counts, "verdict": verdict,
                      "mde": _mde_text(computable), "reason": reason})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
