@@ -15,7 +15,7 @@ articles with rare words replaced by ``<unk>``); the raw file is preferred.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from probeft.core.data_reads import read_data_text
@@ -43,14 +43,9 @@ def read_wikitext_test(data_dir: str | Path | None = None) -> tuple[str, str]:
     Args:
         data_dir: data folder, ``"hub"`` or None (see :func:`probeft.data.locations.data_location`).
     """
-    root = data_location(data_dir)
-    if root is not None:
-        path = resolve_wikitext_file(root)
-        return read_wikitext(path), str(path)
-    repo_id, config = HUB_DATASETS["wikitext"]
-    rows = load_hub_dataset(repo_id, config, what=f"WikiText-2 ({repo_id})", split="test")["text"]
-    text = raw_from_hub_rows(rows)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text, path, digest = _local_or_hub(data_dir, "test", resolve_wikitext_file)
+    if digest is None:
+        return text, path
     if digest != WIKITEXT2_TEST_SHA256:
         raise ValueError(
             f"the hub's WikiText-2 test rows (Salesforce/wikitext, wikitext-2-raw-v1) do not rebuild wiki.test.raw: "
@@ -73,15 +68,23 @@ def read_wikitext_valid(data_dir: str | Path | None = None) -> tuple[str, str]:
         FileNotFoundError: the data folder has neither file (naming both).
         ValueError: the file holds no text.
     """
+    text, path, digest = _local_or_hub(data_dir, "validation", resolve_wikitext_valid_file)
+    if digest is None:
+        return text, path
+    return text, f"hub:Salesforce/wikitext/wikitext-2-raw-v1/validation sha256:{digest}"
+
+
+def _local_or_hub(data_dir: str | Path | None, split: str, resolve: Callable[[Path], Path]
+                  ) -> tuple[str, str, str | None]:
+    """``(text, path, None)`` from the data folder's file, else ``(text, "", sha256)`` from the hub's split."""
     root = data_location(data_dir)
     if root is not None:
-        path = resolve_wikitext_valid_file(root)
-        return read_wikitext(path), str(path)
+        path = resolve(root)
+        return read_wikitext(path), str(path), None
     repo_id, config = HUB_DATASETS["wikitext"]
-    rows = load_hub_dataset(repo_id, config, what=f"WikiText-2 ({repo_id})", split="validation")["text"]
+    rows = load_hub_dataset(repo_id, config, what=f"WikiText-2 ({repo_id})", split=split)["text"]
     text = raw_from_hub_rows(rows)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return text, f"hub:Salesforce/wikitext/wikitext-2-raw-v1/validation sha256:{digest}"
+    return text, "", hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def resolve_wikitext_valid_file(data_dir: str | Path | None = None) -> Path:
