@@ -128,6 +128,17 @@ def test_perplexity_summary_by_hand():
     assert summary == "m / cola: pre-trained 10.00, after epoch 1 14.00; top layers replaced: k=0: 14.00, k=1: 11.00"
 
 
+def test_perplexity_table_has_one_column_for_the_last_epoch_whatever_its_number():
+    rows = [{"stage": "perplexity", "model": "m", "finetune_task": task, "epoch": epoch, "metric": "perplexity",
+             "value": value, "k_replaced": -1}
+            for task, epoch, value in [("none", 0, 10.0), ("cola", 0, 10.0), ("cola", 1, 12.0), ("cola", 3, 14.0),
+                                       ("sst2", 0, 10.0), ("sst2", 1, 15.0)]]
+    shown = report.perplexity_table(results.results_frame(rows))
+    assert list(shown.columns) == ["pre-trained", "epochs", "after the last epoch"]
+    assert shown.loc[("m", "cola")].tolist() == ["10.00", "3", "14.00"]
+    assert shown.loc[("m", "sst2")].tolist() == ["10.00", "1", "15.00"]
+
+
 def test_perplexity_summary_and_table_show_the_bottom_curve_and_the_fitted_head():
     rows = [{"stage": "perplexity", "model": "m", "finetune_task": task, "epoch": epoch, "metric": "perplexity",
              "value": value, "k_replaced": k, "replaced_layers": side, "mlm_head": "fitted"}
@@ -140,8 +151,8 @@ def test_perplexity_summary_and_table_show_the_bottom_curve_and_the_fitted_head(
                        "top layers replaced: k=1: 11.00; bottom layers replaced: k=1: 13.00")
     shown = report.perplexity_table(table)
     assert shown.loc[("m", "cola")].to_dict() == {"MLM head": "fitted (analogue)", "pre-trained": "10.00",
-                                                   "after epoch 1": "14.00", "top 1 replaced": "11.00",
-                                                   "bottom 1 replaced": "13.00"}
+                                                   "epochs": "1", "after the last epoch": "14.00",
+                                                   "top 1 replaced": "11.00", "bottom 1 replaced": "13.00"}
 
 
 def test_two_heads_of_one_task_are_separate_rows():

@@ -399,7 +399,8 @@ def perplexity_table(table: pd.DataFrame) -> pd.DataFrame:
     """The numbers of :func:`perplexity_summary` as a table, two decimals.
 
     Returns:
-        Rows ``(model, finetune_task)``; columns ``pre-trained``, ``after epoch E``, ``top K replaced`` and, where
+        Rows ``(model, finetune_task)``; columns ``pre-trained``, ``epochs`` and ``after the last epoch`` (the
+        number of fine-tuning epochs and the perplexity after them), ``top K replaced`` and, where
         the run restored the bottom layers too, ``bottom K replaced``. When any row used a fitted masked-LM head,
         a first column ``MLM head`` says which head each row used (``fitted (analogue)`` or ``pre-trained``).
 
@@ -412,8 +413,9 @@ def perplexity_table(table: pd.DataFrame) -> pd.DataFrame:
         record = {"model": model, "finetune_task": task,
                   "MLM head": "pre-trained" if head == MLM_HEAD_PRETRAINED else f"{head} (analogue)",
                   "pre-trained": _number(epochs.get(0, float("nan")), 2)}
-        if len(epochs) > 1:
-            record[f"after epoch {int(epochs.index.max())}"] = _number(epochs.iloc[-1], 2)
+        if len(epochs) > 1:  # one column for every row: tasks fine-tune for different numbers of epochs
+            record["epochs"] = str(int(epochs.index.max()))
+            record["after the last epoch"] = _number(epochs.iloc[-1], 2)
         for side in ("top", "bottom"):
             for k, value in _replacement_means(part, side).items():
                 record[f"{side} {int(k)} replaced"] = _number(value, 2)
