@@ -94,4 +94,3 @@ def load_attention_cells(cell_dirs: Iterable[str | Path]) -> list[AttentionSente
     """The per-sentence statistics of every attention cell among ``cell_dirs`` that has them."""
     found = (load_attention_sentences(d) for d in cell_dirs)
     return [cell for cell in found if cell is not None]
-
